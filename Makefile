@@ -1,0 +1,53 @@
+# The one command surface. CI (.ci/run) and the Dockerfile call these same targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROTO_SRC := $(shell find protos -name '*.proto')
+PROTO_STAMP := gateway/api/.generated
+
+.PHONY: install proto run emulator test bench lint fmt typecheck helm-check clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Installs the package and its development tools into $(VENV), then generates the protobuf code.
+install: $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(MAKE) proto
+
+# Generated code lands in gateway/api/ (the path under -I protos is the import path); never edited.
+proto: $(PROTO_STAMP)
+$(PROTO_STAMP): $(PROTO_SRC)
+	rm -rf gateway/api
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+	find gateway/api -type d -exec touch {}/__init__.py \;
+	touch $(PROTO_STAMP)
+
+# Starts the gateway on embedded defaults: the built-in emulator unless TOLOKA_API_KEY is set,
+# in-process state unless REDIS_URL is set.
+run: proto
+	$(VENV)/bin/toloka-gateway serve
+
+emulator: proto
+	$(VENV)/bin/toloka-gateway emulator --listen 127.0.0.1:8080
+
+test: proto
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: proto
+	$(PY) -m bench $(BENCH_ARGS)
+
+lint: proto
+	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/ruff format --check gateway tests bench
+
+fmt:
+	$(VENV)/bin/ruff format gateway tests bench
+	$(VENV)/bin/ruff check --fix gateway tests bench
+
+typecheck: proto
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf gateway/api build dist *.egg-info

@@ -1,0 +1,30 @@
+"""The per-call context that flows from the RPC layer down to every Toloka request."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Call:
+    """Who is calling, until when, and what Toloka said along the way.
+
+    `deadline` is an absolute `time.monotonic()` value, or None for no deadline. Every layer
+    that waits (rate limiter, retries, dedupe, poller) bounds its wait by it.
+    """
+
+    caller: str = "anonymous"
+    deadline: float | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    toloka_request_ids: list[str] = field(default_factory=list)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (may be negative), or None without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        """True once the deadline has passed."""
+        left = self.remaining()
+        return left is not None and left <= 0
