@@ -1,0 +1,29 @@
+"""Opens the one Redis connection pool the gateway shares: standalone or Cluster, TCP or TLS."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+AnyRedis = aioredis.Redis | RedisCluster
+
+
+def connect_redis(url: str, **options: Any) -> AnyRedis:
+    """A client for `url`: `redis://` or `rediss://` (TLS), with user and password in the URL.
+
+    `?cluster=1` (or the scheme `redis+cluster://` / `rediss+cluster://`) selects Redis Cluster;
+    any node of the cluster may be named.
+    """
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    cluster = parts.scheme.endswith("+cluster") or query.pop("cluster", ["0"])[0] in ("1", "true", "yes")
+    scheme = parts.scheme.removesuffix("+cluster")
+    clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+    options.setdefault("socket_timeout", 5.0)
+    options.setdefault("socket_connect_timeout", 2.0)
+    if cluster:
+        return RedisCluster.from_url(clean, **options)
+    return aioredis.Redis.from_url(clean, **options)
