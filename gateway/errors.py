@@ -194,4 +194,6 @@ class ViolationList:
         if self.items:
             first = self.items[0]
             more = f" (and {len(self.items) - 1} more)" if len(self.items) > 1 else ""
-            raise InvalidArgument(f"{message}: {first.field}: {first.description}{more}", violations=self.items)
+            raise InvalidArgument(
+                f"{message}: {first.field}: {first.description}{more}", violations=self.items
+            )

@@ -1,0 +1,112 @@
+"""Composition root: builds every layer from Settings and owns the start/stop order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from gateway.dedupe.factory import build_deduplicator
+from gateway.dedupe.store import Deduplicator
+from gateway.operations.factory import build_operation_tracker
+from gateway.operations.tracker import OperationTracker
+from gateway.ratelimit.factory import build_rate_limiter
+from gateway.ratelimit.limiter import RateLimiter
+from gateway.redis_client import AnyRedis, connect_redis
+from gateway.rpc.server import SERVICE_NAME, build_server
+from gateway.rpc.servicer import TolokaGatewayServicer
+from gateway.service import GatewayService
+from gateway.settings import Settings
+from gateway.toloka.client import TolokaClient
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """One gateway replica: Toloka client, limiter, dedupe, poller, gRPC server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = 0
+        self._emulator: Any = None
+        self._redis: AnyRedis | None = None
+        self._server: Any = None
+        self._health: Any = None
+        self.limiter: RateLimiter | None = None
+        self.dedupe: Deduplicator | None = None
+        self.operations: OperationTracker | None = None
+        self.toloka: TolokaClient | None = None
+
+    async def _toloka_url(self) -> str:
+        if not self.settings.toloka.uses_emulator:
+            return self.settings.toloka.url
+        from gateway.emulator.server import EmulatorServer
+
+        self._emulator = EmulatorServer()
+        await self._emulator.__aenter__()
+        return str(self._emulator.url)
+
+    async def start(self) -> None:
+        """Build every layer and start serving; logs what it runs on."""
+        s = self.settings
+        base_url = await self._toloka_url()
+        if s.redis_url:
+            self._redis = connect_redis(s.redis_url)
+        self.limiter = build_rate_limiter(s.limits, self._redis)
+        self.dedupe = build_deduplicator(s.dedupe, self._redis)
+        self.toloka = TolokaClient(settings=s.toloka, base_url=base_url, limiter=self.limiter)
+        await self.toloka.start()
+        self.operations = build_operation_tracker(s.poller, self._redis, self.toloka.get_operation)
+        service = GatewayService(
+            toloka=self.toloka,
+            dedupe=self.dedupe,
+            operations=self.operations,
+            server=s.server,
+            poller=s.poller,
+        )
+        servicer = TolokaGatewayServicer(service=service, caller_metadata_key=s.server.caller_metadata_key)
+        self._server, self._health, self.port = build_server(servicer=servicer, settings=s.server)
+        await self._server.start()
+        from grpc_health.v1 import health_pb2
+
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "toloka-gateway serving",
+            extra={
+                "listen": s.server.listen,
+                "port": self.port,
+                "toloka": "built-in emulator (no TOLOKA_API_KEY set)" if self._emulator else base_url,
+                "state": "redis" if s.redis_url else "in-process (no REDIS_URL set; one replica only)",
+            },
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls (health NOT_SERVING), let in-flight calls finish, close everything."""
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.settings.server.grace_s if grace is None else grace)
+        for part in (self.operations, self.dedupe, self.limiter, self.toloka):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await part.close()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+        if self._emulator is not None:
+            await self._emulator.__aexit__(None, None, None)
+
+    async def run_until_signalled(self) -> None:
+        """Serve until SIGTERM or SIGINT, then drain."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        log.info("shutting down: draining in-flight calls", extra={"grace_s": self.settings.server.grace_s})
+        await self.stop()
+        log.info("stopped")

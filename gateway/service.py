@@ -1,0 +1,113 @@
+"""Use cases behind the gRPC methods. No grpc and no HTTP here: messages in, messages out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from gateway import errors
+from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.call import Call
+from gateway.dedupe.store import Deduplicator
+from gateway.operations.tracker import OperationTracker
+from gateway.settings import PollerSettings, ServerSettings
+from gateway.toloka.client import TolokaClient
+from gateway.translate.operations import is_final, operation_from_json
+from gateway.translate.tasks import (
+    batch_from_log,
+    check_operation_id,
+    create_tasks_response,
+    plan_create_tasks,
+)
+from gateway.translate.values import json_to_struct
+
+TASK_BATCH_CREATE = "TASK.BATCH_CREATE"
+
+
+def operation_id_of(value: str) -> str:
+    """The operation id from a request, or InvalidArgument when it is missing or malformed."""
+    problems = errors.ViolationList()
+    if not value:
+        problems.add("operation_id", "is required", "REQUIRED")
+    check_operation_id(value, problems)
+    problems.raise_if_any()
+    return value.lower()
+
+
+class GatewayService:
+    """CreateTasks, GetOperation, WaitOperation and WatchOperation."""
+
+    def __init__(
+        self,
+        *,
+        toloka: TolokaClient,
+        dedupe: Deduplicator,
+        operations: OperationTracker,
+        server: ServerSettings,
+        poller: PollerSettings,
+    ) -> None:
+        self._toloka = toloka
+        self._dedupe = dedupe
+        self._operations = operations
+        self._server = server
+        self._poller = poller
+
+    async def create_tasks(self, req: pb.CreateTasksRequest, call: Call) -> pb.CreateTasksResponse:
+        """Create tasks once per operation_id, however many callers and replicas send it."""
+        plan = plan_create_tasks(req, max_tasks=self._server.max_tasks_per_request)
+
+        async def produce() -> bytes:
+            reply = await self._toloka.create_tasks(
+                plan.body, params=plan.params, tasks=plan.task_count, call=call
+            )
+            if plan.is_async and isinstance(reply.data, dict):
+                await self._operations.remember(reply.data)
+            return create_tasks_response(plan, reply.data).SerializeToString()
+
+        outcome, replayed = await self._dedupe.run(
+            f"tasks:{plan.operation_id}", plan.fingerprint, produce, call=call
+        )
+        resp = pb.CreateTasksResponse.FromString(outcome)
+        resp.replayed = replayed
+        return resp
+
+    async def get_operation(self, req: pb.GetOperationRequest, call: Call) -> pb.GetOperationResponse:
+        """The operation's current state."""
+        op = await self._operations.get(operation_id_of(req.operation_id), call=call)
+        resp = pb.GetOperationResponse()
+        operation_from_json(op, resp.operation)
+        return resp
+
+    async def wait_operation(self, req: pb.WaitOperationRequest, call: Call) -> pb.WaitOperationResponse:
+        """Wait for the end of an operation, or return its latest state when time runs out."""
+        operation_id = operation_id_of(req.operation_id)
+        if req.HasField("timeout"):
+            seconds = req.timeout.ToTimedelta().total_seconds()
+            if seconds < 0:
+                raise errors.InvalidArgument(
+                    "timeout must not be negative",
+                    violations=[errors.FieldViolation("timeout", "must not be negative", "OUT_OF_RANGE")],
+                )
+        else:
+            seconds = self._poller.max_wait_s
+        until = time.monotonic() + seconds
+        op = await self._operations.wait(operation_id, until=until, call=call)
+        resp = pb.WaitOperationResponse(done=is_final(op))
+        operation_from_json(op, resp.operation)
+        if req.include_log and resp.done and op.get("type") == TASK_BATCH_CREATE:
+            items = await self._toloka.get_operation_log(operation_id, call)
+            batch, others = batch_from_log(items)
+            resp.log.CopyFrom(batch)
+            for item in others:
+                json_to_struct(item, resp.other_log_items.add())
+        return resp
+
+    async def watch_operation(
+        self, req: pb.WatchOperationRequest, call: Call
+    ) -> AsyncIterator[pb.WatchOperationResponse]:
+        """Each change of status or progress, until the operation is finished."""
+        operation_id = operation_id_of(req.operation_id)
+        async for op in self._operations.watch(operation_id, call=call):
+            resp = pb.WatchOperationResponse()
+            operation_from_json(op, resp.operation)
+            yield resp

@@ -1,0 +1,95 @@
+"""The ONLY map from Toloka's HTTP answers to domain errors.
+
+Toloka's error body is `{"request_id", "code", "message", "payload"?}`; the same code can come
+with several HTTP statuses, so the code decides first and the status second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import errors
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 503, 504})
+
+_CREDENTIAL_CODES = frozenset({"AUTHENTICATION_ERROR", "OAUTH_AUTHENTICATION_ERROR"})
+_QUOTA_CODES = frozenset({"TOO_MANY_REQUESTS", "TASKS_CREATION_DOES_NOT_FIT_QUOTA"})
+
+
+def _violations(payload: Any, prefix: str) -> list[errors.FieldViolation]:
+    """Flatten Toloka's validation payload (path -> {code, message}, possibly per index)."""
+    out: list[errors.FieldViolation] = []
+    if not isinstance(payload, dict):
+        return out
+    for key, value in payload.items():
+        if isinstance(value, dict) and "code" in value and not isinstance(value.get("code"), dict):
+            out.append(
+                errors.FieldViolation(f"{prefix}{key}", str(value.get("message", "")), str(value["code"]))
+            )
+        elif isinstance(value, dict):
+            inner = f"{prefix}[{key}]." if str(key).isdigit() else f"{prefix}{key}."
+            out.extend(_violations(value, inner))
+    return out
+
+
+def error_from_response(
+    status: int, body: Any, *, retry_after: float | None, field_prefix: str = ""
+) -> errors.GatewayError:
+    """Turn a non-2xx Toloka answer into the domain error a caller can act on."""
+    data = body if isinstance(body, dict) else {}
+    code = str(data.get("code") or f"HTTP_{status}")
+    message = str(data.get("message") or f"Toloka answered HTTP {status}")
+    kw: dict[str, Any] = {
+        "toloka_code": code,
+        "toloka_request_id": str(data.get("request_id") or ""),
+        "metadata": {"http_status": str(status)},
+    }
+    if code in _CREDENTIAL_CODES or status == 401:
+        return errors.Internal(
+            "Toloka rejected the gateway's own credentials; the operator must fix TOLOKA_API_KEY",
+            reason="TOLOKA_CREDENTIALS_REJECTED",
+            **kw,
+        )
+    if status == 429 or code in _QUOTA_CODES:
+        interval = data.get("payload", {}).get("interval") if isinstance(data.get("payload"), dict) else None
+        if interval:
+            kw["metadata"]["interval"] = str(interval)
+        return errors.RateLimited(
+            f"Toloka's quota is exhausted: {message}",
+            reason="TOLOKA_RATE_LIMITED",
+            retry_after=retry_after,
+            quota=[errors.QuotaViolation(subject=f"toloka:{interval or code}", description=message)],
+            **kw,
+        )
+    if status >= 500 or status == 408:
+        return errors.Unavailable(
+            f"Toloka is unavailable: {message}", retry_after=retry_after, reason="TOLOKA_UNAVAILABLE", **kw
+        )
+    if status == 404:
+        return errors.NotFound(message, reason="TOLOKA_NOT_FOUND", **kw)
+    if status == 403:
+        return errors.PermissionDenied(
+            f"Toloka denied the gateway's account access: {message}", reason="TOLOKA_ACCESS_DENIED", **kw
+        )
+    if status == 409:
+        return errors.FailedPrecondition(message, reason=code, **kw)
+    if status in (400, 413):
+        return errors.InvalidArgument(
+            f"Toloka refused the request: {message}",
+            reason=code,
+            violations=_violations(data.get("payload"), field_prefix),
+            **kw,
+        )
+    return errors.Internal(
+        f"unexpected answer from Toloka: HTTP {status} {code}", reason="TOLOKA_UNEXPECTED", **kw
+    )
+
+
+def network_error(exc: BaseException, *, sent: bool) -> errors.Unavailable:
+    """A transport failure; `sent` says the request may have reached Toloka."""
+    what = "no answer from Toloka" if sent else "cannot reach Toloka"
+    return errors.Unavailable(
+        f"{what}: {type(exc).__name__}",
+        reason="TOLOKA_UNREACHABLE",
+        metadata={"ambiguous": str(sent).lower()},
+    )

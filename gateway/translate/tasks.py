@@ -1,0 +1,261 @@
+"""CreateTasks <-> Toloka's `POST /api/v1/tasks`: validation, JSON body, query, replies.
+
+Everything Toloka would refuse for the request as a whole is refused here first, with field
+violations, before any Toloka call or any quota is spent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.errors import ViolationList
+from gateway.translate.operations import operation_from_json, timestamp_from_toloka
+from gateway.translate.values import struct_to_json
+
+MAX_SYNC_TASKS = 5_000
+MAX_INPUT_VALUES_BYTES = 1_048_576
+MAX_OUTPUT_VALUES_BYTES = 4_194_304
+MAX_OVERLAP = 30_000
+ITEM_INDEX_KEY = "__item_idx"
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class CreateTasksPlan:
+    """A validated CreateTasks, ready to send."""
+
+    operation_id: str
+    body: bytes
+    params: dict[str, str]
+    task_count: int
+    is_async: bool
+    fingerprint: str
+
+
+def check_operation_id(value: str, problems: ViolationList, field: str = "operation_id") -> None:
+    """Record a violation unless `value` is empty or an RFC 4122 UUID."""
+    if value and not _UUID.match(value):
+        problems.add(field, "must be a UUID such as 3f1c2a4e-8d6b-4c1f-9a3e-2b7d5e6f8a90", "INVALID_UUID")
+
+
+def _solutions(
+    items: Any, weight_field: str, path: str, problems: ViolationList, sizes: list[int]
+) -> list[dict[str, Any]]:
+    out = []
+    for i, sol in enumerate(items):
+        where = f"{path}[{i}]"
+        values = orjson.dumps(struct_to_json(sol.output_values, f"{where}.output_values", problems))
+        sizes.append(len(values))
+        item: dict[str, Any] = {"output_values": orjson.Fragment(values)}
+        if sol.HasField(weight_field):
+            weight = getattr(sol, weight_field)
+            if not 0.0 <= weight <= 1.0:
+                problems.add(f"{where}.{weight_field}", "must be between 0 and 1", "OUT_OF_RANGE")
+            item[weight_field] = weight
+        out.append(item)
+    return out
+
+
+def task_to_json(
+    task: pb.Task, path: str, problems: ViolationList, input_sizes: list[int], output_sizes: list[int]
+) -> dict[str, Any]:
+    """One Task as Toloka's JSON object, with overlap serialised exactly as Toloka expects."""
+    if not task.pool_id:
+        problems.add(f"{path}.pool_id", "is required", "REQUIRED")
+    if not task.HasField("input_values") or not task.input_values.fields:
+        problems.add(f"{path}.input_values", "is required and must not be empty", "REQUIRED")
+    values = orjson.dumps(struct_to_json(task.input_values, f"{path}.input_values", problems))
+    input_sizes.append(len(values))
+    out: dict[str, Any] = {"pool_id": task.pool_id, "input_values": orjson.Fragment(values)}
+    if task.infinite_overlap:
+        if task.HasField("overlap"):
+            problems.add(f"{path}.overlap", "cannot be set together with infinite_overlap", "CONFLICT")
+        out["overlap"] = None
+        out["infinite_overlap"] = True
+    elif task.HasField("overlap"):
+        if not 1 <= task.overlap <= MAX_OVERLAP:
+            problems.add(f"{path}.overlap", f"must be between 1 and {MAX_OVERLAP}", "OUT_OF_RANGE")
+        out["overlap"] = task.overlap
+        out["infinite_overlap"] = False
+    if task.known_solutions:
+        out["known_solutions"] = _solutions(
+            task.known_solutions, "correctness_weight", f"{path}.known_solutions", problems, output_sizes
+        )
+    if task.message_on_unknown_solution:
+        out["message_on_unknown_solution"] = task.message_on_unknown_solution
+    if task.baseline_solutions:
+        out["baseline_solutions"] = _solutions(
+            task.baseline_solutions, "confidence_weight", f"{path}.baseline_solutions", problems, output_sizes
+        )
+    for name in ("reserved_for", "unavailable_for", "traits_all_of", "traits_any_of", "traits_none_of_any"):
+        items = getattr(task, name)
+        if items:
+            out[name] = list(items)
+    if task.HasField("localization_config"):
+        out["localization_config"] = struct_to_json(
+            task.localization_config, f"{path}.localization_config", problems
+        )
+    return out
+
+
+def fingerprint(req: pb.CreateTasksRequest, params: dict[str, str]) -> str:
+    """A digest of the canonical request (not the operation_id), for operation-id reuse checks."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(orjson.dumps({k: v for k, v in sorted(params.items()) if k != "operation_id"}))
+    for task in req.tasks:
+        data = task.SerializeToString(deterministic=True)
+        h.update(len(data).to_bytes(4, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def plan_create_tasks(
+    req: pb.CreateTasksRequest,
+    *,
+    max_tasks: int,
+    new_operation_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> CreateTasksPlan:
+    """Validate a CreateTasks request and build Toloka's body and query, or raise InvalidArgument."""
+    problems = ViolationList()
+    is_async = req.async_mode if req.HasField("async_mode") else True
+    count = len(req.tasks)
+    if count == 0:
+        problems.add("tasks", "at least one task is required", "REQUIRED")
+    elif not is_async and count > MAX_SYNC_TASKS:
+        problems.add(
+            "tasks",
+            f"{count} tasks: synchronous mode takes at most {MAX_SYNC_TASKS}; use async_mode",
+            "TOO_MANY",
+        )
+    elif count > max_tasks:
+        problems.add("tasks", f"{count} tasks: at most {max_tasks} per request; split the batch", "TOO_MANY")
+    check_operation_id(req.operation_id, problems)
+    problems.raise_if_any()
+
+    input_sizes: list[int] = []
+    output_sizes: list[int] = []
+    items = []
+    for i, task in enumerate(req.tasks):
+        item = task_to_json(task, f"tasks[{i}]", problems, input_sizes, output_sizes)
+        if is_async:
+            item[ITEM_INDEX_KEY] = str(i)
+        items.append(item)
+        if len(problems.items) >= 100:
+            break
+    if sum(input_sizes) > MAX_INPUT_VALUES_BYTES:
+        problems.add(
+            "tasks",
+            f"input_values total {sum(input_sizes)} bytes; Toloka takes at most {MAX_INPUT_VALUES_BYTES} per request",
+            "TOO_LARGE",
+        )
+    if sum(output_sizes) > MAX_OUTPUT_VALUES_BYTES:
+        problems.add(
+            "tasks",
+            f"output_values total {sum(output_sizes)} bytes; Toloka takes at most {MAX_OUTPUT_VALUES_BYTES}",
+            "TOO_LARGE",
+        )
+    problems.raise_if_any()
+
+    operation_id = req.operation_id.lower() or new_operation_id()
+    params = {"operation_id": operation_id, "async_mode": "true" if is_async else "false"}
+    for flag in ("allow_defaults", "open_pool", "skip_invalid_items"):
+        if getattr(req, flag):
+            params[flag] = "true"
+    return CreateTasksPlan(
+        operation_id=operation_id,
+        body=orjson.dumps(items),
+        params=params,
+        task_count=count,
+        is_async=is_async,
+        fingerprint=fingerprint(req, params),
+    )
+
+
+def field_errors(errors_by_path: Any) -> pb.TaskValidationErrors:
+    """Toloka's `{path: {code, message, params?}}` as TaskValidationErrors."""
+    out = pb.TaskValidationErrors()
+    if not isinstance(errors_by_path, dict):
+        return out
+    for path, err in errors_by_path.items():
+        if not isinstance(err, dict):
+            continue
+        fe = out.errors.add(
+            field=str(path), code=str(err.get("code", "")), message=str(err.get("message", ""))
+        )
+        params = err.get("params")
+        if isinstance(params, list):
+            fe.params.extend(params)
+    return out
+
+
+def created_task(data: dict[str, Any], out: pb.CreatedTask) -> None:
+    """Fill a CreatedTask from Toloka's task view."""
+    out.id = str(data.get("id", ""))
+    out.pool_id = str(data.get("pool_id", ""))
+    if data.get("created"):
+        timestamp_from_toloka(str(data["created"]), out.created)
+    if isinstance(data.get("remaining_overlap"), int):
+        out.remaining_overlap = data["remaining_overlap"]
+    if data.get("origin_task_id"):
+        out.origin_task_id = str(data["origin_task_id"])
+
+
+def batch_from_sync(data: Any) -> pb.TaskBatchResult:
+    """A sync `POST /tasks` answer (a task, or `{items, validation_errors}`) as TaskBatchResult."""
+    result = pb.TaskBatchResult()
+    if isinstance(data, dict) and "items" not in data and "id" in data:
+        created_task(data, result.items[0])
+        return result
+    items = data.get("items") if isinstance(data, dict) else None
+    for key, task in (items or {}).items():
+        created_task(task, result.items[int(key)])
+    invalid = data.get("validation_errors") if isinstance(data, dict) else None
+    for key, errs in (invalid or {}).items():
+        result.validation_errors[int(key)].CopyFrom(field_errors(errs))
+    return result
+
+
+def create_tasks_response(plan: CreateTasksPlan, data: Any) -> pb.CreateTasksResponse:
+    """The CreateTasks reply for Toloka's answer to `plan`."""
+    resp = pb.CreateTasksResponse(operation_id=plan.operation_id)
+    if plan.is_async:
+        operation_from_json(data, resp.operation)
+    else:
+        resp.batch.CopyFrom(batch_from_sync(data))
+    return resp
+
+
+def batch_from_log(items: list[dict[str, Any]]) -> tuple[pb.TaskBatchResult, list[dict[str, Any]]]:
+    """An operation log as per-index task ids and validation errors, plus the items about no task.
+
+    The index is the `__item_idx` the gateway sent; without it, the position among task items.
+    """
+    result = pb.TaskBatchResult()
+    others: list[dict[str, Any]] = []
+    position = 0
+    for item in items:
+        kind = str(item.get("type", ""))
+        if kind not in ("TASK_CREATE", "TASK_VALIDATE"):
+            others.append(item)
+            continue
+        data_in = item.get("input") if isinstance(item.get("input"), dict) else {}
+        raw_idx = data_in.get(ITEM_INDEX_KEY) if data_in else None
+        idx = int(raw_idx) if isinstance(raw_idx, str) and raw_idx.isdigit() else position
+        position += 1
+        output = item.get("output") if isinstance(item.get("output"), dict) else {}
+        if item.get("success") and output:
+            task = result.items[idx]
+            task.id = str(output.get("task_id", ""))
+            task.pool_id = str((data_in or {}).get("pool_id", ""))
+        else:
+            result.validation_errors[idx].CopyFrom(field_errors(output))
+    return result, others
