@@ -1,0 +1,122 @@
+"""The emulator's aiohttp application: `/api/v1/...` with Toloka's wire behaviour plus `/_emulator/` control.
+
+Every `/api/...` request goes through one middleware that records it, checks `Authorization`, applies
+injected faults and turns `ApiError` (and aiohttp's own 404/405) into Toloka-shaped error bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.emulator import pool_routes, task_routes
+from gateway.emulator.control_routes import control_app
+from gateway.emulator.faults import Fault
+from gateway.emulator.state import STATE_KEY, EmulatorState, RecordedRequest
+from gateway.emulator.wire import ApiError, error_body, json_response
+
+_log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_SCHEMES = ("OAuth", "ApiKey")
+_HTTP_CODES = {404: "DOES_NOT_EXIST", 405: "METHOD_NOT_ALLOWED", 413: "ENTITY_TOO_LARGE"}
+
+
+def _auth_scheme(header: str | None) -> tuple[str | None, str | None]:
+    """`(scheme, secret)` of a well-formed `Authorization` header, else `(None, None)`."""
+    if not header:
+        return None, None
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme not in _SCHEMES or not secret:
+        return None, None
+    return scheme, secret
+
+
+def _check_auth(state: EmulatorState, scheme: str | None, secret: str | None) -> None:
+    if scheme is None:
+        raise ApiError(
+            401, "AUTHENTICATION_ERROR", "Authorization header 'OAuth <token>' or 'ApiKey <key>' required"
+        )
+    if state.valid_api_keys is not None and secret not in state.valid_api_keys:
+        raise ApiError(401, "AUTHENTICATION_ERROR", "Invalid credentials")
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection without a response; the client sees a server disconnect."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record, authenticate, inject faults and render errors for `/api/` requests."""
+    path = request.path
+    if not path.startswith("/api/"):
+        return await handler(request)
+    state = request.app[STATE_KEY]
+    header_scheme, secret = _auth_scheme(request.headers.get("Authorization"))
+    query = request.query
+    state.record(
+        RecordedRequest(
+            monotonic=time.monotonic(),
+            wall=state.now(),
+            method=request.method,
+            path=path,
+            query=dict(query),
+            body_size=request.content_length or 0,
+            operation_id=query.get("operation_id"),
+            auth_scheme=header_scheme,
+        )
+    )
+    fault: Fault | None = None
+    try:
+        _check_auth(state, header_scheme, secret)
+        fault = state.faults.take(request.method, path)
+        if fault is not None:
+            if fault.latency_s > 0:
+                await asyncio.sleep(fault.latency_s)
+            if fault.drop_before_work:
+                return _drop(request)
+            if fault.status is not None:
+                raise fault.error()
+        response = await handler(request)
+    except ApiError as exc:
+        response = exc.to_response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "INTERNAL_ERROR")
+        response = json_response(error_body(code, exc.reason), exc.status)
+    except Exception:
+        _log.exception("emulator handler failed for %s %s", request.method, path)
+        response = json_response(error_body("INTERNAL_ERROR", "Internal emulator error"), 500)
+    if fault is not None and fault.drop_after_work:
+        return _drop(request)
+    return response
+
+
+def create_app(state: EmulatorState | None = None) -> web.Application:
+    """The emulator application serving `/api/v1/...` and `/_emulator/...` under any host."""
+    state = state if state is not None else EmulatorState()
+    app = web.Application(middlewares=[api_middleware], client_max_size=64 * 1024 * 1024)
+    app[STATE_KEY] = state
+    r = app.router
+    r.add_post("/api/v1/tasks", task_routes.create_tasks)
+    r.add_get("/api/v1/tasks", task_routes.list_tasks)
+    r.add_get("/api/v1/tasks/{task_id}", task_routes.get_task)
+    r.add_get("/api/v1/operations/{op_id}", task_routes.get_operation)
+    r.add_get("/api/v1/operations/{op_id}/log", task_routes.get_operation_log)
+    r.add_get("/api/v1/pools/{pool_id}", pool_routes.get_pool)
+    r.add_put("/api/v1/pools/{pool_id}", pool_routes.put_pool)
+    r.add_patch("/api/v1/pools/{pool_id}", pool_routes.patch_pool)
+    r.add_post("/api/v1/pools/{pool_id}/open", pool_routes.pool_open)
+    r.add_post("/api/v1/pools/{pool_id}/close", pool_routes.pool_close)
+    r.add_post("/api/v1/pools/{pool_id}/close-for-update", pool_routes.pool_close_for_update)
+    r.add_post("/api/v1/pools/{pool_id}/archive", pool_routes.pool_archive)
+    app.add_subapp("/_emulator/", control_app(state))
+    return app

@@ -1,0 +1,133 @@
+"""Task validation and task views for `POST /api/v1/tasks`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.emulator.wire import JSON, field_error
+
+MAX_SYNC_ITEMS = 5000
+MAX_INPUT_VALUES_BYTES = 1_048_576
+MAX_OVERLAP = 30000
+# Fields of a task view; other keys (e.g. toloka-kit's `__item_idx`) are echoed in the log only.
+TASK_FIELDS = (
+    "pool_id",
+    "input_values",
+    "known_solutions",
+    "message_on_unknown_solution",
+    "baseline_solutions",
+    "overlap",
+    "infinite_overlap",
+    "reserved_for",
+    "unavailable_for",
+    "localization_config",
+    "traits_all_of",
+    "traits_any_of",
+    "traits_none_of_any",
+    "origin_task_id",
+)
+_REQUIRED = "Value must be present and not equal to null"
+_LIST_FIELDS = (
+    "known_solutions",
+    "baseline_solutions",
+    "reserved_for",
+    "unavailable_for",
+    "traits_all_of",
+    "traits_any_of",
+    "traits_none_of_any",
+)
+
+
+def input_values_size(items: list[Any]) -> int:
+    """Total size of all `input_values`, measured as compact JSON (orjson) bytes."""
+    total = 0
+    for item in items:
+        if isinstance(item, dict):
+            values = item.get("input_values")
+            if values is not None:
+                total += len(orjson.dumps(values))
+    return total
+
+
+def validate_task(
+    item: Any, pools: dict[str, JSON], allow_defaults: bool
+) -> tuple[dict[str, JSON], int | None]:
+    """Validate one task: `(field-path errors, resolved overlap or None for infinite overlap)`."""
+    if not isinstance(item, dict):
+        return {"": field_error("OBJECT_EXPECTED", "Task must be a JSON object")}, None
+    errors: dict[str, JSON] = {}
+    pool = _check_pool(item.get("pool_id"), pools, errors)
+    values = item.get("input_values")
+    if values is None or values == {}:
+        errors["input_values"] = field_error("VALUE_REQUIRED", _REQUIRED)
+    elif not isinstance(values, dict):
+        errors["input_values"] = field_error("OBJECT_EXPECTED", "Object expected")
+    for name in _LIST_FIELDS:
+        if item.get(name) is not None and not isinstance(item[name], list):
+            errors[name] = field_error("ARRAY_EXPECTED", "Array expected")
+    overlap = _check_overlap(item, pool, allow_defaults, errors)
+    return errors, overlap
+
+
+def _check_pool(pool_id: Any, pools: dict[str, JSON], errors: dict[str, JSON]) -> JSON | None:
+    if pool_id is None:
+        errors["pool_id"] = field_error("VALUE_REQUIRED", _REQUIRED)
+        return None
+    if not isinstance(pool_id, str | int) or isinstance(pool_id, bool):
+        errors["pool_id"] = field_error("STRING_EXPECTED", "String expected")
+        return None
+    pool = pools.get(str(pool_id))
+    if pool is None:
+        errors["pool_id"] = field_error("ENTITY_DOES_NOT_EXIST", f"Pool {pool_id} does not exist")
+        return None
+    if pool["status"] == "ARCHIVED":
+        errors["pool_id"] = field_error("VALUE_NOT_ALLOWED", f"Pool {pool_id} is archived")
+    return pool
+
+
+def _check_overlap(
+    item: JSON, pool: JSON | None, allow_defaults: bool, errors: dict[str, JSON]
+) -> int | None:
+    infinite = item.get("infinite_overlap")
+    if infinite is not None and not isinstance(infinite, bool):
+        errors["infinite_overlap"] = field_error("BOOLEAN_EXPECTED", "Boolean expected")
+        return None
+    overlap = item.get("overlap")
+    if infinite:
+        return None
+    if overlap is None:
+        default = ((pool or {}).get("defaults") or {}).get("default_overlap_for_new_tasks")
+        if allow_defaults and default is not None:
+            return int(default)
+        if pool is not None:
+            errors["overlap"] = field_error("VALUE_REQUIRED", _REQUIRED)
+        return None
+    if not isinstance(overlap, int) or isinstance(overlap, bool):
+        errors["overlap"] = field_error("INTEGER_EXPECTED", "Integer expected")
+    elif overlap < 1:
+        errors["overlap"] = field_error("VALUE_LESS_THAN_MIN", "Value must be at least 1")
+    elif overlap > MAX_OVERLAP:
+        errors["overlap"] = field_error("VALUE_GREATER_THAN_MAX", f"Value must be at most {MAX_OVERLAP}")
+    else:
+        return overlap
+    return None
+
+
+def task_view(item: JSON, task_id: str, created: str, overlap: int | None) -> JSON:
+    """The stored task (TaskViewV1): known request fields plus `id`, `created`, `remaining_overlap`."""
+    view: JSON = {"id": task_id}
+    for name in TASK_FIELDS:
+        if name in item:
+            view[name] = item[name]
+    view["pool_id"] = str(item["pool_id"])
+    if overlap is None:
+        view["infinite_overlap"] = True
+        view["overlap"] = None
+    else:
+        view["overlap"] = overlap
+        view["infinite_overlap"] = False
+        view["remaining_overlap"] = overlap
+    view["created"] = created
+    return view
