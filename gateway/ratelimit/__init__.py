@@ -1,0 +1,27 @@
+"""Fleet-wide rate limits and per-caller quotas: RateLimiter and its backends."""
+
+from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
+from gateway.ratelimit.clock import Clock, MonotonicClock
+from gateway.ratelimit.decision import Decision, LimitRef, Refusal
+from gateway.ratelimit.factory import build_rate_limiter
+from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
+from gateway.ratelimit.limiter import RateLimiter
+from gateway.ratelimit.local_limiter import LocalRateLimiter
+from gateway.ratelimit.redis_limiter import RedisRateLimiter
+from gateway.ratelimit.stats import LimiterStats
+
+__all__ = [
+    "AdmissionLimiter",
+    "BackendUnavailable",
+    "Clock",
+    "Decision",
+    "FallbackRateLimiter",
+    "LimitRef",
+    "LimiterStats",
+    "LocalRateLimiter",
+    "MonotonicClock",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "Refusal",
+    "build_rate_limiter",
+]

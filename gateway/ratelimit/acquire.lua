@@ -1,0 +1,111 @@
+-- acquire.lua: check and debit every limit of one request, all or nothing, on Redis's clock.
+-- The sliding-window rule and why it holds: gateway/ratelimit/window.py.
+--
+-- KEYS[1]        the shared Toloka cool-down: a string, the Redis time (µs) it ends at
+-- KEYS[2..n+1]   one hash per limit: "s" = units in live buckets, "o" = oldest live bucket
+--                index, "<index>" = units admitted in bucket <index> (index = time_us // width)
+-- ARGV[1]        a time in µs to use instead of redis TIME (tests only), or "" for TIME
+-- ARGV[2]        n, the number of limits
+-- ARGV[3..]      4 values per limit i, in KEYS order: capacity, cost, bucket width µs, span
+--                (how many buckets, the current one included, a decision counts)
+-- Returns        admitted: {1, now_us, remaining_1, ..., remaining_n}  (all limits debited)
+--                refused:  {0, now_us, i, retry_after_us, j, retry_after_us, ...}  (none debited)
+--                          one pair per refusing limit; i = 0 is the cool-down;
+--                          retry_after_us = -1 when the cost exceeds the whole capacity
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+local function clock_us()
+  if ARGV[1] ~= '' then
+    return tonumber(ARGV[1])
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- Drop buckets older than `lo`; return the units still counted. Every write sets "o" to the
+-- writer's `lo`, so live buckets always lie in [o, o + span - 1].
+local function evict(key, lo, span)
+  local head = redis.call('HMGET', key, 's', 'o')
+  local total, oldest = tonumber(head[1]) or 0, tonumber(head[2])
+  if oldest == nil or oldest >= lo then
+    return total
+  end
+  if lo - oldest >= span then
+    redis.call('DEL', key)
+    return 0
+  end
+  local fields = {}
+  for b = oldest, lo - 1 do
+    fields[#fields + 1] = fmt(b)
+  end
+  local counts = redis.call('HMGET', key, unpack(fields))
+  for k = 1, #fields do
+    if counts[k] then
+      total = total - tonumber(counts[k])
+    end
+  end
+  redis.call('HDEL', key, unpack(fields))
+  redis.call('HSET', key, 's', fmt(total), 'o', fmt(lo))
+  return total
+end
+
+-- µs until the oldest buckets holding at least `need` units have left the span.
+local function retry_after(key, lo, current, need, width, span, now)
+  local fields = {}
+  for b = lo, current do
+    fields[#fields + 1] = fmt(b)
+  end
+  local counts = redis.call('HMGET', key, unpack(fields))
+  local freed = 0
+  for k = 1, #fields do
+    freed = freed + (tonumber(counts[k]) or 0)
+    if freed >= need then
+      return math.max(0, (lo + k - 1 + span) * width - now)
+    end
+  end
+  return math.max(0, (current + span) * width - now)
+end
+
+local now = clock_us()
+local cooldown_until = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cooldown_until > now then
+  return {0, now, 0, cooldown_until - now}
+end
+
+local n = tonumber(ARGV[2])
+local plan = {}
+local refused = {0, now}
+for i = 1, n do
+  local a = 2 + 4 * (i - 1)
+  local cap, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local width, span = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local current = math.floor(now / width)
+  local lo = current - span + 1
+  local total = evict(KEYS[i + 1], lo, span)
+  plan[i] = {cap, cost, width, span, current, lo, total}
+  if total + cost > cap then
+    local wait = -1
+    if cost <= cap then
+      wait = retry_after(KEYS[i + 1], lo, current, total + cost - cap, width, span, now)
+    end
+    refused[#refused + 1] = i
+    refused[#refused + 1] = wait
+  end
+end
+if #refused > 2 then
+  return refused
+end
+
+local admitted = {1, now}
+for i = 1, n do
+  local p, key = plan[i], KEYS[i + 1]
+  local cap, cost, width, span, current, lo, total = p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+  redis.call('HINCRBY', key, fmt(current), cost)
+  redis.call('HSET', key, 's', fmt(total + cost), 'o', fmt(lo))
+  redis.call('PEXPIRE', key, math.ceil(span * width / 1000) + 1)
+  admitted[#admitted + 1] = cap - total - cost
+end
+return admitted

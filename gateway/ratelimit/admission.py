@@ -1,0 +1,124 @@
+"""The waiting loop every backend shares: decide, wait for capacity within bounds, or refuse.
+
+A backend supplies `decide()` (one atomic check-and-debit) and `_set_cooldown()`; this class
+turns refusals into bounded waits and, past the caller's deadline or the maximum wait, into
+`errors.RateLimited` carrying retry_after and one QuotaViolation per refusing limit.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from gateway.call import Call
+from gateway.errors import QuotaViolation, RateLimited
+from gateway.ratelimit.clock import Clock, MonotonicClock
+from gateway.ratelimit.decision import COOLDOWN_SUBJECT, Charge, ChargePlanner, Decision, Refusal
+from gateway.ratelimit.stats import LimiterStats
+from gateway.settings import RateLimitSettings
+
+# Wake a little after the bucket leaves, so a clock read a hair early does not refuse again.
+WAKE_MARGIN_S = 0.001
+
+
+class BackendUnavailable(Exception):
+    """The shared store did not answer (connection refused, reset or timed out)."""
+
+
+class AdmissionLimiter(ABC):
+    """A RateLimiter built on one atomic `decide()`; subclasses choose where counters live."""
+
+    def __init__(
+        self, *, settings: RateLimitSettings, clock: Clock | None = None, share: float = 1.0
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or MonotonicClock()
+        self.planner = ChargePlanner(settings=settings, share=share)
+        self.stats = LimiterStats()
+
+    async def decide(self, kind: str, *, tasks: int, caller: str) -> Decision:
+        """One decision for one request: check every limit and the cool-down, debit all or none."""
+        return await self._decide(self.planner.charges(kind, tasks=tasks, caller=caller))
+
+    @abstractmethod
+    async def _decide(self, charges: list[Charge]) -> Decision:
+        """Check every charge and the cool-down; debit all of them or none. Never waits."""
+
+    @abstractmethod
+    async def report_throttled(self, retry_after: float) -> None:
+        """Toloka answered 429: hold back every caller for `retry_after` seconds."""
+
+    @property
+    def degraded(self) -> bool:
+        """False: a single backend is never a fallback."""
+        return False
+
+    async def close(self) -> None:
+        """Nothing to release by default."""
+        return None
+
+    async def acquire(self, kind: str, *, tasks: int, call: Call) -> None:
+        """Admit one request, waiting for capacity within the deadline and maximum wait."""
+        await self.admit(kind, tasks=tasks, call=call)
+
+    async def admit(self, kind: str, *, tasks: int, call: Call) -> Decision:
+        """Like `acquire`, but return the admitting decision (its time and remaining budgets)."""
+        start = self.clock.now()
+        give_up_at = start + self.settings.max_wait_s
+        if call.deadline is not None:
+            give_up_at = min(give_up_at, call.deadline)
+        waited = False
+        while True:
+            decision = await self.decide(kind, tasks=tasks, caller=call.caller)
+            self.stats.decisions += 1
+            if decision.admitted:
+                self._count_admitted(decision)
+                return decision
+            retry_after = decision.retry_after
+            now = self.clock.now()
+            if retry_after is None or now + retry_after > give_up_at:
+                raise self._refuse(decision, retry_after)
+            if not waited:
+                waited = True
+                for refusal in decision.refusals:
+                    self.stats.waited[_label(refusal)] += 1
+            await self.clock.sleep(min(retry_after + WAKE_MARGIN_S, max(0.0, give_up_at - now)))
+
+    def _count_admitted(self, decision: Decision) -> None:
+        for ref, remaining in decision.remaining:
+            self.stats.admitted[ref.stats_label] += 1
+            self.stats.remaining[ref.stats_label] = remaining
+
+    def _refuse(self, decision: Decision, retry_after: float | None) -> RateLimited:
+        for refusal in decision.refusals:
+            self.stats.refused[_label(refusal)] += 1
+        quota = [QuotaViolation(subject=_subject(r), description=_describe(r)) for r in decision.refusals]
+        first = decision.refusals[0]
+        metadata = {"limit": ",".join(_subject(r) for r in decision.refusals)}
+        if first.limit is not None and first.limit.caller is not None:
+            metadata["caller"] = first.limit.caller
+        when = "never fits" if retry_after is None else f"retry after {retry_after:.3f}s"
+        return RateLimited(
+            f"rate limit {metadata['limit']} exceeded; {when}",
+            quota=quota,
+            metadata=metadata,
+            retry_after=retry_after,
+        )
+
+
+def _label(refusal: Refusal) -> str:
+    return "cooldown" if refusal.limit is None else refusal.limit.stats_label
+
+
+def _subject(refusal: Refusal) -> str:
+    return COOLDOWN_SUBJECT if refusal.limit is None else refusal.limit.subject
+
+
+def _describe(refusal: Refusal) -> str:
+    if refusal.limit is None:
+        return "Toloka answered 429 Too Many Requests; every replica holds back until the cool-down ends"
+    if refusal.retry_after is None:
+        return f"a request costing {refusal.cost} can never fit in {refusal.limit.name} ({refusal.capacity})"
+    return (
+        f"{refusal.limit.name} allows {refusal.capacity} per {refusal.period_s:g}s sliding window; "
+        f"no room for {refusal.cost} more"
+    )

@@ -1,0 +1,122 @@
+"""What one admission decision checks (charges) and what it answers (a Decision)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from gateway.ratelimit.window import Geometry
+from gateway.settings import LimitSpec, RateLimitSettings
+
+COOLDOWN_SUBJECT = "toloka"
+
+
+@dataclass(frozen=True)
+class LimitRef:
+    """Names one limit: global, or a caller's own quota."""
+
+    name: str
+    caller: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """The QuotaFailure subject: the limit name, with the caller for quotas."""
+        return self.name if self.caller is None else f"caller:{self.caller}/{self.name}"
+
+    @property
+    def stats_label(self) -> str:
+        """A bounded-cardinality label for counters (callers are not part of it)."""
+        return f"global/{self.name}" if self.caller is None else f"caller/{self.name}"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One limit a request is checked and debited against."""
+
+    ref: LimitRef
+    spec: LimitSpec
+    capacity: int
+    cost: int
+    geometry: Geometry
+    key: str  # where the counters live (Redis key; also the in-process map key)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a decision refused: a limit (or the Toloka cool-down when `limit` is None)."""
+
+    limit: LimitRef | None
+    retry_after: float | None  # None: the request costs more than the whole capacity
+    capacity: int = 0
+    cost: int = 0
+    period_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer of one round trip: admitted (and debited everywhere) or refused (nowhere)."""
+
+    admitted: bool
+    at: float  # the deciding clock, in seconds (Redis TIME for the Redis backend)
+    remaining: tuple[tuple[LimitRef, int], ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds until every refusing limit has room, or None when one never will."""
+        waits = [r.retry_after for r in self.refusals]
+        if any(w is None for w in waits):
+            return None
+        return max((w for w in waits if w is not None), default=0.0)
+
+
+def limit_key(prefix: str, spec: LimitSpec, caller: str | None) -> str:
+    """The Redis key of one limit, inside the `{prefix}` hash tag so every key of a decision
+    shares one Cluster slot. The period is part of it: a changed period never reads buckets of
+    another width."""
+    period_ms = round(spec.period_s * 1000)
+    name = quote(spec.name, safe="")
+    if caller is None:
+        return f"{{{prefix}}}:rl:g:{name}:{period_ms}"
+    return f"{{{prefix}}}:rl:c:{quote(caller, safe='')}:{name}:{period_ms}"
+
+
+def cooldown_key(prefix: str) -> str:
+    """The Redis key of the shared Toloka cool-down (same hash tag as the limits)."""
+    return f"{{{prefix}}}:rl:cooldown"
+
+
+def scaled_capacity(capacity: int, share: float) -> int:
+    """This process's part of a limit (at least 1, so degraded mode never stops everything)."""
+    return capacity if share >= 1.0 else max(1, math.floor(capacity * share))
+
+
+class ChargePlanner:
+    """Turns (kind, tasks, caller) into the charges of one decision; caches geometry."""
+
+    def __init__(self, *, settings: RateLimitSettings, share: float = 1.0) -> None:
+        self._settings = settings
+        self._share = share
+        self._geometry: dict[float, Geometry] = {}
+
+    def _charge(self, spec: LimitSpec, tasks: int, caller: str | None) -> Charge:
+        geometry = self._geometry.get(spec.period_s)
+        if geometry is None:
+            geometry = self._geometry[spec.period_s] = Geometry.for_period(spec.period_s)
+        return Charge(
+            key=limit_key(self._settings.key_prefix, spec, caller),
+            ref=LimitRef(spec.name, caller),
+            spec=spec,
+            capacity=scaled_capacity(spec.capacity, self._share),
+            cost=spec.cost(tasks),
+            geometry=geometry,
+        )
+
+    def charges(self, kind: str, *, tasks: int, caller: str) -> list[Charge]:
+        """Every global limit and every limit of the caller's quota that counts `kind`."""
+        found = [self._charge(s, tasks, None) for s in self._settings.limits if s.applies_to(kind)]
+        found += [
+            self._charge(s, tasks, caller) for s in self._settings.quota_for(caller) if s.applies_to(kind)
+        ]
+        return found

@@ -1,0 +1,24 @@
+"""Builds the limiter the gateway runs with, from its settings and (optional) Redis client."""
+
+from __future__ import annotations
+
+from gateway.ratelimit.clock import Clock
+from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
+from gateway.ratelimit.limiter import RateLimiter
+from gateway.ratelimit.local_limiter import LocalRateLimiter
+from gateway.ratelimit.redis_limiter import RedisRateLimiter
+from gateway.redis_client import AnyRedis
+from gateway.settings import RateLimitSettings
+
+
+def build_rate_limiter(
+    settings: RateLimitSettings, redis: AnyRedis | None, *, clock: Clock | None = None
+) -> RateLimiter:
+    """Redis with a degraded local fallback when `redis` is given; otherwise the whole limit locally."""
+    if redis is None:
+        return LocalRateLimiter(settings=settings, clock=clock, share=1.0)
+    return FallbackRateLimiter(
+        primary=RedisRateLimiter(redis=redis, settings=settings, clock=clock),
+        fallback=LocalRateLimiter(settings=settings, clock=clock, share=settings.degraded_share),
+        clock=clock,
+    )

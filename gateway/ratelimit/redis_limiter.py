@@ -1,0 +1,103 @@
+"""Fleet-wide limiter: one Lua script per decision, on Redis's clock, in one Cluster slot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from typing import Any
+
+from redis import exceptions as redis_errors
+
+from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
+from gateway.ratelimit.clock import Clock
+from gateway.ratelimit.decision import Charge, Decision, Refusal, cooldown_key
+from gateway.ratelimit.window import US
+from gateway.redis_client import AnyRedis
+from gateway.settings import RateLimitSettings
+
+ACQUIRE_LUA = files("gateway.ratelimit").joinpath("acquire.lua").read_text()
+COOLDOWN_LUA = files("gateway.ratelimit").joinpath("cooldown.lua").read_text()
+
+# What "Redis is unreachable" looks like through redis-py: not a script or data error.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterError,
+    redis_errors.RedisClusterException,
+    OSError,
+    TimeoutError,
+)
+
+
+class RedisRateLimiter(AdmissionLimiter):
+    """Counters in Redis, shared by every replica; raises BackendUnavailable when Redis is gone.
+
+    `server_time` is for tests only: a function whose seconds the scripts use instead of Redis
+    TIME, so the contract suite can drive both backends with one manual clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis: AnyRedis,
+        settings: RateLimitSettings,
+        clock: Clock | None = None,
+        op_timeout_s: float = 1.0,
+        server_time: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(settings=settings, clock=clock)
+        self.redis = redis
+        self._op_timeout_s = op_timeout_s
+        self._server_time = server_time
+        self._cooldown_key = cooldown_key(settings.key_prefix)
+        self._acquire_script = redis.register_script(ACQUIRE_LUA)
+        self._cooldown_script = redis.register_script(COOLDOWN_LUA)
+
+    async def _decide(self, charges: list[Charge]) -> Decision:
+        """One EVALSHA: check the cool-down and every charge, debit all or none."""
+        keys = [self._cooldown_key, *(c.key for c in charges)]
+        args: list[int | str] = [self._time_override(), len(charges)]
+        for c in charges:
+            args += [c.capacity, c.cost, c.geometry.width_us, c.geometry.span]
+        reply = await self._run(self._acquire_script, keys, args)
+        return _parse(reply, charges)
+
+    async def report_throttled(self, retry_after: float) -> None:
+        """Extend the shared cool-down every replica's `decide` honours."""
+        length_us = max(0, round(retry_after * US))
+        await self._run(self._cooldown_script, [self._cooldown_key], [length_us, self._time_override()])
+
+    async def ping(self) -> None:
+        """Raise BackendUnavailable unless Redis answers now."""
+        try:
+            async with asyncio.timeout(self._op_timeout_s):
+                await self.redis.ping()
+        except UNREACHABLE as e:
+            raise BackendUnavailable(f"redis did not answer PING: {e!r}") from e
+
+    def _time_override(self) -> str:
+        return "" if self._server_time is None else str(round(self._server_time() * US))
+
+    async def _run(self, script: Any, keys: Sequence[str], args: Sequence[int | str]) -> Any:
+        try:
+            async with asyncio.timeout(self._op_timeout_s):
+                return await script(keys=keys, args=args)
+        except UNREACHABLE as e:
+            raise BackendUnavailable(f"redis unreachable: {e!r}") from e
+
+
+def _parse(reply: list[int], charges: list[Charge]) -> Decision:
+    at = int(reply[1]) / US
+    if int(reply[0]) == 1:
+        remaining = tuple((c.ref, int(r)) for c, r in zip(charges, reply[2:], strict=True))
+        return Decision(True, at, remaining=remaining)
+    refusals = []
+    for index, wait_us in zip(reply[2::2], reply[3::2], strict=True):
+        wait = None if int(wait_us) < 0 else int(wait_us) / US
+        if int(index) == 0:
+            refusals.append(Refusal(None, wait))
+            continue
+        c = charges[int(index) - 1]
+        refusals.append(Refusal(c.ref, wait, c.capacity, c.cost, c.spec.period_s))
+    return Decision(False, at, refusals=tuple(refusals))
