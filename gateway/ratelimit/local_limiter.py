@@ -27,7 +27,7 @@ class LocalRateLimiter(AdmissionLimiter):
     async def _decide(self, charges: list[Charge]) -> Decision:
         """Check and debit every charge at once; nothing awaits in between, so it is atomic."""
         now = self.clock.now()
-        now_us = int(now * US)
+        now_us = round(now * US)
         if now < self._cooldown_until:
             return Decision(False, now, refusals=(Refusal(None, self._cooldown_until - now),))
         windows = [self._window(c) for c in charges]

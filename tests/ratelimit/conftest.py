@@ -1,0 +1,65 @@
+"""Fixtures for the rate-limiter suites: a manual clock and limiters on either backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from gateway.ratelimit import AdmissionLimiter, LocalRateLimiter, RedisRateLimiter
+from gateway.redis_client import AnyRedis, connect_redis
+from gateway.settings import RateLimitSettings
+
+T0 = 1000.0  # on a bucket boundary for every period the suites use
+
+
+class ManualClock:
+    """Time that moves only when a test (or a limiter's sleep) moves it."""
+
+    def __init__(self, start: float = T0) -> None:
+        self._now = start
+        self.slept = 0.0
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+    def set(self, when: float) -> None:
+        self._now = when
+
+    async def sleep(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+        self.slept += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+MakeLimiter = Callable[[RateLimitSettings], AdmissionLimiter]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(params=["local", "redis"])
+async def make_limiter(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[MakeLimiter]:
+    """Builds limiters on the parametrised backend, all reading the same manual clock.
+
+    The Redis backend takes its time from the clock too (the scripts' test-only time override),
+    so both backends see exactly the same instants.
+    """
+    clients: list[AnyRedis] = []
+
+    def make(settings: RateLimitSettings) -> AdmissionLimiter:
+        if request.param == "local":
+            return LocalRateLimiter(settings=settings, clock=clock)
+        client = connect_redis(request.getfixturevalue("redis_url"))
+        clients.append(client)
+        return RedisRateLimiter(redis=client, settings=settings, clock=clock, server_time=clock.now)
+
+    yield make
+    for client in clients:
+        await client.aclose()
