@@ -30,6 +30,8 @@ class Fault:
     `Retry-After` header and/or `payload.interval`), or drop the connection without a response — before
     doing the work (`drop_before_work`) or after it (`drop_after_work`, e.g. the operation exists).
     A fault with only `latency_s` delays the request and then handles it normally.
+    Note: aiohttp's client silently retries an idempotent request (GET, PUT, ...) once after a server
+    disconnect, so a drop fault on such a request needs `times=2` for the client to see the disconnect.
     """
 
     method: str = "*"

@@ -53,7 +53,15 @@ class RecordedRequest:
 
 
 class EmulatorState:
-    """Pools, tasks, operations, faults and the request log of one emulated Toloka account."""
+    """Pools, tasks, operations, faults and the request log of one emulated Toloka account.
+
+    Knobs (plain attributes, changeable at any time): `operation_duration_s` (task batches; 0 = final in the
+    first response), `pool_operation_duration_s` (POOL.* operations), `valid_api_keys` (None = any key),
+    `overlap_changes_per_hour` (PUTs changing overlap settings per pool per sliding hour),
+    `reopen_after_update_s` (automatic reopen after close-for-update), `max_recorded_requests` (None =
+    unbounded request log). Nothing runs in the background: due effects are applied by `advance()`,
+    which every API handler calls first.
+    """
 
     def __init__(
         self,
@@ -65,6 +73,7 @@ class EmulatorState:
         overlap_changes_per_hour: int = 10,
         reopen_after_update_s: float = 900.0,
         seed_default_pools: bool = True,
+        max_recorded_requests: int | None = None,
     ) -> None:
         self.clock = clock
         self.operation_duration_s = operation_duration_s
@@ -73,6 +82,7 @@ class EmulatorState:
         self.overlap_changes_per_hour = overlap_changes_per_hour
         self.reopen_after_update_s = reopen_after_update_s
         self.seed_default_pools = seed_default_pools
+        self.max_recorded_requests = max_recorded_requests
         self.clock_offset_s = 0.0
         self.faults = FaultSet()
         self.requests: list[RecordedRequest] = []
@@ -167,8 +177,12 @@ class EmulatorState:
         return bool(self.pool_task_ids.get(pool_id))
 
     def record(self, request: RecordedRequest) -> None:
-        """Append to the request log."""
-        self.requests.append(request)
+        """Append to the request log, dropping the oldest entries beyond `max_recorded_requests` (if set)."""
+        requests = self.requests
+        requests.append(request)
+        cap = self.max_recorded_requests
+        if cap is not None and len(requests) > cap + max(1, cap // 10):
+            del requests[: len(requests) - cap]
 
     def add_operation(self, op: Operation) -> None:
         """Register an operation and schedule its side effects at its finish time."""

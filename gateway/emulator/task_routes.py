@@ -1,4 +1,26 @@
-"""Handlers for `/api/v1/tasks` and `/api/v1/operations`."""
+"""Handlers for `/api/v1/tasks` and `/api/v1/operations`.
+
+Choices where Toloka is undocumented (toloka-api.md ❓):
+- A task whose pool does not exist is an invalid ITEM (`pool_id: ENTITY_DOES_NOT_EXIST`), not a 404; a task
+  for an ARCHIVED pool is invalid with `pool_id: VALUE_NOT_ALLOWED`.
+- `overlap` is required unless `infinite_overlap: true`, or `allow_defaults=true` and the pool has
+  `defaults.default_overlap_for_new_tasks`.
+- Sync with more than 5,000 items → 413 `ENTITY_TOO_LARGE`. Total `input_values` (compact JSON bytes) over
+  1,048,576 → 400 `VALIDATION_ERROR` with `payload.input_values.code = VALUE_GREATER_THAN_MAX`, in both modes.
+  No hard item cap in async mode.
+- Sync with `skip_invalid_items=false` and invalid items → 400 `VALIDATION_ERROR` whose payload maps the
+  string index to field errors (for an object body: the field errors directly). An object body is never
+  partially accepted.
+- `operation_id` is ignored in sync mode (not registered, not checked for reuse). In async mode a malformed
+  one → 400 `VALIDATION_ERROR` (`payload.operation_id.code = INVALID_UUID`); it is normalised to the
+  canonical lowercase UUID form. Reuse → 409 `OPERATION_ALREADY_EXISTS` regardless of the body.
+- Async: tasks are created (and become visible, with ids assigned) when the operation finishes; the log
+  is empty until then. With `skip_invalid_items=true` the operation is SUCCESS even if every item was
+  invalid. `open_pool=true` opens every pool that received tasks (or, when none were created, the pools
+  named by the items), logging a failed `POOL_OPEN` item with `EMPTY_POOL` when a pool has no tasks.
+- `GET /operations/{id}` with a malformed id → 404 `DOES_NOT_EXIST` (same as unknown).
+- `GET /tasks`: `sort` may be `id` or `-id` only; `limit` 1..100,000 (default 50), else 400.
+"""
 
 from __future__ import annotations
 
@@ -66,7 +88,7 @@ async def create_tasks(request: web.Request) -> web.Response:
         raise validation_error({"body": field_error("VALUE_NOT_ALLOWED", "Object or array expected")})
     if not async_mode and len(items) > MAX_SYNC_ITEMS:
         raise ApiError(413, "ENTITY_TOO_LARGE", f"At most {MAX_SYNC_ITEMS} tasks in synchronous mode")
-    if request.content_length and request.content_length > _SIZE_CHECK_FLOOR:
+    if len(await request.read()) > _SIZE_CHECK_FLOOR:
         size = input_values_size(items)
         if size > MAX_INPUT_VALUES_BYTES:
             message = f"Total size of input_values is {size} bytes, at most {MAX_INPUT_VALUES_BYTES} allowed"

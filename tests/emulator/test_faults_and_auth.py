@@ -8,7 +8,7 @@ import uuid
 import aiohttp
 import pytest
 
-from gateway.emulator import EmulatorServer, EmulatorState, Fault
+from gateway.emulator import EmulatorServer, EmulatorState, Fault, RecordedRequest
 from tests.emulator.conftest import AUTH
 
 TASK = {"pool_id": "1", "input_values": {"a": 1}, "overlap": 1}
@@ -122,3 +122,20 @@ async def test_unknown_route_answers_toloka_shaped_404(http: aiohttp.ClientSessi
     resp = await http.get("/api/v1/nothing-here")
     assert resp.status == 404
     assert (await resp.json())["code"] == "DOES_NOT_EXIST"
+
+
+async def test_get_sees_disconnect_when_drop_fault_covers_aiohttp_retry(
+    http: aiohttp.ClientSession, state: EmulatorState
+) -> None:
+    state.add_fault(Fault(method="GET", drop_before_work=True, times=2))
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await http.get("/api/v1/pools/1")
+    assert len(state.requests) == 2
+
+
+def test_oldest_requests_dropped_when_log_exceeds_cap() -> None:
+    state = EmulatorState(max_recorded_requests=10)
+    for i in range(25):
+        state.record(RecordedRequest(float(i), float(i), "GET", "/api/v1/x", {}, 0, None, "OAuth"))
+    assert 10 <= len(state.requests) <= 11
+    assert state.requests[-1].monotonic == 24.0
