@@ -8,7 +8,7 @@ import logging
 import signal
 from typing import Any
 
-from gateway.dedupe.factory import build_deduplicator
+from gateway.dedupe import build_deduplicator
 from gateway.dedupe.store import Deduplicator
 from gateway.operations.factory import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
@@ -108,5 +108,8 @@ class Gateway:
         await self.start()
         await stop.wait()
         log.info("shutting down: draining in-flight calls", extra={"grace_s": self.settings.server.grace_s})
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        await asyncio.sleep(self.settings.server.shutdown_delay_s)
         await self.stop()
         log.info("stopped")

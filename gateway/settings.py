@@ -133,6 +133,9 @@ class ServerSettings:
     listen: str = "[::]:50051"
     max_message_bytes: int = 64 * 1024 * 1024
     grace_s: float = 20.0
+    # After SIGTERM, health says NOT_SERVING for this long (calls still accepted) so balancers and
+    # meshes stop routing here before the listener closes.
+    shutdown_delay_s: float = 1.0
     caller_metadata_key: str = "x-caller-id"
     max_tasks_per_request: int = 10_000
     keepalive_time_s: float = 30.0

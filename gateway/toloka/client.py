@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import io
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -41,6 +42,7 @@ from gateway.toloka.error_map import RETRYABLE_STATUSES, error_from_response, ne
 
 OPERATION_ALREADY_EXISTS = "OPERATION_ALREADY_EXISTS"
 DEFAULT_THROTTLE_S = 1.0
+LARGE_BODY = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,11 @@ class TolokaClient:
             try:
                 status, data, headers = await self._request(method, path, params, body, timeout)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if call.expired():
+                    raise errors.DeadlineExceeded(
+                        "the call's deadline passed before Toloka answered",
+                        metadata={"attempts": str(attempt)},
+                    ) from None
                 sent = not isinstance(exc, aiohttp.ClientConnectorError)
                 failure: errors.GatewayError = network_error(exc, sent=sent)
                 if sent and settle is not None and not call.expired():
@@ -252,22 +259,26 @@ class TolokaClient:
             await self.start()
         assert self._session is not None
         headers = {"Content-Type": "application/json"} if body is not None else None
+        # aiohttp streams large bodies from a file-like object without blocking the event loop.
+        data: bytes | io.BytesIO | None = (
+            io.BytesIO(body) if body is not None and len(body) > LARGE_BODY else body
+        )
         async with self._session.request(
             method,
             self._base + path,
             params=params,
-            data=body,
+            data=data,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=limit_s),
         ) as resp:
             raw = await resp.read()
-            data: Any = None
+            parsed: Any = None
             if raw:
                 try:
-                    data = orjson.loads(raw)
+                    parsed = orjson.loads(raw)
                 except orjson.JSONDecodeError:
-                    data = None
-            return resp.status, data, resp.headers
+                    parsed = None
+            return resp.status, parsed, resp.headers
 
     def _attempt_timeout(self, call: Call) -> float:
         left = call.remaining()
