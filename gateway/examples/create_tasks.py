@@ -24,7 +24,7 @@ async def main(target: str, pool_id: str, caller: str) -> int:
         task.input_values.update({"image": f"https://example.com/{i}.png"})
     metadata = (("x-caller-id", caller),)
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.TolokaGatewayStub(channel)
+        stub = pb_grpc.TolokaGatewayStub(channel)  # type: ignore[no-untyped-call]
         try:
             created = await stub.CreateTasks(request, metadata=metadata, timeout=30)
             print(json_format.MessageToJson(created))

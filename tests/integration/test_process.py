@@ -50,8 +50,9 @@ async def test_sigterm_lets_an_in_flight_call_finish_when_draining(
         async with grpc.aio.insecure_channel(proc.target) as channel:
             stub = pb_grpc.TolokaGatewayStub(channel)
             in_flight = asyncio.ensure_future(stub.CreateTasks(one_task(), timeout=10))
-            while not any(r.path == "/api/v1/tasks" for r in emulator.state.requests):
-                await asyncio.sleep(0.01)  # poll for the event "request reached Toloka"
+            # The emulator's request log has no event hook: poll it for "the request reached Toloka".
+            while not any(r.path == "/api/v1/tasks" for r in emulator.state.requests):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
             proc.signal(signal.SIGTERM)
             health = health_pb2_grpc.HealthStub(channel)
             watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=5)

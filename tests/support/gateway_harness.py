@@ -120,8 +120,8 @@ class GatewayProcess:
             )
         return self
 
-    async def wait_serving(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_serving(self, within_s: float = 30.0) -> None:
+        deadline = time.monotonic() + within_s
         async with grpc.aio.insecure_channel(self.target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
@@ -133,7 +133,7 @@ class GatewayProcess:
                 except grpc.aio.AioRpcError:
                     pass
                 await asyncio.sleep(0.05)
-        raise TimeoutError(f"gateway on {self.target} not serving: {self.logs()}")
+        raise TimeoutError(f"gateway on {self.target} not serving after {within_s}s: {self.logs()}")
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.process is not None
