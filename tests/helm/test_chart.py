@@ -1,0 +1,346 @@
+"""The chart renders valid Kubernetes 1.30 manifests, and refuses values that would deploy a broken gateway."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from tests.helm.conftest import CHART_DIR, KUBE_VERSION, REQUIRED, SCENARIOS, Rendered, merged, validate_k8s
+
+SECRET_ENV = re.compile(r"API_KEY|PASSWORD|TOKEN|SECRET|CREDENTIAL", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def scenario(request: pytest.FixtureRequest, render: Any) -> tuple[str, Rendered]:
+    name: str = request.param
+    return name, render(SCENARIOS[name])
+
+
+def check_service_monitor_shape(doc: dict[str, Any], rendered: Rendered) -> None:
+    """The ServiceMonitor CRD is not in the core schemas: check what Prometheus Operator relies on."""
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    assert doc["metadata"]["name"] and doc["metadata"]["namespace"]
+    spec = doc["spec"]
+    service = rendered.one("Service")
+    assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert spec["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["path"].startswith("/")
+    assert re.fullmatch(r"\d+(ms|s|m|h)", endpoint["interval"])
+    assert re.fullmatch(r"\d+(ms|s|m|h)", endpoint["scrapeTimeout"])
+    assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_every_manifest_is_valid_kubernetes_when_rendered(scenario: tuple[str, Rendered]) -> None:
+    _, rendered = scenario
+    kinds = sorted(d["kind"] for d in rendered.docs)
+    assert {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"} <= set(kinds)
+    for doc in rendered.docs:
+        if doc["kind"] == "ServiceMonitor":
+            check_service_monitor_shape(doc, rendered)
+        else:
+            validate_k8s(doc)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_chart_lints_without_warnings_when_values_are_a_scenario(name: str) -> None:
+    report = helm.lint(CHART_DIR, SCENARIOS[name], strict=True, kube_version=f"v{KUBE_VERSION}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not problems and not report["errors"], report
+
+
+def test_deployment_has_the_production_shape_when_values_are_default(render: Any) -> None:
+    rendered = render(SCENARIOS["defaults"])
+    deployment = rendered.one("Deployment")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    container = rendered.container
+    assert spec["replicas"] == 3
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    assert container["args"] == ["serve"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 50051, "metrics": 9090}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": 50051}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert (
+        volumes[mounts["/etc/toloka-gateway"]]["configMap"]["name"]
+        == rendered.one("ConfigMap")["metadata"]["name"]
+    )
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert pod["automountServiceAccountToken"] is False
+    spread = {(c["topologyKey"], c["whenUnsatisfiable"]) for c in pod["topologySpreadConstraints"]}
+    assert spread == {
+        ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+        ("kubernetes.io/hostname", "ScheduleAnyway"),
+    }
+    assert re.fullmatch(r"[0-9a-f]{64}", spec["template"]["metadata"]["annotations"]["checksum/config"])
+
+
+def test_container_env_matches_the_gateway_contract_when_values_are_default(render: Any) -> None:
+    rendered = render(SCENARIOS["defaults"])
+    env = rendered.env()
+    literal = {name: e["value"] for name, e in env.items() if "value" in e}
+    assert literal == {
+        "GATEWAY_LISTEN": "[::]:50051",
+        "GATEWAY_METRICS_LISTEN": "[::]:9090",
+        "GATEWAY_CONFIG": "/etc/toloka-gateway/config.toml",
+        "GATEWAY_LOG_LEVEL": "INFO",
+        "GATEWAY_CALLER_METADATA_KEY": "x-caller-id",
+        "GATEWAY_CREATE_TASKS_PER_MINUTE": "100000",
+        "GATEWAY_CREATE_TASKS_PER_DAY": "2000000",
+        "TOLOKA_URL": "https://toloka.dev",
+        "TOLOKA_API_KEY_FILE": "/var/run/secrets/toloka-gateway/toloka/api-key",
+    }
+    assert "REDIS_URL" not in env  # in-process state, and NOTES warns about it with 3 replicas
+    assert "WARNING: no Redis" in rendered.notes
+    # The key file is a projection of exactly the named key of the existing Secret.
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    mount = next(
+        m
+        for m in rendered.container["volumeMounts"]
+        if literal["TOLOKA_API_KEY_FILE"].startswith(m["mountPath"])
+    )
+    secret = next(v for v in pod["volumes"] if v["name"] == mount["name"])["secret"]
+    assert secret["secretName"] == "toloka-api-key"
+    assert secret["items"] == [{"key": "api-key", "path": "api-key"}]
+
+
+def test_config_checksum_changes_when_the_config_changes(render: Any) -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        deployment = render(values).one("Deployment")
+        value: str = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        return value
+
+    assert checksum(REQUIRED) != checksum(merged(REQUIRED, {"rateLimits": {"maxWait": "3s"}}))
+    assert checksum(REQUIRED) == checksum(REQUIRED)
+
+
+def test_service_exposes_grpc_and_metrics_when_rendered(render: Any) -> None:
+    service = render(REQUIRED).one("Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert ports["grpc"]["port"] == 50051 and ports["grpc"]["appProtocol"] == "grpc"
+    assert ports["metrics"]["port"] == 9090
+
+
+def test_pdb_and_service_account_are_safe_when_values_are_default(render: Any) -> None:
+    rendered = render(REQUIRED)
+    assert rendered.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert rendered.one("ServiceAccount")["automountServiceAccountToken"] is False
+    assert not rendered.of_kind("HorizontalPodAutoscaler") and not rendered.of_kind("ServiceMonitor")
+
+
+def test_hpa_owns_the_replica_count_when_autoscaling_is_enabled(render: Any) -> None:
+    rendered = render(SCENARIOS["autoscaling-servicemonitor"])
+    hpa = rendered.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == rendered.one("Deployment")["metadata"]["name"]
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert "replicas" not in rendered.one("Deployment")["spec"]
+    assert rendered.one("ServiceMonitor")["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_redis_url_carries_tls_cluster_and_password_reference_when_cluster_with_auth(render: Any) -> None:
+    rendered = render(SCENARIOS["redis-cluster-auth-tls"])
+    names = [e["name"] for e in rendered.container["env"]]
+    env = rendered.env()
+    assert env["REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
+    # Kubernetes only expands $(VAR) from variables defined earlier in the list.
+    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
+    assert (
+        env["REDIS_URL"]["value"]
+        == "rediss://:$(REDIS_PASSWORD)@redis-cluster-0.redis-cluster.data:6379/0?cluster=1"
+    )
+    assert "WARNING" not in rendered.notes
+
+
+@pytest.mark.parametrize(
+    ("redis", "expected"),
+    [
+        ({"url": "redis://r:6379"}, "redis://r:6379"),
+        ({"url": "redis://r:6379/2?protocol=3", "cluster": True}, "redis://r:6379/2?protocol=3&cluster=1"),
+        ({"url": "rediss://r:6380", "tls": True}, "rediss://r:6380"),
+        (
+            {"url": "redis://gw@r:6379", "passwordSecret": {"name": "p", "key": "k"}},
+            "redis://gw:$(REDIS_PASSWORD)@r:6379",
+        ),
+        (
+            {"url": "redis://gw:$(REDIS_PASSWORD)@r:6379/1", "passwordSecret": {"name": "p", "key": "k"}},
+            "redis://gw:$(REDIS_PASSWORD)@r:6379/1",
+        ),
+    ],
+)
+def test_redis_url_is_composed_when_url_variants_are_given(
+    render: Any, redis: dict[str, Any], expected: str
+) -> None:
+    assert render(merged(REQUIRED, {"redis": redis})).env()["REDIS_URL"]["value"] == expected
+
+
+def test_redis_url_comes_from_the_secret_when_existing_secret_is_set(render: Any) -> None:
+    env = render(SCENARIOS["autoscaling-servicemonitor"]).env()
+    assert env["REDIS_URL"] == {
+        "name": "REDIS_URL",
+        "valueFrom": {"secretKeyRef": {"name": "redis-url", "key": "url"}},
+    }
+    assert "REDIS_PASSWORD" not in env
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"replicaCont": 2}, "replicaCont"),
+        ({"redis": {"clustr": True}}, "clustr"),
+        ({"rateLimits": {"limits": [{"name": "x", "capcity": 1, "period": "1s"}]}}, "capcity"),
+        ({"rateLimits": {"callers": {"a": [{"name": "x", "capacity": 1, "period": "1 week"}]}}}, "period"),
+        (
+            {
+                "rateLimits": {
+                    "limits": [{"name": "x", "kinds": ["create_task"], "capacity": 1, "period": "1s"}]
+                }
+            },
+            "kinds",
+        ),
+        ({"toloka": {"apiKeySecret": {"name": "k", "value": "sk-123"}}}, "value"),
+    ],
+)
+def test_rendering_fails_when_values_have_a_typo_or_unknown_key(
+    render: Any, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        render(merged(REQUIRED, values))
+
+
+def test_rendering_fails_with_a_clear_message_when_api_key_secret_is_missing(render: Any) -> None:
+    with pytest.raises(
+        helm.HelmError, match=r"toloka\.apiKeySecret\.name is required: the name of an existing Secret"
+    ):
+        render({})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"terminationGracePeriodSeconds": 20, "preStopSleepSeconds": 0},  # equal to the drain grace
+        {"terminationGracePeriodSeconds": 10, "preStopSleepSeconds": 0},
+        {"terminationGracePeriodSeconds": 25},  # 5 s preStop + 20 s drain
+        {"server": {"drainGraceSeconds": 45}},
+    ],
+)
+def test_rendering_fails_when_termination_grace_does_not_exceed_the_drain(
+    render: Any, values: dict[str, Any]
+) -> None:
+    with pytest.raises(helm.HelmError, match=r"terminationGracePeriodSeconds .* must be larger than"):
+        render(merged(REQUIRED, values))
+
+
+def test_rendering_succeeds_when_termination_grace_exceeds_the_drain(render: Any) -> None:
+    values = {"terminationGracePeriodSeconds": 21, "preStopSleepSeconds": 0}
+    pod = render(merged(REQUIRED, values)).one("Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 21
+    assert "lifecycle" not in pod["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("redis", "message"),
+    [
+        ({"url": "redis://:hunter2@r:6379"}, "must not contain a password"),
+        (
+            {"url": "redis://gw:hunter2@r:6379", "passwordSecret": {"name": "p", "key": "k"}},
+            "must not contain a password",
+        ),
+        ({"url": "redis://:$(REDIS_PASSWORD)@r:6379"}, "passwordSecret.name is not set"),
+        ({"url": "redis://r:6379", "existingSecret": {"name": "u", "key": "url"}}, "not both"),
+        ({"existingSecret": {"name": "u", "key": "url"}, "cluster": True}, "Secret holds the whole URL"),
+        ({"tls": True}, "need redis.url"),
+    ],
+)
+def test_rendering_fails_when_redis_values_conflict(render: Any, redis: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render(merged(REQUIRED, {"redis": redis}))
+
+
+def test_no_secret_value_appears_when_any_scenario_is_rendered(scenario: tuple[str, Rendered]) -> None:
+    _, rendered = scenario
+    assert not rendered.of_kind("Secret")
+    env = rendered.env()
+    assert "TOLOKA_API_KEY" not in env
+    for name, entry in env.items():
+        if SECRET_ENV.search(name) and not name.endswith("_FILE"):
+            assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], name
+    if "value" in env.get("REDIS_URL", {}):
+        userinfo = re.match(r"^[a-z+]+://([^/@]*)@", env["REDIS_URL"]["value"])
+        assert userinfo is None or userinfo.group(1).endswith(":$(REDIS_PASSWORD)")
+    # Nothing resembling a credential in any manifest, the config file included.
+    text = "\n".join(rendered.files.values())
+    assert not re.search(r"(api[_-]?key|password|token)\s*[:=]\s*\"?[A-Za-z0-9]{8,}", text, re.IGNORECASE)
+
+
+def test_schema_forbids_unknown_keys_at_every_level() -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    # Free-form maps whose keys are data (caller ids, label and annotation names, resource names) or
+    # Kubernetes objects passed through (checked by the API server and by the manifest validation above).
+    free = {
+        "callers",
+        "annotations",
+        "podAnnotations",
+        "podLabels",
+        "labels",
+        "nodeSelector",
+        "requests",
+        "limits",
+        "valueFrom",
+        "nodeAffinity",
+        "podAffinity",
+        "podAntiAffinity",
+        "tolerations",
+    }
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and path.rsplit(".", 1)[-1] not in free:
+                assert node.get("additionalProperties") is False, f"{path} allows unknown keys"
+            for key, child in node.items():
+                walk(child, f"{path}.{key}" if key not in ("properties", "items") else path)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, path)
+
+    walk(schema, "$")
+
+
+def test_every_values_key_is_commented_when_reading_values_yaml() -> None:
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    undocumented = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][A-Za-z0-9]*):(.*)$", line)
+        if not match or not match.group(3).strip():
+            continue  # a parent key: documented by the comments of its children or above it
+        above = lines[i - 1].strip() if i else ""
+        if not above.startswith("#"):
+            undocumented.append(match.group(2))
+    assert not undocumented, f"values without a comment: {undocumented}"
