@@ -1,0 +1,247 @@
+"""Fleet-wide tracker: one replica polls each operation under a lease; every replica's waiters wake.
+
+Each replica runs, per operation with local waiters, an agent that heartbeats every lease_s/3:
+one script refreshes the replica's presence in the operation's waiter set and takes the lease
+if nobody holds it (SET NX PX with a random token), or renews it while any replica still has
+waiters. The holder runs the poll loop, stores each new state and PUBLISHes it; every replica
+applies published states to its waiters. A replica that does not hold the lease sleeps no
+longer than the lease's remaining TTL, so when a holder dies its lease is taken over within
+one lease period. The heartbeat also returns the stored state, which repairs any missed message.
+
+If Redis is unreachable, each replica polls its own waiters' operations locally (still one loop
+per operation per replica) and `degraded` is True; the next successful round trip ends that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
+from gateway import errors
+from gateway.operations.operation_state import Operation, OperationEntry
+from gateway.operations.redis_operation_store import NOT_FOUND_MARK, Heartbeat, RedisOperationStore
+from gateway.operations.tracker import FetchOperation
+from gateway.operations.tracker_base import Clock, Sleep, TrackerBase
+from gateway.redis_client import AnyRedis
+from gateway.settings import PollerSettings
+
+log = logging.getLogger(__name__)
+_REDIS_FAULTS = (RedisError, OSError)
+
+
+@dataclass
+class _Agent:
+    """This replica's part in one operation: whether it holds the lease, and its poll loop."""
+
+    task: asyncio.Task[None] | None = None
+    holder: bool = False
+    poll: asyncio.Task[None] | None = None
+
+
+class RedisOperationTracker(TrackerBase):
+    """One poll loop per operation across every replica sharing a Redis (standalone or Cluster)."""
+
+    def __init__(
+        self,
+        *,
+        settings: PollerSettings,
+        redis: AnyRedis,
+        fetch: FetchOperation,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        replica_id: str | None = None,
+    ) -> None:
+        super().__init__(settings=settings, fetch=fetch, clock=clock, sleep=sleep, rng=rng or random.Random())
+        self._store = RedisOperationStore(redis=redis, settings=settings)
+        self.replica_id = replica_id or uuid.uuid4().hex
+        self._token = uuid.uuid4().hex
+        self._agents: dict[str, _Agent] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._degraded = False
+        self.lease_acquisitions = 0
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable and operations are polled per replica."""
+        return self._degraded
+
+    @property
+    def active_pollers(self) -> int:
+        """Poll loops running in this replica."""
+        return sum(1 for a in self._agents.values() if a.poll is not None and not a.poll.done())
+
+    # -- TrackerBase hooks -------------------------------------------------------------------
+
+    def _ensure_polling(self, entry: OperationEntry) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="operations:listen")
+        key = entry.operation_id
+        agent = self._agents.get(key)
+        if agent is not None and agent.task is not None and not agent.task.done():
+            return
+        agent = self._agents[key] = _Agent()
+        task = agent.task = asyncio.create_task(self._run_agent(entry, agent), name=f"operations:agent:{key}")
+        task.add_done_callback(lambda t: self._agents.pop(key) if self._agents.get(key) is agent else None)
+
+    async def _load(self, entry: OperationEntry) -> None:
+        agent = self._agents.get(entry.operation_id)
+        if agent is not None and agent.task is not None and not agent.task.done():
+            return  # its heartbeats and messages keep the entry current
+        try:
+            raw = await self._store.read(entry.operation_id)
+        except _REDIS_FAULTS as e:
+            self._set_degraded(e)
+            return
+        self._apply(entry, raw, fresh=False)
+
+    async def _publish(self, entry: OperationEntry, op: Operation) -> None:
+        entry.update(op, self._clock())
+        try:
+            await self._store.store(op)
+            self._set_degraded(None)
+        except _REDIS_FAULTS as e:
+            self._set_degraded(e)
+
+    async def _publish_not_found(self, entry: OperationEntry, error: errors.NotFound) -> None:
+        await super()._publish_not_found(entry, error)
+        try:
+            await self._store.mark_not_found(entry.operation_id)
+        except _REDIS_FAULTS as e:
+            self._set_degraded(e)
+
+    # -- agents ------------------------------------------------------------------------------
+
+    async def _run_agent(self, entry: OperationEntry, agent: _Agent) -> None:
+        """Heartbeat until the operation is final or no replica waits; poll while holding the lease."""
+        interval = self._settings.lease_s / 3
+        try:
+            while True:
+                local = entry.waiters > 0
+                beat = await self._beat(entry, local)
+                if beat is not None:
+                    self._apply(entry, beat.state, fresh=False)
+                    if beat.holder and not agent.holder:
+                        self.lease_acquisitions += 1
+                agent.holder = beat.holder if beat is not None else local
+                if entry.settled or not (local or agent.holder):
+                    break
+                self._steer_poll(entry, agent)
+                delay = interval
+                if beat is not None and not beat.holder and beat.lease_ttl_s > 0:
+                    delay = min(delay, beat.lease_ttl_s + 0.002)  # try again the moment it expires
+                await self._sleep(delay)
+        finally:
+            agent.holder = False
+            if agent.poll is not None:
+                agent.poll.cancel()
+        with contextlib.suppress(*_REDIS_FAULTS):
+            await self._store.release(entry.operation_id, replica=self.replica_id, token=self._token)
+
+    async def _beat(self, entry: OperationEntry, local: bool) -> Heartbeat | None:
+        try:
+            beat = await self._store.heartbeat(
+                entry.operation_id, replica=self.replica_id, token=self._token, has_waiters=local
+            )
+        except _REDIS_FAULTS as e:
+            self._set_degraded(e)
+            return None
+        self._set_degraded(None)
+        return beat
+
+    def _steer_poll(self, entry: OperationEntry, agent: _Agent) -> None:
+        running = agent.poll is not None and not agent.poll.done()
+        if agent.holder and not running:
+            agent.poll = asyncio.create_task(
+                self._poll(entry, lambda: agent.holder), name=f"operations:poll:{entry.operation_id}"
+            )
+        elif not agent.holder and running and agent.poll is not None:
+            agent.poll.cancel()
+
+    # -- states from Redis -------------------------------------------------------------------
+
+    def _apply(self, entry: OperationEntry, raw: bytes, *, fresh: bool) -> None:
+        """Take a stored or published state; a state read back has unknown age, so it is not fresh."""
+        if not raw:
+            return
+        if raw == NOT_FOUND_MARK:
+            if entry.op is None:
+                entry.fail(errors.NotFound(f"operation {entry.operation_id} does not exist"))
+                self._board.forget(entry)
+            return
+        entry.update(orjson.loads(raw), self._clock() if fresh else float("-inf"))
+
+    def _on_message(self, raw: bytes) -> None:
+        if raw.startswith(NOT_FOUND_MARK):
+            entry = self._board.get(raw[1:].decode())
+            if entry is not None:
+                self._apply(entry, NOT_FOUND_MARK, fresh=True)
+            return
+        op = orjson.loads(raw)
+        entry = self._board.get(str(op.get("id")))
+        if entry is not None:
+            entry.update(op, self._clock())
+
+    async def _listen(self) -> None:
+        """Apply every published state to local waiters; resubscribe after a Redis fault."""
+        while True:
+            try:
+                redis = self._store.redis
+                if isinstance(redis, RedisCluster):
+                    await redis.initialize()
+                pubsub = redis.pubsub()
+                try:
+                    await pubsub.subscribe(self._store.channel)
+                    while True:
+                        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        if msg is not None and msg.get("type") == "message":
+                            self._on_message(bytes(msg["data"]))
+                finally:
+                    with contextlib.suppress(*_REDIS_FAULTS):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except _REDIS_FAULTS as e:
+                self._set_degraded(e)
+            await self._sleep(self._settings.lease_s / 3)
+
+    def _set_degraded(self, fault: BaseException | None) -> None:
+        if fault is None:
+            if self._degraded:
+                log.warning("operations: Redis reachable again; polling is shared again")
+            self._degraded = False
+        else:
+            if not self._degraded:
+                log.warning("operations: Redis unreachable (%s); polling per replica", fault)
+            self._degraded = True
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop agents and loops, giving up leases so another replica takes over at once."""
+        agents = list(self._agents.items())
+        await self._cancel_tasks()
+        for key, _agent in agents:
+            with contextlib.suppress(*_REDIS_FAULTS):
+                await self._store.release(key, replica=self.replica_id, token=self._token)
+
+    async def abandon(self) -> None:
+        """Stop every task without telling Redis, as a crashed replica would (failover drills)."""
+        await self._cancel_tasks()
+
+    async def _cancel_tasks(self) -> None:
+        tasks = [t for a in self._agents.values() for t in (a.task, a.poll) if t is not None]
+        if self._listener is not None:
+            tasks.append(self._listener)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._agents.clear()
+        self._listener = None
