@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_STAMP := gateway/api/.generated
 
-.PHONY: install proto run emulator test bench lint fmt typecheck helm-check clean
+.PHONY: install proto run emulator test bench lint lint-proto fmt typecheck helm-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench: proto
 lint: proto
 	$(VENV)/bin/ruff check gateway tests bench
 	$(VENV)/bin/ruff format --check gateway tests bench
+	$(MAKE) lint-proto
+
+# buf lint (STANDARD, buf.yaml) with the binary from the npm package @bufbuild/buf in tools/node.
+lint-proto:
+	[ -d tools/node/node_modules ] || npm ci --prefix tools/node --no-audit --no-fund
+	tools/node/node_modules/.bin/buf lint
 
 fmt:
 	$(VENV)/bin/ruff format gateway tests bench
