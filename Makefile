@@ -1,11 +1,12 @@
 # The one command surface. CI (.ci/run) and the Dockerfile call these same targets.
 PYTHON ?= python3
 VENV ?= .venv
+RUNTIME_VENV ?= /opt/venv
 PY := $(VENV)/bin/python
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_STAMP := gateway/api/.generated
 
-.PHONY: install proto run emulator test bench lint lint-proto fmt typecheck helm-check clean
+.PHONY: install install-runtime proto run emulator test bench lint lint-proto fmt typecheck helm-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +16,13 @@ $(PY):
 install: $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(MAKE) proto
+
+# The Dockerfile's build step: the CI install (dev tools + codegen) in $(VENV), then the package itself,
+# not editable and without the dev extra, into $(RUNTIME_VENV), the only venv the image ships.
+install-runtime: install
+	$(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --no-cache-dir .
 
 # Generated code lands in gateway/api/ (the path under -I protos is the import path); never edited.
 proto: $(PROTO_STAMP)
@@ -54,6 +62,9 @@ fmt:
 
 typecheck: proto
 	$(VENV)/bin/mypy
+
+helm-check: proto
+	$(PY) -m pytest tests/helm -q
 
 clean:
 	rm -rf gateway/api build dist *.egg-info

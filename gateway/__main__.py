@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
+from gateway import event_loop
 from gateway.settings import SettingsError
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.observability.log_level)
     try:
-        asyncio.run(Gateway(settings).run_until_signalled())
+        event_loop.run(Gateway(settings).run_until_signalled())
     except OSError as e:
         print(f"toloka-gateway: {e}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from types import TracebackType
 from aiohttp import web
 
 from gateway.emulator.app import create_app
+from gateway import event_loop
 from gateway.emulator.state import EmulatorState
 
 _log = logging.getLogger(__name__)
@@ -83,4 +84,4 @@ async def serve(listen: str, state: EmulatorState | None = None) -> None:
 
 def run_forever(listen: str) -> None:
     """Blocking entry point for `toloka-gateway emulator --listen HOST:PORT`."""
-    asyncio.run(serve(listen))
+    event_loop.run(serve(listen))

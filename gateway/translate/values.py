@@ -12,29 +12,73 @@ from gateway.errors import ViolationList
 _MAX_SAFE_INT = 2**53
 
 
-def value_to_json(value: struct_pb2.Value, path: str, problems: ViolationList) -> Any:
-    """One Value as a JSON value; integral numbers become ints, non-finite ones are violations."""
-    kind = value.WhichOneof("kind")
+class NonFiniteNumber(ValueError):
+    """A Struct held NaN or Infinity, which JSON cannot carry."""
+
+
+def _number(n: float) -> int | float:
+    if n != n or n in (math.inf, -math.inf):
+        raise NonFiniteNumber
+    return int(n) if n.is_integer() and -_MAX_SAFE_INT < n < _MAX_SAFE_INT else n
+
+
+def _value(v: struct_pb2.Value) -> Any:
+    kind = v.WhichOneof("kind")
     if kind == "string_value":
-        return value.string_value
+        return v.string_value
     if kind == "number_value":
-        n = value.number_value
-        if not math.isfinite(n):
-            problems.add(path, "numbers must be finite (no NaN or Infinity)", "NON_FINITE_NUMBER")
-            return None
-        return int(n) if n.is_integer() and -_MAX_SAFE_INT < n < _MAX_SAFE_INT else n
+        return _number(v.number_value)
     if kind == "bool_value":
-        return value.bool_value
+        return v.bool_value
     if kind == "struct_value":
-        return struct_to_json(value.struct_value, path, problems)
+        return struct_values(v.struct_value)
     if kind == "list_value":
-        return [value_to_json(v, f"{path}[{i}]", problems) for i, v in enumerate(value.list_value.values)]
+        return [_value(item) for item in v.list_value.values]
     return None
 
 
+def struct_values(s: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as a JSON object, fast; raises NonFiniteNumber (use struct_to_json for paths)."""
+    fields = s.fields
+    out: dict[str, Any] = {}
+    for key in fields:
+        v = fields[key]
+        kind = v.WhichOneof("kind")
+        if kind == "string_value":
+            out[key] = v.string_value
+        elif kind == "number_value":
+            out[key] = _number(v.number_value)
+        else:
+            out[key] = _value(v)
+    return out
+
+
+def _find_non_finite(value: Any, path: str, problems: ViolationList) -> None:
+    if isinstance(value, struct_pb2.Struct):
+        for key in value.fields:
+            _find_non_finite(value.fields[key], f"{path}.{key}", problems)
+        return
+    kind = value.WhichOneof("kind")
+    if kind == "number_value" and not math.isfinite(value.number_value):
+        problems.add(path, "numbers must be finite (no NaN or Infinity)", "NON_FINITE_NUMBER")
+    elif kind == "struct_value":
+        _find_non_finite(value.struct_value, path, problems)
+    elif kind == "list_value":
+        for i, item in enumerate(value.list_value.values):
+            _find_non_finite(item, f"{path}[{i}]", problems)
+
+
 def struct_to_json(struct: struct_pb2.Struct, path: str, problems: ViolationList) -> dict[str, Any]:
-    """A Struct as a JSON object."""
-    return {k: value_to_json(v, f"{path}.{k}", problems) for k, v in struct.fields.items()}
+    """A Struct as a JSON object; integral numbers become ints.
+
+    Non-finite numbers are recorded in `problems` with their exact path (found by a second,
+    slower walk that only runs when the fast one hit one).
+    """
+    try:
+        return struct_values(struct)
+    except NonFiniteNumber:
+        _find_non_finite(struct, path, problems)
+        return {}
 
 
 def json_to_value(data: Any, out: struct_pb2.Value) -> None:

@@ -1,0 +1,134 @@
+"""CreateTasks calls/s through the gateway against a bare grpc.aio echo server, side by side.
+
+Both servers run as their own processes on this machine; one client process drives 32
+concurrent callers over one channel for a fixed time. The emulator is the Toloka upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from tests.support.gateway_harness import GatewayProcess
+from tests.support.redis_servers import free_port
+
+CONCURRENCY = 32
+ECHO_METHOD = "/bench.Echo/Echo"
+UNLIMITED = """
+[rate_limits]
+limits = [{name = "bench_unlimited", kinds = ["*"], capacity = 100000000, period = "1s"}]
+"""
+
+ECHO_SERVER = """
+import asyncio, sys, grpc
+async def main(port):
+    server = grpc.aio.server()
+    async def echo(request, context):
+        return request
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def _request() -> pb.CreateTasksRequest:
+    req = pb.CreateTasksRequest(operation_id=str(uuid.uuid4()))
+    task = req.tasks.add(pool_id="1", overlap=1)
+    task.input_values.update({"image": "https://example.com/1.png"})
+    return req
+
+
+async def _drive(call: Any, make_request: Any, seconds: float) -> float:
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            await call(make_request())
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return done / (time.perf_counter() - started)
+
+
+async def echo_rate(seconds: float) -> float:
+    """Calls/s of a bare grpc.aio echo with a one-task CreateTasks payload."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        payload = _request().SerializeToString()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            echo = channel.unary_unary(ECHO_METHOD)
+            await _drive(echo, lambda: payload, 1.0)  # warm-up
+            return await _drive(echo, lambda: payload, seconds)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def gateway_rate(seconds: float) -> float:
+    """CreateTasks calls/s through a gateway process in front of an emulator process."""
+    emu_port = free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "emulator", "--listen", f"127.0.0.1:{emu_port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="tgw-bench-"))
+    config = workdir / "bench.toml"
+    config.write_text(UNLIMITED)
+    gw = GatewayProcess(
+        env={
+            "TOLOKA_URL": f"http://127.0.0.1:{emu_port}",
+            "TOLOKA_API_KEY": "bench",
+            "GATEWAY_CONFIG": str(config),
+            "GATEWAY_LOG_LEVEL": "WARNING",
+            "REDIS_URL": "",
+        }
+    ).start(workdir)
+    try:
+        await gw.wait_serving()
+        async with grpc.aio.insecure_channel(gw.target) as channel:
+            create = channel.unary_unary(
+                "/toloka.gateway.v1.TolokaGateway/CreateTasks",
+                request_serializer=pb.CreateTasksRequest.SerializeToString,
+                response_deserializer=pb.CreateTasksResponse.FromString,
+            )
+            await _drive(create, _request, 1.0)
+            return await _drive(create, _request, seconds)
+    finally:
+        gw.stop()
+        emulator.kill()
+        emulator.wait()
+
+
+def run(seconds: float = 5.0) -> dict[str, Any]:
+    """Both rates and their ratio (target: gateway >= 50% of echo)."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    echo = asyncio.run(echo_rate(seconds))
+    gateway = asyncio.run(gateway_rate(seconds))
+    return {
+        "echo_calls_per_s": round(echo),
+        "gateway_create_tasks_calls_per_s": round(gateway),
+        "gateway_to_echo_ratio": round(gateway / echo, 3),
+        "target_ratio": 0.5,
+        "concurrency": CONCURRENCY,
+    }
