@@ -17,7 +17,7 @@ class NonFiniteNumber(ValueError):
 
 
 def _number(n: float) -> int | float:
-    if n != n or n in (math.inf, -math.inf):
+    if not math.isfinite(n):
         raise NonFiniteNumber
     return int(n) if n.is_integer() and -_MAX_SAFE_INT < n < _MAX_SAFE_INT else n
 
