@@ -10,11 +10,12 @@ from typing import Any
 
 from gateway.dedupe import build_deduplicator
 from gateway.dedupe.store import Deduplicator
-from gateway.operations.factory import build_operation_tracker
+from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.redis_client import AnyRedis, connect_redis
+from gateway.rework import build_rework_service
 from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.service import GatewayService
@@ -66,7 +67,10 @@ class Gateway:
             server=s.server,
             poller=s.poller,
         )
-        servicer = TolokaGatewayServicer(service=service, caller_metadata_key=s.server.caller_metadata_key)
+        rework = build_rework_service(s.rework, toloka=self.toloka, dedupe=self.dedupe, redis=self._redis)
+        servicer = TolokaGatewayServicer(
+            service=service, caller_metadata_key=s.server.caller_metadata_key, rework=rework
+        )
         self._server, self._health, self.port = build_server(servicer=servicer, settings=s.server)
         await self._server.start()
         from grpc_health.v1 import health_pb2

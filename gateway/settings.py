@@ -143,6 +143,17 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class ReworkSettings:
+    """SetReworkRules: the per-pool write lock and the waits around a pool write."""
+
+    lock_lease_s: float = 30.0
+    lock_wait_s: float = 60.0
+    operation_wait_s: float = 60.0
+    reopen_grace_s: float = 30.0
+    key_prefix: str = "tgw"
+
+
+@dataclass(frozen=True)
 class ObservabilitySettings:
     """Metrics listener and logging."""
 
@@ -162,6 +173,7 @@ class Settings:
     poller: PollerSettings
     observability: ObservabilitySettings
     raw_config: Mapping[str, Any] = field(default_factory=dict)
+    rework: ReworkSettings = field(default_factory=ReworkSettings)
 
 
 def default_limits(per_minute: int = 100_000, per_day: int = 2_000_000) -> tuple[LimitSpec, ...]:
@@ -328,4 +340,5 @@ def load(
         poller=_apply(PollerSettings(), _section(config, "poller"), "poller"),
         observability=observability,
         raw_config=config,
+        rework=_apply(ReworkSettings(), _section(config, "rework"), "rework"),
     )

@@ -15,6 +15,7 @@ from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.call import Call
+from gateway.rework.service import ReworkService
 from gateway.rpc.status import grpc_code, to_status
 from gateway.service import GatewayService
 
@@ -27,10 +28,11 @@ DEADLINE_MARGIN_S = 0.05
 
 
 class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
-    """Adapts gRPC calls to GatewayService."""
+    """Adapts gRPC calls to GatewayService and ReworkService."""
 
-    def __init__(self, *, service: GatewayService, caller_metadata_key: str) -> None:
+    def __init__(self, *, service: GatewayService, caller_metadata_key: str, rework: ReworkService) -> None:
         self._service = service
+        self._rework = rework
         self._caller_key = caller_metadata_key.lower()
 
     def _call_for(self, context: grpc.aio.ServicerContext[Any, Any]) -> Call:
@@ -104,6 +106,16 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
         self, request: pb.WaitOperationRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.WaitOperationResponse:
         return await self._unary("WaitOperation", self._service.wait_operation, request, context)
+
+    async def SetReworkRules(
+        self, request: pb.SetReworkRulesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetReworkRulesResponse:
+        return await self._unary("SetReworkRules", self._rework.set_rework_rules, request, context)
+
+    async def GetReworkRules(
+        self, request: pb.GetReworkRulesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetReworkRulesResponse:
+        return await self._unary("GetReworkRules", self._rework.get_rework_rules, request, context)
 
     async def WatchOperation(
         self, request: pb.WatchOperationRequest, context: grpc.aio.ServicerContext[Any, Any]

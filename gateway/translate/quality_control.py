@@ -123,7 +123,7 @@ def _condition(key: str, operator: str, value: Any) -> JSON:
 def rule_key(rule: pb.ReworkRule) -> RuleKey:
     """The rule's normalised form: collector, sorted conditions, delta, open_pool."""
     data = rule_to_json(rule)
-    conditions = sorted(orjson.dumps(c, option=orjson.OPT_SORT_KEYS) for c in data["conditions"])
+    conditions = sorted(orjson.dumps(c, option=orjson.OPT_SORT_KEYS).decode() for c in data["conditions"])
     params = data["action"]["parameters"]
     return orjson.dumps([collector_of(rule), conditions, params["delta"], params["open_pool"]])
 

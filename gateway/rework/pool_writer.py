@@ -1,0 +1,106 @@
+"""Writing a whole pool: PUT directly when closed; close-for-update, PUT, reopen when open.
+
+Once close-for-update has been asked for, the pool is reopened whatever happens next (the PUT
+failing, the close operation failing, the caller going away), under a fresh deadline of
+`reopen_grace_s`, because the caller's deadline may be what failed. Toloka would reopen it by
+itself only after 15 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from gateway import errors
+from gateway.call import Call
+from gateway.settings import ReworkSettings
+from gateway.toloka.client import TolokaClient
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+POLL_INITIAL_S = 0.05
+POLL_MAX_S = 1.0
+
+
+class PoolWriter:
+    """PUTs a pool, closing it for the update and reopening it when it was open."""
+
+    def __init__(
+        self, *, toloka: TolokaClient, settings: ReworkSettings, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self._toloka = toloka
+        self._settings = settings
+        self._sleep = sleep
+
+    async def write(
+        self, pool_id: str, pool: Mapping[str, Any], *, was_open: bool, call: Call
+    ) -> dict[str, Any]:
+        """PUT `pool` (counted as an overlap change); the reply is the pool Toloka stored."""
+        if not was_open:
+            return await self._toloka.update_pool(pool_id, pool, changes_overlap=True, call=call)
+        try:
+            await self._run_action(pool_id, "close-for-update", call)
+            stored = await self._toloka.update_pool(pool_id, pool, changes_overlap=True, call=call)
+        except BaseException:
+            # Reopen, then re-raise the original failure; a failure to reopen is only logged.
+            await asyncio.shield(self._reopen(pool_id, call, quiet=True))
+            raise
+        await asyncio.shield(self._reopen(pool_id, call, quiet=False))
+        return stored
+
+    async def _reopen(self, pool_id: str, call: Call, *, quiet: bool) -> None:
+        grace = replace(
+            call, deadline=time.monotonic() + self._settings.reopen_grace_s, toloka_request_ids=[]
+        )
+        try:
+            await self._run_action(pool_id, "open", grace)
+        except errors.GatewayError as e:
+            if quiet:
+                log.warning("could not reopen pool %s after a failed update: %s", pool_id, e.message)
+                return
+            raise errors.FailedPrecondition(
+                f"the rework rules of pool {pool_id} were written, but reopening the pool failed: {e.message}",
+                reason="POOL_REOPEN_FAILED",
+                toloka_code=e.toloka_code,
+                toloka_request_id=e.toloka_request_id,
+                metadata={"rules_written": "true"},
+            ) from e
+        finally:
+            call.toloka_request_ids.extend(grace.toloka_request_ids)
+
+    async def _run_action(self, pool_id: str, action: str, call: Call) -> None:
+        """POST the pool action and wait for its operation (a 204 means already there)."""
+        op = await self._toloka.pool_action(pool_id, action, call)
+        if op is None:
+            return
+        op = await self._wait(op, call)
+        if op.get("status") != "SUCCESS":
+            raise errors.FailedPrecondition(
+                f"Toloka could not {action} pool {pool_id}: operation {op.get('id')} ended {op.get('status')}",
+                reason="POOL_OPERATION_FAILED",
+                metadata={"operation_id": str(op.get("id", "")), "action": action},
+            )
+
+    async def _wait(self, op: dict[str, Any], call: Call) -> dict[str, Any]:
+        """Poll the operation with short backoff until SUCCESS or FAIL."""
+        until = time.monotonic() + self._settings.operation_wait_s
+        delay = POLL_INITIAL_S
+        while op.get("status") not in ("SUCCESS", "FAIL"):
+            left = until - time.monotonic()
+            call_left = call.remaining()
+            if call_left is not None and call_left <= delay:
+                raise errors.DeadlineExceeded(f"the deadline passed while operation {op.get('id')} ran")
+            if left <= 0:
+                raise errors.Unavailable(
+                    f"operation {op.get('id')} did not finish within {self._settings.operation_wait_s}s",
+                    reason="POOL_OPERATION_SLOW",
+                )
+            await self._sleep(min(delay, left))
+            delay = min(delay * 1.5, POLL_MAX_S)
+            op = await self._toloka.get_operation(str(op["id"]), call)
+        return op
