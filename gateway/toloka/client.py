@@ -27,6 +27,7 @@ import orjson
 
 from gateway import errors
 from gateway.call import Call
+from gateway.observability.metrics import GatewayMetrics
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.settings import (
     KIND_CREATE_TASKS,
@@ -90,6 +91,7 @@ class TolokaClient:
         limiter: RateLimiter,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._base = base_url.rstrip("/") + "/api/v1"
@@ -97,6 +99,7 @@ class TolokaClient:
         self._sleep = sleep
         self._rng = rng
         self._session: aiohttp.ClientSession | None = None
+        self._metrics = metrics
         self._headers = {"Accept": "application/json", "User-Agent": "toloka-gateway"}
         if settings.api_key:
             self._headers["Authorization"] = authorization_header(settings.api_key)
@@ -215,9 +218,11 @@ class TolokaClient:
             await self._limiter.acquire(kind, tasks=tasks, call=call)
             timeout = self._attempt_timeout(call)
             retry_after: float | None = None
+            sent_at = time.perf_counter()
             try:
                 status, data, headers = await self._request(method, path, params, body, timeout)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self._observe(kind, "network", sent_at)
                 if call.expired():
                     raise errors.DeadlineExceeded(
                         "the call's deadline passed before Toloka answered",
@@ -230,6 +235,7 @@ class TolokaClient:
                     if settled is not None:
                         return settled
             else:
+                self._observe(kind, str(status), sent_at)
                 if status < 300:
                     return Reply(status, data, _request_id(data))
                 retry_after = parse_retry_after(headers.get("Retry-After"))
@@ -250,6 +256,8 @@ class TolokaClient:
                 failure.retry_after = failure.retry_after or delay
                 raise failure
             self.retries += 1
+            if self._metrics is not None:
+                self._metrics.toloka_retries.labels(kind).inc()
             await self._sleep(delay)
 
     async def _request(
@@ -279,6 +287,11 @@ class TolokaClient:
                 except orjson.JSONDecodeError:
                     parsed = None
             return resp.status, parsed, resp.headers
+
+    def _observe(self, kind: str, outcome: str, sent_at: float) -> None:
+        if self._metrics is not None:
+            self._metrics.toloka_requests.labels(kind, outcome).inc()
+            self._metrics.toloka_seconds.labels(kind).observe(time.perf_counter() - sent_at)
 
     def _attempt_timeout(self, call: Call) -> float:
         left = call.remaining()

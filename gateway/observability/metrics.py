@@ -1,0 +1,176 @@
+"""Prometheus metrics, each declared once, served as text on their own HTTP port.
+
+Call and Toloka-request metrics are updated where they happen (servicer, Toloka client).
+The limiter, dedupe store and poller keep plain counters; a collector reads them at scrape
+time, so those layers never import Prometheus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+PREFIX = "toloka_gateway"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class GatewayMetrics:
+    """Every metric the gateway exports, in one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls = Counter(
+            f"{PREFIX}_calls", "gRPC calls by method and status code", ["method", "code"], registry=r
+        )
+        self.call_seconds = Histogram(
+            f"{PREFIX}_call_duration_seconds",
+            "gRPC call latency",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.toloka_requests = Counter(
+            f"{PREFIX}_toloka_requests",
+            "Toloka HTTP requests by kind and outcome (HTTP status, or 'network')",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.toloka_seconds = Histogram(
+            f"{PREFIX}_toloka_request_duration_seconds",
+            "Toloka HTTP request latency",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.toloka_retries = Counter(
+            f"{PREFIX}_toloka_retries",
+            "Toloka requests re-sent after a retryable failure",
+            ["kind"],
+            registry=r,
+        )
+        self._runner: web.AppRunner | None = None
+
+    def watch(self, *, limiter: Any, dedupe: Any, operations: Any) -> None:
+        """Export the counters the limiter, dedupe store and poller keep."""
+        self.registry.register(_ComponentCollector(limiter=limiter, dedupe=dedupe, operations=operations))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    async def serve(self, listen: str) -> int:
+        """Serve `/metrics` on `listen` (HOST:PORT); returns the bound port."""
+        host, _, port = listen.rpartition(":")
+
+        async def handle(_: web.Request) -> web.Response:
+            return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/metrics", handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host.strip("[]") or "0.0.0.0", int(port))
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else int(port)
+
+    async def close(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class _ComponentCollector(Collector):
+    """Reads the layers' own counters at scrape time."""
+
+    def __init__(self, *, limiter: Any, dedupe: Any, operations: Any) -> None:
+        self._limiter = limiter
+        self._dedupe = dedupe
+        self._operations = operations
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._limiter_metrics()
+        yield from self._dedupe_metrics()
+        yield from self._operation_metrics()
+        degraded = GaugeMetricFamily(
+            f"{PREFIX}_degraded", "1 while a shared Redis backend is unreachable and a local fallback decides",
+            labels=["component"],
+        )  # fmt: skip
+        for name, part in (
+            ("ratelimit", self._limiter),
+            ("dedupe", self._dedupe),
+            ("operations", self._operations),
+        ):
+            with contextlib.suppress(Exception):
+                degraded.add_metric([name], 1.0 if getattr(part, "degraded", False) else 0.0)
+        yield degraded
+
+    def _limiter_metrics(self) -> Iterator[Metric]:
+        stats = getattr(self._limiter, "stats", None)
+        if stats is None:
+            return
+        for field, help_text in (
+            ("admitted", "Toloka requests admitted by the rate limiter, by limit"),
+            ("waited", "Admissions that had to wait for capacity, by limit"),
+            ("refused", "Calls refused with RESOURCE_EXHAUSTED, by limit"),
+        ):
+            family = CounterMetricFamily(f"{PREFIX}_ratelimit_{field}", help_text, labels=["limit"])
+            for label, value in dict(getattr(stats, field, {})).items():
+                family.add_metric([label], float(value))
+            yield family
+        remaining = GaugeMetricFamily(
+            f"{PREFIX}_ratelimit_remaining",
+            "Budget left after the latest admission, by limit",
+            labels=["limit"],
+        )
+        for label, value in dict(getattr(stats, "remaining", {})).items():
+            remaining.add_metric([label], float(value))
+        yield remaining
+        yield CounterMetricFamily(
+            f"{PREFIX}_ratelimit_degraded_decisions", "Admissions decided by the local fallback",
+            value=float(getattr(stats, "degraded_decisions", 0)),
+        )  # fmt: skip
+
+    def _dedupe_metrics(self) -> Iterator[Metric]:
+        counters = getattr(self._dedupe, "counters", None)
+        if counters is None:
+            return
+        family = CounterMetricFamily(
+            f"{PREFIX}_dedupe_events", "Operation-id dedupe events (claims, replays, waits, mismatches, ...)",
+            labels=["event"],
+        )  # fmt: skip
+        for name, value in vars(counters).items():
+            if name != "backend_errors":
+                family.add_metric([name], float(value))
+        yield family
+        errors = CounterMetricFamily(f"{PREFIX}_dedupe_redis_errors", "Failed dedupe calls to Redis")
+        errors.add_metric([], float(getattr(counters, "backend_errors", 0)))
+        yield errors
+
+    def _operation_metrics(self) -> Iterator[Metric]:
+        ops = self._operations
+        if ops is None:
+            return
+        polls = CounterMetricFamily(
+            f"{PREFIX}_operation_polls", "Toloka operation polls made by this replica"
+        )
+        polls.add_metric([], float(getattr(ops, "polls", 0)))
+        yield polls
+        active = GaugeMetricFamily(f"{PREFIX}_operation_pollers", "Poll loops running in this replica")
+        active.add_metric([], float(getattr(ops, "active_pollers", 0)))
+        yield active
+        waiters = GaugeMetricFamily(
+            f"{PREFIX}_operation_waiters", "Calls waiting on operations in this replica"
+        )
+        waiters.add_metric([], float(getattr(ops, "waiters", 0)))
+        yield waiters
