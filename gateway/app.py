@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.dedupe import build_deduplicator
 from gateway.dedupe.store import Deduplicator
+from gateway.observability.metrics import GatewayMetrics
 from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
 from gateway.ratelimit.factory import build_rate_limiter
@@ -23,6 +24,10 @@ from gateway.settings import Settings
 from gateway.toloka.client import TolokaClient
 
 log = logging.getLogger("gateway")
+
+# Health service name that turns NOT_SERVING while Redis is unreachable (overall health stays SERVING).
+REDIS_HEALTH_SERVICE = "toloka.gateway.v1.TolokaGateway/redis"
+DEGRADED_CHECK_S = 0.5
 
 
 class Gateway:
@@ -39,6 +44,37 @@ class Gateway:
         self.dedupe: Deduplicator | None = None
         self.operations: OperationTracker | None = None
         self.toloka: TolokaClient | None = None
+        self.metrics = GatewayMetrics()
+        self.metrics_port = 0
+        self._degraded_task: asyncio.Task[None] | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """True while any shared-state layer runs on its local fallback."""
+        return any(getattr(p, "degraded", False) for p in (self.limiter, self.dedupe, self.operations))
+
+    async def _report_degraded(self) -> None:
+        """Keep the health service `REDIS_HEALTH_SERVICE` in step with the degraded flag.
+
+        Overall health stays SERVING in degraded mode (the gateway still serves); the named
+        service lets probes and operators see that Redis is gone.
+        """
+        from grpc_health.v1 import health_pb2
+
+        previous: bool | None = None
+        while True:
+            now = self.degraded
+            if now != previous and self._health is not None:
+                status = (
+                    health_pb2.HealthCheckResponse.NOT_SERVING
+                    if now
+                    else health_pb2.HealthCheckResponse.SERVING
+                )
+                await self._health.set(REDIS_HEALTH_SERVICE, status)
+                if previous is not None:
+                    log.warning("redis degraded mode" if now else "redis recovered", extra={"degraded": now})
+                previous = now
+            await asyncio.sleep(DEGRADED_CHECK_S)
 
     async def _toloka_url(self) -> str:
         if not self.settings.toloka.uses_emulator:
@@ -57,7 +93,9 @@ class Gateway:
             self._redis = connect_redis(s.redis_url)
         self.limiter = build_rate_limiter(s.limits, self._redis)
         self.dedupe = build_deduplicator(s.dedupe, self._redis)
-        self.toloka = TolokaClient(settings=s.toloka, base_url=base_url, limiter=self.limiter)
+        self.toloka = TolokaClient(
+            settings=s.toloka, base_url=base_url, limiter=self.limiter, metrics=self.metrics
+        )
         await self.toloka.start()
         self.operations = build_operation_tracker(s.poller, self._redis, self.toloka.get_operation)
         service = GatewayService(
@@ -69,14 +107,22 @@ class Gateway:
         )
         rework = build_rework_service(s.rework, toloka=self.toloka, dedupe=self.dedupe, redis=self._redis)
         servicer = TolokaGatewayServicer(
-            service=service, caller_metadata_key=s.server.caller_metadata_key, rework=rework
+            service=service,
+            caller_metadata_key=s.server.caller_metadata_key,
+            rework=rework,
+            metrics=self.metrics,
         )
+        self.metrics.watch(limiter=self.limiter, dedupe=self.dedupe, operations=self.operations)
+        if s.observability.metrics_listen:
+            self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
         self._server, self._health, self.port = build_server(servicer=servicer, settings=s.server)
         await self._server.start()
         from grpc_health.v1 import health_pb2
 
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._redis is not None:
+            self._degraded_task = asyncio.create_task(self._report_degraded())
         log.info(
             "toloka-gateway serving",
             extra={
@@ -89,6 +135,10 @@ class Gateway:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls (health NOT_SERVING), let in-flight calls finish, close everything."""
+        if self._degraded_task is not None:
+            self._degraded_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._degraded_task
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
@@ -97,6 +147,7 @@ class Gateway:
             if part is not None:
                 with contextlib.suppress(Exception):
                     await part.close()
+        await self.metrics.close()
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()

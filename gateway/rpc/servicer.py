@@ -15,6 +15,7 @@ from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.call import Call
+from gateway.observability.metrics import GatewayMetrics
 from gateway.rework.service import ReworkService
 from gateway.rpc.status import grpc_code, to_status
 from gateway.service import GatewayService
@@ -30,8 +31,16 @@ DEADLINE_MARGIN_S = 0.05
 class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
     """Adapts gRPC calls to GatewayService and ReworkService."""
 
-    def __init__(self, *, service: GatewayService, caller_metadata_key: str, rework: ReworkService) -> None:
+    def __init__(
+        self,
+        *,
+        service: GatewayService,
+        caller_metadata_key: str,
+        rework: ReworkService,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self._service = service
+        self._metrics = metrics
         self._rework = rework
         self._caller_key = caller_metadata_key.lower()
 
@@ -80,6 +89,9 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
             self._log(method, call, code, started)
 
     def _log(self, method: str, call: Call, code: str, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.calls.labels(method, code).inc()
+            self._metrics.call_seconds.labels(method).observe(time.perf_counter() - started)
         log.info(
             "call",
             extra={
