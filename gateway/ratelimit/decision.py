@@ -61,6 +61,7 @@ class Decision:
     at: float  # the deciding clock, in seconds (Redis TIME for the Redis backend)
     remaining: tuple[tuple[LimitRef, int], ...] = ()
     refusals: tuple[Refusal, ...] = ()
+    backend: str = "local"  # which store decided: "redis" or "local"
 
     @property
     def retry_after(self) -> float | None:

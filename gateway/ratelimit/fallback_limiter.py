@@ -90,6 +90,9 @@ class FallbackRateLimiter(AdmissionLimiter):
                 await self.primary.ping()
             except BackendUnavailable:
                 continue
+            # Connections that were idle when Redis died still look open; reusing one would
+            # fail once more and degrade again.
+            await self.primary.drop_idle_connections()
             self._degraded = False
             log.warning("rate limiter recovered: redis answers again")
             return

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import Any
 
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
 from gateway.ratelimit.clock import Clock
@@ -28,6 +30,33 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+class LuaScript:
+    """A script run by EVALSHA; loaded once (and again after a Redis restart), one load at a time.
+
+    redis-py's own `register_script` reloads from every task that sees NOSCRIPT at once, which
+    its Cluster client does not survive (a connection used while being reset).
+    """
+
+    def __init__(self, redis: AnyRedis, text: str) -> None:
+        self._redis = redis
+        self._text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+        self._lock = asyncio.Lock()
+        self._loads = 0
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[int | str]) -> Any:
+        """Run the script: one round trip unless Redis has forgotten it."""
+        loads = self._loads
+        try:
+            return await self._redis.evalsha(self.sha, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            async with self._lock:
+                if self._loads == loads:
+                    await self._redis.script_load(self._text)
+                    self._loads += 1
+            return await self._redis.evalsha(self.sha, len(keys), *keys, *args)
 
 
 class RedisRateLimiter(AdmissionLimiter):
@@ -51,8 +80,8 @@ class RedisRateLimiter(AdmissionLimiter):
         self._op_timeout_s = op_timeout_s
         self._server_time = server_time
         self._cooldown_key = cooldown_key(settings.key_prefix)
-        self._acquire_script = redis.register_script(ACQUIRE_LUA)
-        self._cooldown_script = redis.register_script(COOLDOWN_LUA)
+        self._acquire_script = LuaScript(redis, ACQUIRE_LUA)
+        self._cooldown_script = LuaScript(redis, COOLDOWN_LUA)
 
     async def _decide(self, charges: list[Charge]) -> Decision:
         """One EVALSHA: check the cool-down and every charge, debit all or none."""
@@ -76,13 +105,21 @@ class RedisRateLimiter(AdmissionLimiter):
         except UNREACHABLE as e:
             raise BackendUnavailable(f"redis did not answer PING: {e!r}") from e
 
+    async def drop_idle_connections(self) -> None:
+        """Close pooled connections that sat idle through an outage, so none is reused dead."""
+        if isinstance(self.redis, RedisCluster):
+            for node in self.redis.get_nodes():
+                await node.disconnect_free_connections()
+        else:
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+
     def _time_override(self) -> str:
         return "" if self._server_time is None else str(round(self._server_time() * US))
 
-    async def _run(self, script: Any, keys: Sequence[str], args: Sequence[int | str]) -> Any:
+    async def _run(self, script: LuaScript, keys: Sequence[str], args: Sequence[int | str]) -> Any:
         try:
             async with asyncio.timeout(self._op_timeout_s):
-                return await script(keys=keys, args=args)
+                return await script(keys, args)
         except UNREACHABLE as e:
             raise BackendUnavailable(f"redis unreachable: {e!r}") from e
 
@@ -91,7 +128,7 @@ def _parse(reply: list[int], charges: list[Charge]) -> Decision:
     at = int(reply[1]) / US
     if int(reply[0]) == 1:
         remaining = tuple((c.ref, int(r)) for c, r in zip(charges, reply[2:], strict=True))
-        return Decision(True, at, remaining=remaining)
+        return Decision(True, at, remaining=remaining, backend="redis")
     refusals = []
     for index, wait_us in zip(reply[2::2], reply[3::2], strict=True):
         wait = None if int(wait_us) < 0 else int(wait_us) / US
@@ -100,4 +137,4 @@ def _parse(reply: list[int], charges: list[Charge]) -> Decision:
             continue
         c = charges[int(index) - 1]
         refusals.append(Refusal(c.ref, wait, c.capacity, c.cost, c.spec.period_s))
-    return Decision(False, at, refusals=tuple(refusals))
+    return Decision(False, at, refusals=tuple(refusals), backend="redis")

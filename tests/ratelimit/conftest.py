@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from gateway.ratelimit import AdmissionLimiter, LocalRateLimiter, RedisRateLimiter
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import RateLimitSettings
+from tests.support.redis_servers import RedisCluster, RedisServer, free_port
+
+CLUSTER_BUS_OFFSET = 10_000
 
 T0 = 1000.0  # on a bucket boundary for every period the suites use
 
@@ -63,3 +69,46 @@ async def make_limiter(request: pytest.FixtureRequest, clock: ManualClock) -> As
     yield make
     for client in clients:
         await client.aclose()
+
+
+def _cluster_safe_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is valid and free too."""
+    while True:
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET > 65535:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+        except OSError:
+            continue
+        return port
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_proc() -> Iterator[RedisCluster]:
+    """Overrides the shared fixture: `tests.support` picks any free port, and a node whose port is
+    above 55535 cannot open its cluster bus (port + 10000), so the shared fixture fails at random.
+    """
+    cluster = RedisCluster()
+    try:
+        for _ in range(3):
+            node = RedisServer(
+                port=_cluster_safe_port(),
+                extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                            "--cluster-node-timeout", "2000"),
+            )  # fmt: skip
+            cluster.nodes.append(node)
+            node.start()
+        addrs = [f"127.0.0.1:{n.port}" for n in cluster.nodes]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, check=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not all("cluster_state:ok" in n.cli("cluster", "info") for n in cluster.nodes):
+            assert time.monotonic() < deadline, "Redis Cluster did not reach cluster_state:ok"
+            time.sleep(0.05)
+        yield cluster
+    finally:
+        cluster.stop()
