@@ -1,4 +1,4 @@
-"""The `toloka-gateway` command: `serve` (the gateway) and `emulator` (a Toloka emulator)."""
+"""The `toloka-gateway` command: `serve` (the gateway), `emulator` (a Toloka emulator), `client` (calls)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (env GATEWAY_CONFIG)")
     emulator = sub.add_parser("emulator", help="run the Toloka emulator as an HTTP server")
     emulator.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (default 127.0.0.1:8080)")
+    from gateway.cli import add_parser as add_client_parser
+
+    add_client_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
+    if args.command == "client":
+        from gateway.cli import run as run_client
+
+        return run_client(args)
     if args.command == "emulator":
         from gateway.emulator.server import run_forever
 

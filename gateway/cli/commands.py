@@ -1,0 +1,211 @@
+"""The client commands: one function per subcommand, each returning the process exit code.
+
+Exit codes: 0 done; 1 the call failed (gRPC error, or the operation FAILED); 2 bad usage or input
+(nothing was sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+import grpc
+from google.protobuf import duration_pb2
+
+from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from gateway.cli import summary
+from gateway.cli.progress import ProgressBar
+from gateway.cli.rich_error import describe
+from gateway.cli.task_file import TaskFileError, parse_rules, parse_tasks, read_text
+
+OK, CALL_FAILED, USAGE = 0, 1, 2
+# WaitOperation's own timeout is this much shorter than the RPC deadline, so the server answers
+# with the latest state instead of the deadline cutting the call off.
+WAIT_MARGIN_S = 1.0
+
+
+class Client:
+    """A channel to the gateway, the stub, and the metadata and deadline every call carries."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.channel = grpc.insecure_channel(args.target)
+        self.stub = pb_grpc.TolokaGatewayStub(self.channel)  # type: ignore[no-untyped-call]
+        self.metadata = (("x-caller-id", args.caller),)
+        self.timeout: float = args.timeout
+
+
+@contextmanager
+def connected(args: argparse.Namespace) -> Iterator[Client]:
+    """A Client, closed afterwards."""
+    client = Client(args)
+    try:
+        yield client
+    finally:
+        client.channel.close()
+
+
+def _fail(error: grpc.RpcError, err: TextIO) -> int:
+    print(f"toloka-gateway client: {describe(error)}", file=err)
+    return CALL_FAILED
+
+
+def _usage(error: TaskFileError, err: TextIO) -> int:
+    print(f"toloka-gateway client: {error}", file=err)
+    return USAGE
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(max(0.0, seconds) * 1e9))
+    return d
+
+
+def _wait(
+    client: Client, operation_id: str, *, log: bool, progress: ProgressBar | None
+) -> pb.WaitOperationResponse:
+    """Follow the operation (WatchOperation, drawing progress), then read its final state and log."""
+    if progress is not None:
+        stream = client.stub.WatchOperation(
+            pb.WatchOperationRequest(operation_id=operation_id),
+            metadata=client.metadata,
+            timeout=client.timeout,
+        )
+        try:
+            for update in stream:
+                progress.update(update.operation)
+        except grpc.RpcError as e:
+            if not (isinstance(e, grpc.Call) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+        finally:
+            progress.close()
+    request = pb.WaitOperationRequest(
+        operation_id=operation_id,
+        include_log=log,
+        timeout=_duration(0 if progress is not None else client.timeout - WAIT_MARGIN_S),
+    )
+    reply: pb.WaitOperationResponse = client.stub.WaitOperation(
+        request, metadata=client.metadata, timeout=client.timeout
+    )
+    return reply
+
+
+def _create_request(args: argparse.Namespace, tasks: list[pb.Task]) -> pb.CreateTasksRequest:
+    request = pb.CreateTasksRequest(
+        tasks=tasks,
+        operation_id=args.operation_id or "",
+        allow_defaults=args.allow_defaults,
+        open_pool=args.open_pool,
+        skip_invalid_items=args.skip_invalid_items,
+    )
+    if args.async_mode is not None:
+        request.async_mode = args.async_mode
+    return request
+
+
+def create_tasks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`client create-tasks FILE --pool-id P`: read and check every task, send them, optionally wait."""
+    try:
+        text, name = read_text(args.file)
+        tasks = parse_tasks(text, name=name, pool_id=args.pool_id)
+    except TaskFileError as e:
+        return _usage(e, err)
+    request = _create_request(args, tasks)
+    with connected(args) as client:
+        try:
+            created: pb.CreateTasksResponse = client.stub.CreateTasks(
+                request, metadata=client.metadata, timeout=client.timeout
+            )
+            waited = None
+            if args.wait and created.HasField("operation"):
+                progress = None if args.json else ProgressBar(err)
+                waited = _wait(client, created.operation_id, log=True, progress=progress)
+        except grpc.RpcError as e:
+            return _fail(e, err)
+    if args.json:
+        data = {"create": summary.to_json(created)}
+        if waited is not None:
+            data["wait"] = summary.to_json(waited)
+        print(summary.dumps(data), file=out)
+    else:
+        lines = summary.create_lines(created)
+        if waited is not None:
+            lines.extend(summary.wait_lines(waited, with_log=True))
+        print("\n".join(lines), file=out)
+    final = waited.operation if waited is not None else created.operation
+    return CALL_FAILED if final.status == pb.OPERATION_STATUS_FAIL else OK
+
+
+def wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`client wait OPERATION_ID [--log]`: wait until done or --timeout, print the state."""
+    with connected(args) as client:
+        try:
+            reply = _wait(client, args.operation_id, log=args.log, progress=None)
+        except grpc.RpcError as e:
+            return _fail(e, err)
+    if args.json:
+        print(summary.dumps(summary.to_json(reply)), file=out)
+    else:
+        print("\n".join(summary.wait_lines(reply, with_log=args.log)), file=out)
+    return CALL_FAILED if reply.operation.status == pb.OPERATION_STATUS_FAIL else OK
+
+
+def get_rework_rules(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`client get-rework-rules POOL`."""
+    with connected(args) as client:
+        try:
+            reply: pb.GetReworkRulesResponse = client.stub.GetReworkRules(
+                pb.GetReworkRulesRequest(pool_id=args.pool_id),
+                metadata=client.metadata,
+                timeout=client.timeout,
+            )
+        except grpc.RpcError as e:
+            return _fail(e, err)
+    if args.json:
+        print(summary.dumps(summary.to_json(reply)), file=out)
+    else:
+        print("\n".join(summary.rule_lines(list(reply.rules))), file=out)
+    return OK
+
+
+def set_rework_rules(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`client set-rework-rules POOL FILE`: FILE is `{"rules": [...]}` in the proto JSON mapping."""
+    try:
+        text, name = read_text(args.file)
+        rules = parse_rules(text, name=name)
+    except TaskFileError as e:
+        return _usage(e, err)
+    request = pb.SetReworkRulesRequest(
+        pool_id=args.pool_id,
+        rules=rules.rules,
+        refuse_if_open=args.refuse_if_open,
+        operation_id=args.operation_id or "",
+    )
+    with connected(args) as client:
+        try:
+            reply: pb.SetReworkRulesResponse = client.stub.SetReworkRules(
+                request, metadata=client.metadata, timeout=client.timeout
+            )
+        except grpc.RpcError as e:
+            return _fail(e, err)
+    if args.json:
+        print(summary.dumps(summary.to_json(reply)), file=out)
+    else:
+        state = "changed" if reply.changed else "unchanged (the pool already had these rules)"
+        lines = [f"pool {args.pool_id}: {state}" + (" (replayed)" if reply.replayed else "")]
+        print("\n".join(lines + summary.rule_lines(list(reply.rules))), file=out)
+    return OK
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run the parsed `client` subcommand."""
+    commands = {
+        "create-tasks": create_tasks,
+        "wait": wait,
+        "get-rework-rules": get_rework_rules,
+        "set-rework-rules": set_rework_rules,
+    }
+    return commands[args.client_command](args, out, err)
