@@ -12,10 +12,12 @@ Channel `{prefix}:op:events` carries every new state (the JSON) and `!<id>` for 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.operations.operation_state import Operation, rank
 from gateway.redis_client import AnyRedis
@@ -130,6 +132,17 @@ class RedisOperationStore:
         self._store = redis.register_script(_STORE)
         self._not_found = redis.register_script(_NOT_FOUND)
         self._release = redis.register_script(_RELEASE)
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    async def ready(self) -> AnyRedis:
+        """The client, with a Cluster's slot map loaded once before concurrent commands use it."""
+        if not self._ready:
+            async with self._ready_lock:
+                if not self._ready and isinstance(self.redis, RedisCluster):
+                    await self.redis.initialize()
+                self._ready = True
+        return self.redis
 
     def state_key(self, operation_id: str) -> str:
         """Where the latest state of an operation is kept."""
@@ -137,11 +150,13 @@ class RedisOperationStore:
 
     async def read(self, operation_id: str) -> bytes:
         """The stored state (JSON, the not-found mark, or b"" when none)."""
-        return _as_bytes(await self.redis.get(self.state_key(operation_id)))
+        redis = await self.ready()
+        return _as_bytes(await redis.get(self.state_key(operation_id)))
 
     async def heartbeat(self, operation_id: str, *, replica: str, token: str, has_waiters: bool) -> Heartbeat:
         """Refresh presence and take, renew or drop the lease (see _HEARTBEAT)."""
         key = self.state_key(operation_id)
+        await self.ready()
         holder, ttl_ms, live, state = await self._heartbeat(
             keys=[key, f"{key}:lease", f"{key}:waiters"],
             args=[replica, token, self._lease_ms, "1" if has_waiters else "0"],
@@ -151,6 +166,7 @@ class RedisOperationStore:
     async def store(self, op: Operation) -> bool:
         """Store and publish a state unless a further one is stored; True when published."""
         payload = orjson.dumps(op)
+        await self.ready()
         done = await self._store(
             keys=[self.state_key(str(op["id"]))], args=[payload, rank(op), self._retention_ms, self.channel]
         )
@@ -158,6 +174,7 @@ class RedisOperationStore:
 
     async def mark_not_found(self, operation_id: str) -> None:
         """Tell every replica, for one lease period, that Toloka does not know the id."""
+        await self.ready()
         await self._not_found(
             keys=[self.state_key(operation_id)], args=[operation_id, self._lease_ms, self.channel]
         )
@@ -165,4 +182,5 @@ class RedisOperationStore:
     async def release(self, operation_id: str, *, replica: str, token: str) -> None:
         """Give up the lease and this replica's presence for an operation."""
         key = self.state_key(operation_id)
+        await self.ready()
         await self._release(keys=[f"{key}:lease", f"{key}:waiters"], args=[token, replica])

@@ -23,7 +23,6 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from gateway import errors
@@ -195,9 +194,7 @@ class RedisOperationTracker(TrackerBase):
         """Apply every published state to local waiters; resubscribe after a Redis fault."""
         while True:
             try:
-                redis = self._store.redis
-                if isinstance(redis, RedisCluster):
-                    await redis.initialize()
+                redis = await self._store.ready()
                 pubsub = redis.pubsub()
                 try:
                     await pubsub.subscribe(self._store.channel)

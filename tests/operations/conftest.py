@@ -52,6 +52,7 @@ async def _trackers(kind: str, url: str, source: ScriptedOperations) -> AsyncIte
         made.append(tracker)
         return tracker
 
+    make.url = url  # type: ignore[attr-defined]
     yield make
     for tracker in made:
         await tracker.close()
