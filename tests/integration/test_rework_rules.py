@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,18 @@ from typing import Any
 import grpc
 import pytest
 
+from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from gateway.call import Call
 from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
+from gateway.redis_client import connect_redis
+from gateway.rework.pool_lock import RedisPoolLock
+from gateway.settings import ReworkSettings
 from gateway.translate import quality_control as qc
 from tests.support.gateway_harness import GatewayProcess, InProcessGateway, rich_status, write_config
+from tests.support.redis_servers import free_port
 
 
 def skill(skill_id: str = "", delta: int = 1, open_pool: bool = True) -> pb.ReworkRule:
@@ -344,3 +351,72 @@ async def test_concurrent_writers_on_two_replicas_never_interleave_and_last_writ
     finally:
         for p in procs:
             p.stop()
+
+
+# ---- the pool lock on a real Redis -------------------------------------------------------------
+
+
+def lock_settings(**kw: Any) -> ReworkSettings:
+    return ReworkSettings(
+        **{"lock_lease_s": 0.3, "lock_wait_s": 5.0, "key_prefix": f"t{uuid.uuid4().hex[:6]}", **kw}
+    )
+
+
+async def test_pool_lock_serialises_holders_on_two_replicas_when_sharing_redis(redis_url: str) -> None:
+    settings = lock_settings()
+    clients = [connect_redis(redis_url), connect_redis(redis_url)]
+    locks = [RedisPoolLock(redis=c, settings=settings) for c in clients]
+    events: list[str] = []
+
+    async def hold(n: int) -> None:
+        async with locks[n % 2].hold("9", call=Call()):
+            events.append(f"in{n}")
+            await asyncio.sleep(0.05)
+            events.append(f"out{n}")
+
+    try:
+        await asyncio.gather(*(hold(n) for n in range(4)))
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert all(events[i][:2] == "in" and events[i + 1] == "out" + events[i][2:] for i in range(0, 8, 2)), (
+        events
+    )
+
+
+async def test_pool_lock_lease_is_renewed_while_held_and_freed_on_release(redis_url: str) -> None:
+    settings = lock_settings(lock_lease_s=0.3)
+    clients = [connect_redis(redis_url), connect_redis(redis_url)]
+    holder, waiter = (RedisPoolLock(redis=c, settings=settings) for c in clients)
+    try:
+        async with holder.hold("9", call=Call()):
+            # Three leases long: only renewal keeps the other replica out.
+            with pytest.raises(errors.DeadlineExceeded):
+                async with waiter.hold("9", call=Call(deadline=time.monotonic() + 0.9)):
+                    pass
+        t0 = time.monotonic()
+        async with waiter.hold("9", call=Call(deadline=time.monotonic() + 1.0)):
+            assert time.monotonic() - t0 < 0.2
+    finally:
+        for c in clients:
+            await c.aclose()
+    assert holder.lost_leases == 0
+
+
+async def test_pool_lock_falls_back_to_the_local_lock_when_redis_unreachable() -> None:
+    client = connect_redis(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    lock = RedisPoolLock(redis=client, settings=lock_settings())
+    order: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with lock.hold("9", call=Call(deadline=time.monotonic() + 5)):
+            order.append(name)
+            await asyncio.sleep(0.02)
+            order.append(name)
+
+    try:
+        await asyncio.gather(hold("a"), hold("b"))
+    finally:
+        await client.aclose()
+    assert lock.degraded
+    assert order in (["a", "a", "b", "b"], ["b", "b", "a", "a"])
