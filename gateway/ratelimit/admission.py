@@ -40,7 +40,7 @@ class AdmissionLimiter(ABC):
         return await self._decide(self.planner.charges(kind, tasks=tasks, caller=caller))
 
     @abstractmethod
-    async def _decide(self, charges: list[Charge]) -> Decision:
+    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
         """Check every charge and the cool-down; debit all of them or none. Never waits."""
 
     @abstractmethod

@@ -10,6 +10,7 @@ from gateway.ratelimit.window import Geometry
 from gateway.settings import LimitSpec, RateLimitSettings
 
 COOLDOWN_SUBJECT = "toloka"
+PLAN_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class ChargePlanner:
         self._settings = settings
         self._share = share
         self._geometry: dict[float, Geometry] = {}
+        self._cache: dict[tuple[str, int, str], tuple[Charge, ...]] = {}
 
     def _charge(self, spec: LimitSpec, tasks: int, caller: str | None) -> Charge:
         geometry = self._geometry.get(spec.period_s)
@@ -114,10 +116,19 @@ class ChargePlanner:
             geometry=geometry,
         )
 
-    def charges(self, kind: str, *, tasks: int, caller: str) -> list[Charge]:
+    def charges(self, kind: str, *, tasks: int, caller: str) -> tuple[Charge, ...]:
         """Every global limit and every limit of the caller's quota that counts `kind`."""
+        cache_key = (kind, tasks, caller)
+        found = self._cache.get(cache_key)
+        if found is None:
+            if len(self._cache) >= PLAN_CACHE_SIZE:
+                self._cache.clear()  # bounded: callers and task counts are open-ended
+            found = self._cache[cache_key] = self._plan(kind, tasks, caller)
+        return found
+
+    def _plan(self, kind: str, tasks: int, caller: str) -> tuple[Charge, ...]:
         found = [self._charge(s, tasks, None) for s in self._settings.limits if s.applies_to(kind)]
         found += [
             self._charge(s, tasks, caller) for s in self._settings.quota_for(caller) if s.applies_to(kind)
         ]
-        return found
+        return tuple(found)

@@ -52,7 +52,7 @@ class FallbackRateLimiter(AdmissionLimiter):
         self.stats.degraded_decisions += 1
         return await self.fallback.decide(kind, tasks=tasks, caller=caller)
 
-    async def _decide(self, charges: list[Charge]) -> Decision:
+    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
         # Never called: decide() routes to a backend, which plans its own (scaled) charges.
         raise NotImplementedError
 

@@ -24,7 +24,7 @@ class LocalRateLimiter(AdmissionLimiter):
         self._cooldown_until = 0.0
         self._since_sweep = 0
 
-    async def _decide(self, charges: list[Charge]) -> Decision:
+    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
         """Check and debit every charge at once; nothing awaits in between, so it is atomic."""
         now = self.clock.now()
         now_us = round(now * US)

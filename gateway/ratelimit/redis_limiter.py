@@ -83,7 +83,7 @@ class RedisRateLimiter(AdmissionLimiter):
         self._acquire_script = LuaScript(redis, ACQUIRE_LUA)
         self._cooldown_script = LuaScript(redis, COOLDOWN_LUA)
 
-    async def _decide(self, charges: list[Charge]) -> Decision:
+    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
         """One EVALSHA: check the cool-down and every charge, debit all or none."""
         keys = [self._cooldown_key, *(c.key for c in charges)]
         args: list[int | str] = [self._time_override(), len(charges)]
@@ -124,7 +124,7 @@ class RedisRateLimiter(AdmissionLimiter):
             raise BackendUnavailable(f"redis unreachable: {e!r}") from e
 
 
-def _parse(reply: list[int], charges: list[Charge]) -> Decision:
+def _parse(reply: list[int], charges: tuple[Charge, ...]) -> Decision:
     at = int(reply[1]) / US
     if int(reply[0]) == 1:
         remaining = tuple((c.ref, int(r)) for c, r in zip(charges, reply[2:], strict=True))
