@@ -74,7 +74,8 @@ async def set_rules(
     gw: InProcessGateway, pool_id: str, *rules: pb.ReworkRule, **kw: Any
 ) -> pb.SetReworkRulesResponse:
     req = pb.SetReworkRulesRequest(pool_id=pool_id, rules=rules, **kw)
-    return await gw.stub.SetReworkRules(req, metadata=gw.md(), timeout=15)
+    resp: pb.SetReworkRulesResponse = await gw.stub.SetReworkRules(req, metadata=gw.md(), timeout=15)
+    return resp
 
 
 async def refused(gw: InProcessGateway, pool_id: str, *rules: pb.ReworkRule, **kw: Any) -> dict[str, Any]:
@@ -324,7 +325,7 @@ async def test_concurrent_writers_on_two_replicas_never_interleave_and_last_writ
         emulator.state.add_fault(Fault(method="PUT", path="^/api/v1/pools/2$", times=None, latency_s=0.3))
         start = len(emulator.state.requests)
         channels = [grpc.aio.insecure_channel(p.target) for p in procs]
-        stubs = [pb_grpc.TolokaGatewayStub(c) for c in channels]
+        stubs = [pb_grpc.TolokaGatewayStub(c) for c in channels]  # type: ignore[no-untyped-call]
         try:
             # Read-modify-write on the client side: both read the same rules, each adds its own.
             seen = await stubs[0].GetReworkRules(pb.GetReworkRulesRequest(pool_id="2"), timeout=10)
@@ -336,7 +337,7 @@ async def test_concurrent_writers_on_two_replicas_never_interleave_and_last_writ
             )
         finally:
             for c in channels:
-                await c.close()
+                await c.close(None)
         assert all(r.changed for r in replies)
         await settle_pool_operations(emulator)
         pool = emulator.state.pools["2"]

@@ -44,7 +44,7 @@ def cond(key: str, op: str, value: Any) -> dict[str, Any]:
     return {"key": key, "operator": op, "value": value}
 
 
-GOLDEN = {
+GOLDEN: dict[str, Any] = {
     "collector_config": {"type": "GOLDEN_SET", "uuid": "g-uuid", "parameters": {"history_size": 10}},
     "rules": [
         {
@@ -307,7 +307,7 @@ def test_same_rules_sees_any_difference_in_delta_open_pool_trigger_or_count(
 # ---- merge -----------------------------------------------------------------------------------
 
 
-USERS = {
+USERS: dict[str, Any] = {
     "collector_config": {"type": "USERS_ASSESSMENT", "uuid": "u-uuid"},
     "rules": [
         {"conditions": [cond("pool_access_revoked_reason", "EQ", "RESTRICTION")], "action": overlap(1, True)}
@@ -405,7 +405,7 @@ def test_conditions_on_user_triggers_are_refused() -> None:
     c = (pb.CONDITION_KEY_REJECTED_ASSIGNMENTS_COUNT, pb.COMPARISON_OPERATOR_GTE, 1)
     r1, r2 = skill("5"), restriction()
     for r in (r1, r2):
-        r.conditions.add(key=c[0], operator=c[1], value=c[2])  # type: ignore[arg-type]
+        r.conditions.add(key=c[0], operator=c[1], value=c[2])
     assert violations([r1, r2]) == [
         ("rules[0].conditions", "NOT_ALLOWED"),
         ("rules[1].conditions", "NOT_ALLOWED"),
