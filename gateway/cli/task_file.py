@@ -17,7 +17,6 @@ from google.protobuf import json_format
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 
-
 TASK_FIELDS = frozenset(f.name for f in pb.Task.DESCRIPTOR.fields)
 
 
