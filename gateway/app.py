@@ -17,6 +17,7 @@ from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.rework import build_rework_service
+from gateway.rpc.auth import CallerAuth, server_credentials
 from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.service import GatewayService
@@ -90,7 +91,7 @@ class Gateway:
         s = self.settings
         base_url = await self._toloka_url()
         if s.redis_url:
-            self._redis = connect_redis(s.redis_url)
+            self._redis = connect_redis(s.redis_url, password=s.redis_password or None)
         self.limiter = build_rate_limiter(s.limits, self._redis)
         self.dedupe = build_deduplicator(s.dedupe, self._redis)
         self.toloka = TolokaClient(
@@ -108,14 +109,16 @@ class Gateway:
         rework = build_rework_service(s.rework, toloka=self.toloka, dedupe=self.dedupe, redis=self._redis)
         servicer = TolokaGatewayServicer(
             service=service,
-            caller_metadata_key=s.server.caller_metadata_key,
+            auth=CallerAuth(settings=s.auth, metadata_key=s.server.caller_metadata_key),
             rework=rework,
             metrics=self.metrics,
         )
         self.metrics.watch(limiter=self.limiter, dedupe=self.dedupe, operations=self.operations)
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
-        self._server, self._health, self.port = build_server(servicer=servicer, settings=s.server)
+        self._server, self._health, self.port = build_server(
+            servicer=servicer, settings=s.server, credentials=server_credentials(s.auth)
+        )
         await self._server.start()
         from grpc_health.v1 import health_pb2
 

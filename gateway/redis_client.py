@@ -11,8 +11,10 @@ from redis.asyncio.cluster import RedisCluster
 AnyRedis = aioredis.Redis | RedisCluster
 
 
-def connect_redis(url: str, **options: Any) -> AnyRedis:
-    """A client for `url`: `redis://` or `rediss://` (TLS), with user and password in the URL.
+def connect_redis(url: str, *, password: str | None = None, **options: Any) -> AnyRedis:
+    """A client for `url`: `redis://` or `rediss://` (TLS), with ACL user and password in the URL.
+
+    `password` (e.g. from REDIS_PASSWORD) is used only when the URL carries none.
 
     `?cluster=1` (or the scheme `redis+cluster://` / `rediss+cluster://`) selects Redis Cluster;
     any node of the cluster may be named.
@@ -22,6 +24,8 @@ def connect_redis(url: str, **options: Any) -> AnyRedis:
     cluster = parts.scheme.endswith("+cluster") or query.pop("cluster", ["0"])[0] in ("1", "true", "yes")
     scheme = parts.scheme.removesuffix("+cluster")
     clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+    if password and not parts.password:
+        options["password"] = password
     options.setdefault("socket_timeout", 5.0)
     options.setdefault("socket_connect_timeout", 2.0)
     if cluster:

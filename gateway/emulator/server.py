@@ -10,8 +10,8 @@ from types import TracebackType
 
 from aiohttp import web
 
-from gateway.emulator.app import create_app
 from gateway import event_loop
+from gateway.emulator.app import create_app
 from gateway.emulator.state import EmulatorState
 
 _log = logging.getLogger(__name__)

@@ -32,7 +32,10 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
 
 
 def build_server(
-    *, servicer: TolokaGatewayServicer, settings: ServerSettings
+    *,
+    servicer: TolokaGatewayServicer,
+    settings: ServerSettings,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
     """The server (not started), its health servicer, and the bound port."""
     server = grpc.aio.server(options=server_options(settings))
@@ -43,7 +46,10 @@ def build_server(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
     return server, health_servicer, port

@@ -17,6 +17,7 @@ from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.call import Call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.rework.service import ReworkService
+from gateway.rpc.auth import CallerAuth, pools_of
 from gateway.rpc.status import grpc_code, to_status
 from gateway.service import GatewayService
 
@@ -35,26 +36,28 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
         self,
         *,
         service: GatewayService,
-        caller_metadata_key: str,
+        auth: CallerAuth,
         rework: ReworkService,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self._service = service
         self._metrics = metrics
         self._rework = rework
-        self._caller_key = caller_metadata_key.lower()
+        self._auth = auth
 
     def _call_for(self, context: grpc.aio.ServicerContext[Any, Any]) -> Call:
-        caller = "anonymous"
-        for key, value in context.invocation_metadata() or ():
-            if key == self._caller_key and isinstance(value, str) and value:
-                caller = value
-                break
         remaining = context.time_remaining()
         deadline = None
         if remaining is not None:
             deadline = time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining * 0.1)
-        return Call(caller=caller, deadline=deadline)
+        return Call(caller="unidentified", deadline=deadline)
+
+    def _admit(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any], call: Call
+    ) -> None:
+        """Identify and authorise the caller before any service code runs (no quota is spent)."""
+        call.caller = self._auth.identify(context)
+        self._auth.authorize(call.caller, method, pools_of(request))
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], call: Call, exc: Exception) -> None:
         if isinstance(exc, errors.GatewayError):
@@ -77,6 +80,7 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
         started = time.perf_counter()
         code = "OK"
         try:
+            self._admit(method, request, context, call)
             return await fn(request, call)
         except asyncio.CancelledError:
             code = "CANCELLED"
@@ -136,6 +140,7 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
         started = time.perf_counter()
         code = "OK"
         try:
+            self._admit("WatchOperation", request, context, call)
             async for update in self._service.watch_operation(request, call):
                 yield update
         except asyncio.CancelledError:
