@@ -82,7 +82,11 @@ async def _saturation(url: str, *, capacity: int, period: float, seconds: float)
         "replicas": len(replicas),
         "capacity": capacity,
         "period_s": period,
+        # admitted in the first whole periods from the first admission, over their capacity
         "utilisation": in_periods / (capacity * periods),
+        # long-run rate after the first window's burst, over the limit's rate (phase-independent)
+        "rate_after_first_window_vs_limit": (len(times) - capacity)
+        / ((times[-1] - times[0]) * capacity / period),
         "max_admitted_in_any_window": worst,
     }
 

@@ -75,7 +75,7 @@ class AdmissionLimiter(ABC):
                 return decision
             retry_after = decision.retry_after
             now = self.clock.now()
-            if retry_after is None or now + retry_after > give_up_at:
+            if retry_after is None or now + retry_after > give_up_at or now >= give_up_at:
                 raise self._refuse(decision, retry_after)
             if not waited:
                 waited = True

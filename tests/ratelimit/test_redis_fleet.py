@@ -87,7 +87,7 @@ async def test_replicas_never_exceed_the_limit_in_any_sliding_window_and_use_it_
     replicas: list[AdmissionLimiter] = []
     for _ in range(4):
         clients.append(connect_redis(fleet_url))
-        replicas.append(RedisRateLimiter(redis=clients[-1], settings=settings))
+        replicas.append(RedisRateLimiter(redis=clients[-1], settings=settings, op_timeout_s=5.0))
     admitted = await flood(replicas, seconds=2.6, workers=6)
     times = [d.at for _, d in admitted]  # Redis TIME, returned by the script
     assert {d.backend for _, d in admitted} == {"redis"}
