@@ -10,6 +10,12 @@ from redis.asyncio.cluster import RedisCluster
 
 AnyRedis = aioredis.Redis | RedisCluster
 
+# Connections per Redis node. Standalone: callers beyond this wait (up to POOL_WAIT_S) for a free
+# connection instead of failing. Cluster: redis-py's cluster pools cannot wait, so they are larger.
+POOL_SIZE = 256
+CLUSTER_POOL_SIZE = 2048
+POOL_WAIT_S = 10.0
+
 
 def connect_redis(url: str, *, password: str | None = None, **options: Any) -> AnyRedis:
     """A client for `url`: `redis://` or `rediss://` (TLS), with ACL user and password in the URL.
@@ -29,5 +35,9 @@ def connect_redis(url: str, *, password: str | None = None, **options: Any) -> A
     options.setdefault("socket_timeout", 5.0)
     options.setdefault("socket_connect_timeout", 2.0)
     if cluster:
+        options.setdefault("max_connections", CLUSTER_POOL_SIZE)
         return RedisCluster.from_url(clean, **options)
-    return aioredis.Redis.from_url(clean, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        clean, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, **options
+    )
+    return aioredis.Redis.from_pool(pool)

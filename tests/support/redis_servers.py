@@ -31,6 +31,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+CLUSTER_BUS_OFFSET = 10_000
+
+
+def cluster_safe_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is a valid, free port too."""
+    while True:
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET > 65535:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+        except OSError:
+            continue
+        return port
+
+
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if not path:
@@ -105,6 +122,7 @@ class RedisCluster:
     def start(self, masters: int = 3) -> RedisCluster:
         for _ in range(masters):
             node = RedisServer(
+                port=cluster_safe_port(),
                 extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                             "--cluster-node-timeout", "2000")
             )  # fmt: skip
