@@ -66,6 +66,9 @@ class RedisOperationTracker(TrackerBase):
         self._token = uuid.uuid4().hex
         self._agents: dict[str, _Agent] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._loading: dict[str, asyncio.Future[None]] = {}
+        self._closed = False
+        self._abandoned = False
         self._degraded = False
         self.lease_acquisitions = 0
 
@@ -82,6 +85,8 @@ class RedisOperationTracker(TrackerBase):
     # -- TrackerBase hooks -------------------------------------------------------------------
 
     def _ensure_polling(self, entry: OperationEntry) -> None:
+        if self._closed:
+            return
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name="operations:listen")
         key = entry.operation_id
@@ -96,6 +101,14 @@ class RedisOperationTracker(TrackerBase):
         agent = self._agents.get(entry.operation_id)
         if agent is not None and agent.task is not None and not agent.task.done():
             return  # its heartbeats and messages keep the entry current
+        key = entry.operation_id
+        read = self._loading.get(key)
+        if read is None:  # one read per operation however many arrive together
+            read = self._loading[key] = asyncio.ensure_future(self._read_into(entry))
+            read.add_done_callback(lambda f: self._loading.pop(key) if self._loading.get(key) is f else None)
+        await asyncio.shield(read)
+
+    async def _read_into(self, entry: OperationEntry) -> None:
         try:
             raw = await self._store.read(entry.operation_id)
         except _REDIS_FAULTS as e:
@@ -124,7 +137,7 @@ class RedisOperationTracker(TrackerBase):
         """Heartbeat until the operation is final or no replica waits; poll while holding the lease."""
         interval = self._settings.lease_s / 3
         try:
-            while True:
+            while not self._closed:
                 local = entry.waiters > 0
                 beat = await self._beat(entry, local)
                 if beat is not None:
@@ -143,8 +156,9 @@ class RedisOperationTracker(TrackerBase):
             agent.holder = False
             if agent.poll is not None:
                 agent.poll.cancel()
-        with contextlib.suppress(*_REDIS_FAULTS):
-            await self._store.release(entry.operation_id, replica=self.replica_id, token=self._token)
+        if not self._abandoned:
+            with contextlib.suppress(*_REDIS_FAULTS):
+                await self._store.release(entry.operation_id, replica=self.replica_id, token=self._token)
 
     async def _beat(self, entry: OperationEntry, local: bool) -> Heartbeat | None:
         try:
@@ -192,13 +206,14 @@ class RedisOperationTracker(TrackerBase):
 
     async def _listen(self) -> None:
         """Apply every published state to local waiters; resubscribe after a Redis fault."""
-        while True:
+        while not self._closed:
             try:
                 redis = await self._store.ready()
                 pubsub = redis.pubsub()
                 try:
                     await pubsub.subscribe(self._store.channel)
-                    while True:
+                    self._set_degraded(None)  # subscribed again: Redis is back, even with no waiters
+                    while not self._closed:
                         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                         if msg is not None and msg.get("type") == "message":
                             self._on_message(bytes(msg["data"]))
@@ -231,14 +246,25 @@ class RedisOperationTracker(TrackerBase):
 
     async def abandon(self) -> None:
         """Stop every task without telling Redis, as a crashed replica would (failover drills)."""
+        self._abandoned = True
         await self._cancel_tasks()
 
     async def _cancel_tasks(self) -> None:
-        tasks = [t for a in self._agents.values() for t in (a.task, a.poll) if t is not None]
+        self._closed = True
+        tasks = {t for a in self._agents.values() for t in (a.task, a.poll) if t is not None}
         if self._listener is not None:
-            tasks.append(self._listener)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            tasks.add(self._listener)
+        # Cancel more than once: on Python 3.11 asyncio.wait_for (used inside redis-py) can
+        # swallow a cancellation that races with its own completion.
+        pending = tasks
+        for _ in range(5):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        for task in tasks - pending:
+            if not task.cancelled():
+                task.exception()
         self._agents.clear()
         self._listener = None
