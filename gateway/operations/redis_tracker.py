@@ -233,6 +233,10 @@ class RedisOperationTracker(TrackerBase):
             if not self._degraded:
                 log.warning("operations: Redis unreachable (%s); polling per replica", fault)
             self._degraded = True
+            # The listener resubscribes (and so clears the flag) when Redis returns, with or
+            # without waiters: start it if nothing else has.
+            if not self._closed and (self._listener is None or self._listener.done()):
+                self._listener = asyncio.create_task(self._listen(), name="operations:listen")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
