@@ -1,0 +1,232 @@
+"""The claim / wait / hold protocol shared by every dedupe backend.
+
+A backend supplies four atomic primitives on one key (claim, store, release, renew) and wakes
+local waiters through `self._hub` when a key settles; this class turns them into
+`Deduplicator.run`:
+
+    claim ──CLAIMED──▶ hold: renew the lease every lease/3 while produce runs
+      │                  ├─ bytes outcome / definitive GatewayError ─▶ store (retention) + wake
+      │                  └─ anything else (incl. cancellation)       ─▶ release + wake, re-raise
+      ├─Done──────▶ replay the stored outcome, or re-raise the stored error
+      ├─Mismatch──▶ AlreadyExists (OPERATION_ID_REUSED)
+      └─Busy──────▶ wait for a wake-up, the lease's end or a safety re-check, then claim again;
+                    a claim won after waiting is a takeover. The caller's deadline bounds it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from gateway import errors
+from gateway.call import Call
+from gateway.dedupe.records import (
+    CLAIMED,
+    KIND_ERROR,
+    KIND_OUTCOME,
+    MISMATCH,
+    Busy,
+    DedupeBackendUnavailable,
+    Done,
+    Reply,
+    fingerprint_digest,
+    reused_error,
+)
+from gateway.dedupe.store import DedupeCounters
+from gateway.dedupe.wakeups import WakeupHub
+from gateway.settings import DedupeSettings
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# Without a live wake-up channel, waiters poll with this backoff.
+_POLL_FIRST_S = 0.02
+_POLL_MAX_S = 1.0
+# A lease that ends now is re-checked just after it ends, not before.
+_LEASE_MARGIN_S = 0.005
+
+
+def random_token() -> bytes:
+    """A claim token: 8 random bytes tell one holder from another."""
+    return os.urandom(8)
+
+
+class ClaimingDeduplicator(ABC):
+    """`Deduplicator.run` over a backend's atomic claim / store / release / renew primitives."""
+
+    def __init__(
+        self,
+        *,
+        settings: DedupeSettings,
+        sleep: Sleep = asyncio.sleep,
+        new_token: Callable[[], bytes] = random_token,
+    ) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._new_token = new_token
+        self._hub = WakeupHub()
+        self.counters = DedupeCounters()
+
+    @property
+    def degraded(self) -> bool:
+        """A backend that is reachable by construction is never degraded."""
+        return False
+
+    async def run(
+        self,
+        key: str,
+        fingerprint: str,
+        produce: Callable[[], Awaitable[bytes]],
+        *,
+        call: Call,
+    ) -> tuple[bytes, bool]:
+        """See `Deduplicator.run`."""
+        fp = fingerprint_digest(fingerprint)
+        token = self._new_token()
+        self._before_run()
+        # Registered before the first attempt, so a wake-up sent while it is in flight is kept.
+        with self._hub.watch(key) as woken:
+            waited = False
+            poll = _POLL_FIRST_S
+            while True:
+                woken.clear()
+                reply = await self._claim(key, fp, token)
+                if not isinstance(reply, Busy):
+                    break
+                if not waited:
+                    waited = True
+                    self.counters.waits += 1
+                if self._live():
+                    timeout = min(self._settings.lease_s / 2, reply.lease_left_s + _LEASE_MARGIN_S)
+                else:
+                    timeout = min(poll, reply.lease_left_s + _LEASE_MARGIN_S)
+                    poll = min(poll * 2, _POLL_MAX_S)
+                await _wait(woken, timeout, call, key)
+        return await self._settle(reply, key, fp, token, produce, waited=waited)
+
+    async def _settle(
+        self,
+        reply: Reply,
+        key: str,
+        fp: bytes,
+        token: bytes,
+        produce: Callable[[], Awaitable[bytes]],
+        *,
+        waited: bool,
+    ) -> tuple[bytes, bool]:
+        if isinstance(reply, Done):
+            self.counters.replays += 1
+            return reply.replay()
+        if reply is MISMATCH:
+            self.counters.mismatches += 1
+            raise reused_error(key)
+        assert reply is CLAIMED
+        self.counters.claims += 1
+        if waited:
+            self.counters.takeovers += 1
+        return await self._hold(key, fp, token, produce), False
+
+    async def _hold(
+        self, key: str, fp: bytes, token: bytes, produce: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """Run produce under a renewed lease; store a definitive outcome, release otherwise."""
+        renewer = asyncio.create_task(self._keep_lease(key, fp, token))
+        try:
+            outcome = await produce()
+        except errors.GatewayError as err:
+            renewer.cancel()
+            if type(err).definitive:
+                await self._finish(key, fp, token, KIND_ERROR, orjson.dumps(err.to_dict()))
+            else:
+                await self._give_up(key, fp, token)
+            raise
+        except BaseException:
+            renewer.cancel()
+            await self._give_up(key, fp, token)
+            raise
+        renewer.cancel()
+        await self._finish(key, fp, token, KIND_OUTCOME, outcome)
+        return outcome
+
+    async def _finish(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
+        if len(body) > self._settings.max_stored_bytes:
+            # Too big to keep: duplicates re-send instead (Toloka's operation-id idempotency holds).
+            self.counters.oversize += 1
+            await self._give_up(key, fp, token)
+            return
+        try:
+            await self._store(key, fp, token, kind, body)
+        except DedupeBackendUnavailable:
+            # The outcome is the caller's anyway; duplicates re-send once the lease lapses.
+            self.counters.backend_errors += 1
+            log.warning("dedupe: could not store the outcome of operation_id %s", key)
+
+    async def _give_up(self, key: str, fp: bytes, token: bytes) -> None:
+        self.counters.releases += 1
+        try:
+            await self._release(key, fp, token)
+        except DedupeBackendUnavailable:
+            self.counters.backend_errors += 1
+            log.warning("dedupe: could not release operation_id %s; its lease will lapse", key)
+
+    async def _keep_lease(self, key: str, fp: bytes, token: bytes) -> None:
+        while True:
+            await self._sleep(self._settings.lease_s / 3)
+            try:
+                held = await self._renew(key, fp, token)
+            except DedupeBackendUnavailable:
+                self.counters.backend_errors += 1
+                continue
+            if not held:
+                self.counters.lost_leases += 1
+                log.warning("dedupe: lost the claim on operation_id %s while producing", key)
+                return
+
+    async def close(self) -> None:  # noqa: B027 (optional hook)
+        """Nothing to release by default."""
+
+    def _before_run(self) -> None:  # noqa: B027 (optional hook)
+        """Hook: start background machinery lazily, inside the running loop."""
+
+    def _live(self) -> bool:
+        """True while wake-ups from other holders reach `self._hub` (else waiters poll)."""
+        return True
+
+    @abstractmethod
+    async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
+        """Claim an absent (or lapsed) key for `token`, or say what holds it."""
+
+    @abstractmethod
+    async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
+        """Keep the outcome for the retention unless one is stored already; wake waiters."""
+
+    @abstractmethod
+    async def _release(self, key: str, fp: bytes, token: bytes) -> None:
+        """Drop the claim if `token` still holds it; wake waiters."""
+
+    @abstractmethod
+    async def _renew(self, key: str, fp: bytes, token: bytes) -> bool:
+        """Extend the lease if `token` still holds the claim; False when it does not."""
+
+
+async def _wait(woken: asyncio.Event, recheck_s: float, call: Call, key: str) -> None:
+    remaining = call.remaining()
+    if remaining is not None:
+        if remaining <= 0:
+            raise errors.DeadlineExceeded(
+                f"operation_id {key} is still being processed by another request; "
+                "retry with the same operation_id",
+                metadata={"operation_id": key},
+            )
+        recheck_s = min(recheck_s, remaining)
+    try:
+        async with asyncio.timeout(recheck_s):
+            await woken.wait()
+    except TimeoutError:
+        pass

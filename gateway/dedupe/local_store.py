@@ -1,0 +1,107 @@
+"""In-process dedupe: one replica only (no Redis configured), expiry by an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.dedupe.claiming import ClaimingDeduplicator, Sleep, random_token
+from gateway.dedupe.records import CLAIMED, KIND_CLAIM, MISMATCH, Busy, Done, Reply
+from gateway.settings import DedupeSettings
+
+
+@dataclass(slots=True)
+class _Entry:
+    kind: bytes
+    fp: bytes
+    body: bytes  # the holder's token for a claim, else the stored outcome
+    expires_at: float
+    seq: int
+
+
+class LocalDeduplicator(ClaimingDeduplicator):
+    """Claims and outcomes in a dict; leases and retention measured by `clock`.
+
+    Expired entries are dropped lazily: each claim pops due entries off an expiry heap, so memory
+    follows the retention without a sweeper task.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: DedupeSettings,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        new_token: Callable[[], bytes] = random_token,
+    ) -> None:
+        super().__init__(settings=settings, sleep=sleep, new_token=new_token)
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._expiry: list[tuple[float, int, str]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
+        now = self._clock()
+        self._expire(now)
+        entry = self._live_entry(key, now)
+        if entry is None:
+            self._put(key, KIND_CLAIM, fp, token, now + self._settings.lease_s)
+            return CLAIMED
+        if entry.fp != fp:
+            return MISMATCH
+        if entry.kind == KIND_CLAIM:
+            return Busy(entry.expires_at - now)
+        return Done(entry.kind, entry.body)
+
+    async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
+        now = self._clock()
+        entry = self._live_entry(key, now)
+        if entry is not None and (entry.kind != KIND_CLAIM or entry.fp != fp):
+            return
+        self._put(key, kind, fp, body, now + self._settings.retention_s)
+        self._hub.notify(key)
+
+    async def _release(self, key: str, fp: bytes, token: bytes) -> None:
+        if self._holds(key, fp, token):
+            del self._entries[key]
+            self._hub.notify(key)
+
+    async def _renew(self, key: str, fp: bytes, token: bytes) -> bool:
+        if not self._holds(key, fp, token):
+            return False
+        self._entries[key].expires_at = self._clock() + self._settings.lease_s
+        return True
+
+    def _holds(self, key: str, fp: bytes, token: bytes) -> bool:
+        entry = self._live_entry(key, self._clock())
+        return entry is not None and entry.kind == KIND_CLAIM and entry.fp == fp and entry.body == token
+
+    def _live_entry(self, key: str, now: float) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires_at <= now:
+            del self._entries[key]
+            return None
+        return entry
+
+    def _put(self, key: str, kind: bytes, fp: bytes, body: bytes, expires_at: float) -> None:
+        self._seq += 1
+        self._entries[key] = _Entry(kind, fp, body, expires_at, self._seq)
+        heapq.heappush(self._expiry, (expires_at, self._seq, key))
+
+    def _expire(self, now: float) -> None:
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            _, seq, key = heapq.heappop(heap)
+            entry = self._entries.get(key)
+            if entry is None or entry.seq != seq:
+                continue  # replaced since; its successor has its own heap item
+            if entry.expires_at <= now:
+                del self._entries[key]
+            else:  # renewed lease
+                heapq.heappush(heap, (entry.expires_at, seq, key))

@@ -1,0 +1,102 @@
+"""Fixtures for the dedupe suites: one harness per backend, real Redis processes only."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from gateway.dedupe import Deduplicator, LocalDeduplicator, RedisDeduplicator
+from gateway.redis_client import AnyRedis, connect_redis
+from gateway.settings import DedupeSettings
+from tests.dedupe.cluster_ports import low_port_cluster
+from tests.support.redis_servers import RedisCluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_proc() -> Iterator[RedisCluster]:
+    """The shared cluster fixture, on ports that leave room for the cluster bus (see cluster_ports)."""
+    with low_port_cluster() as cluster:
+        yield cluster
+
+
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def frozen_sleep(_: float) -> None:
+    """A sleep that never ends: a holder using it never renews its lease (a dead process)."""
+    await asyncio.Event().wait()
+
+
+@dataclass
+class Harness:
+    """Builds stores of one backend; `replica` gives another replica sharing the same state."""
+
+    backend: str
+    url: str = ""
+    clock: ManualClock = field(default_factory=ManualClock)
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
+    stores: list[Deduplicator] = field(default_factory=list)
+    clients: list[AnyRedis] = field(default_factory=list)
+
+    def settings(self, **overrides: Any) -> DedupeSettings:
+        return replace(DedupeSettings(key_prefix=self.prefix), **overrides)
+
+    def make(self, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, **overrides: Any) -> Any:
+        """A new store (a new replica, for Redis) with the given settings."""
+        settings = self.settings(**overrides)
+        store: Any
+        if self.backend == "local":
+            store = LocalDeduplicator(settings=settings, clock=self.clock, sleep=sleep)
+        else:
+            client = connect_redis(self.url)
+            self.clients.append(client)
+            store = RedisDeduplicator(redis=client, settings=settings, sleep=sleep)
+        self.stores.append(store)
+        return store
+
+    def replica(self, store: Any, **overrides: Any) -> Any:
+        """Another replica sharing `store`'s state (in-process: the same store)."""
+        return store if self.backend == "local" else self.make(**overrides)
+
+    async def elapse(self, seconds: float) -> None:
+        """Let lease / retention time pass: the manual clock in-process, real time in Redis."""
+        if self.backend == "local":
+            self.clock.advance(seconds)
+            await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def aclose(self) -> None:
+        for store in self.stores:
+            await store.close()
+        for client in self.clients:
+            await client.aclose()
+
+
+@pytest.fixture(params=["local", "redis", "cluster"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Every contract test runs in-process, on a standalone redis-server, and on a Redis Cluster."""
+    backend = request.param
+    url = ""
+    if backend == "redis":
+        url = request.getfixturevalue("redis_url")
+    elif backend == "cluster":
+        url = request.getfixturevalue("redis_cluster_proc").url
+    h = Harness(backend=backend, url=url)
+    yield h
+    await h.aclose()

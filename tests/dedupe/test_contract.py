@@ -1,0 +1,222 @@
+"""One behavioural suite for every Deduplicator backend: in-process, Redis, Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from gateway import errors
+from gateway.call import Call
+from tests.dedupe.conftest import Harness, frozen_sleep
+
+
+class Producer:
+    """A produce() that counts its runs and can be held at a gate or made to fail."""
+
+    def __init__(self, outcome: bytes = b"op-1", *, gate: asyncio.Event | None = None) -> None:
+        self.outcome = outcome
+        self.gate = gate
+        self.runs = 0
+        self.fail: BaseException | None = None
+
+    async def __call__(self) -> bytes:
+        self.runs += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return self.outcome
+
+
+def op_id() -> str:
+    return str(uuid.uuid4())
+
+
+def call(deadline_s: float | None = 10.0) -> Call:
+    return Call(deadline=None if deadline_s is None else time.monotonic() + deadline_s)
+
+
+async def until(predicate: Callable[[], bool], within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_first_call_runs_produce_and_later_calls_replay_when_key_repeats(harness: Harness) -> None:
+    store = harness.make()
+    key, produce = op_id(), Producer(b"\x08\x01operation")
+    assert await store.run(key, "fp", produce, call=call()) == (b"\x08\x01operation", False)
+    assert await store.run(key, "fp", produce, call=call()) == (b"\x08\x01operation", True)
+    other = harness.replica(store)
+    assert await other.run(key, "fp", produce, call=call()) == (b"\x08\x01operation", True)
+    assert produce.runs == 1
+    assert store.counters.claims == 1
+
+
+async def test_produce_runs_once_when_fifty_duplicates_arrive_together(harness: Harness) -> None:
+    first = harness.make()
+    stores = [first, harness.replica(first)]
+    key, produce = op_id(), Producer(b"shared", gate=asyncio.Event())
+    tasks = [asyncio.create_task(stores[i % 2].run(key, "fp", produce, call=call())) for i in range(50)]
+    await until(lambda: produce.runs == 1 and sum(s.counters.waits for s in set(stores)) == 49)
+    assert produce.gate is not None
+    produce.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert produce.runs == 1
+    assert {outcome for outcome, _ in results} == {b"shared"}
+    assert sorted(replayed for _, replayed in results) == [False] + [True] * 49
+
+
+async def test_reuse_is_refused_when_fingerprint_differs(harness: Harness) -> None:
+    store = harness.make()
+    stored, in_flight = op_id(), op_id()
+    await store.run(stored, "fp-a", Producer(), call=call())
+    holder = Producer(gate=asyncio.Event())
+    task = asyncio.create_task(store.run(in_flight, "fp-a", holder, call=call()))
+    await until(lambda: holder.runs == 1)
+    for key in (stored, in_flight):
+        with pytest.raises(errors.AlreadyExists) as info:
+            await harness.replica(store).run(key, "fp-b", Producer(), call=call())
+        assert info.value.reason == "OPERATION_ID_REUSED"
+        assert info.value.metadata == {"operation_id": key}
+        assert "new operation_id" in info.value.message
+    assert holder.gate is not None
+    holder.gate.set()
+    assert await task == (b"op-1", False)
+
+
+async def test_definitive_error_is_stored_and_replayed_when_produce_refuses(harness: Harness) -> None:
+    store = harness.make()
+    key, produce = op_id(), Producer()
+    refusal = errors.InvalidArgument(
+        "bad task", violations=[errors.FieldViolation("tasks[0].pool_id", "unknown pool", "NOT_FOUND")]
+    )
+    produce.fail = refusal
+    for _ in range(2):
+        with pytest.raises(errors.InvalidArgument) as info:
+            await harness.replica(store).run(key, "fp", produce, call=call())
+        assert info.value.to_dict() == refusal.to_dict()
+    assert produce.runs == 1
+
+
+@pytest.mark.parametrize(
+    "failure", [errors.Unavailable("toloka down"), RuntimeError("bug")], ids=["unavailable", "bug"]
+)
+async def test_transient_failure_releases_claim_when_produce_fails(
+    harness: Harness, failure: Exception
+) -> None:
+    store = harness.make()
+    key, produce = op_id(), Producer()
+    produce.fail = failure
+    with pytest.raises(type(failure)):
+        await store.run(key, "fp", produce, call=call())
+    produce.fail = None
+    assert await harness.replica(store).run(key, "fp", produce, call=call()) == (b"op-1", False)
+    assert produce.runs == 2
+
+
+async def test_waiter_takes_over_at_once_when_holder_fails_transiently(harness: Harness) -> None:
+    store = harness.make(lease_s=30.0)
+    key, holder = op_id(), Producer(gate=asyncio.Event())
+    holder.fail = errors.Unavailable("toloka down")
+    first = asyncio.create_task(store.run(key, "fp", holder, call=call()))
+    await until(lambda: holder.runs == 1)
+    waiter_store = harness.replica(store)
+    second = Producer(b"second")
+    waiter = asyncio.create_task(waiter_store.run(key, "fp", second, call=call()))
+    await until(lambda: waiter_store.counters.waits == 1)
+    started = time.monotonic()
+    assert holder.gate is not None
+    holder.gate.set()
+    with pytest.raises(errors.Unavailable):
+        await first
+    assert await waiter == (b"second", False)
+    assert time.monotonic() - started < 2.0  # woken by the release, not by the 30 s lease
+    assert waiter_store.counters.takeovers == 1
+
+
+async def test_waiter_takes_over_when_cancelled_holder_releases(harness: Harness) -> None:
+    store = harness.make(lease_s=30.0)
+    key, holder = op_id(), Producer(gate=asyncio.Event())
+    first = asyncio.create_task(store.run(key, "fp", holder, call=call()))
+    await until(lambda: holder.runs == 1)
+    waiter_store = harness.replica(store)
+    waiter = asyncio.create_task(waiter_store.run(key, "fp", Producer(b"second"), call=call()))
+    await until(lambda: waiter_store.counters.waits == 1)
+    first.cancel()
+    assert await waiter == (b"second", False)
+
+
+async def test_waiter_takes_over_when_holder_dies_and_its_lease_lapses(harness: Harness) -> None:
+    dead = harness.make(lease_s=0.4, sleep=frozen_sleep)  # never renews: a process that died
+    key, hung = op_id(), Producer(b"never", gate=asyncio.Event())
+    holder = asyncio.create_task(dead.run(key, "fp", hung, call=call(None)))
+    await until(lambda: hung.runs == 1)
+    waiter_store = harness.replica(dead, lease_s=0.4)
+    second = Producer(b"second")
+    waiter = asyncio.create_task(waiter_store.run(key, "fp", second, call=call()))
+    await until(lambda: waiter_store.counters.waits == 1)
+    await harness.elapse(0.5)
+    assert await waiter == (b"second", False)
+    assert second.runs == 1
+    assert waiter_store.counters.takeovers == 1
+    holder.cancel()  # the old holder's late release must not drop the new outcome
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+    assert await waiter_store.run(key, "fp", second, call=call()) == (b"second", True)
+
+
+async def test_holder_keeps_claim_when_produce_outlasts_lease(harness: Harness) -> None:
+    store = harness.make(lease_s=0.3)
+    key, slow = op_id(), Producer(b"slow", gate=asyncio.Event())
+    holder = asyncio.create_task(store.run(key, "fp", slow, call=call()))
+    await until(lambda: slow.runs == 1)
+    await asyncio.sleep(0.6)  # two leases of real time: renewals keep the claim
+    other = harness.replica(store)
+    waiter = asyncio.create_task(other.run(key, "fp", Producer(b"dup"), call=call()))
+    await until(lambda: other.counters.waits >= 1)
+    assert slow.gate is not None
+    slow.gate.set()
+    assert await holder == (b"slow", False)
+    assert await waiter == (b"slow", True)
+
+
+async def test_outcome_is_forgotten_when_retention_passes(harness: Harness) -> None:
+    store = harness.make(retention_s=0.3)
+    key, produce = op_id(), Producer()
+    await store.run(key, "fp", produce, call=call())
+    await harness.elapse(0.4)
+    assert await store.run(key, "fp-other", produce, call=call()) == (b"op-1", False)
+    assert produce.runs == 2
+
+
+async def test_waiter_gets_deadline_exceeded_when_holder_outlasts_its_deadline(harness: Harness) -> None:
+    store = harness.make()
+    key, hung = op_id(), Producer(gate=asyncio.Event())
+    holder = asyncio.create_task(store.run(key, "fp", hung, call=call()))
+    await until(lambda: hung.runs == 1)
+    started = time.monotonic()
+    with pytest.raises(errors.DeadlineExceeded) as info:
+        await harness.replica(store).run(key, "fp", Producer(), call=call(0.2))
+    assert 0.15 < time.monotonic() - started < 1.5
+    assert not type(info.value).definitive
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+
+
+async def test_outcome_is_not_stored_when_larger_than_the_bound(harness: Harness) -> None:
+    store = harness.make(max_stored_bytes=10)
+    key, produce = op_id(), Producer(b"x" * 11)
+    for _ in range(2):
+        assert await store.run(key, "fp", produce, call=call()) == (b"x" * 11, False)
+    assert produce.runs == 2
+    assert store.counters.oversize == 2
+
+
+Produce = Callable[[], Awaitable[bytes]]
