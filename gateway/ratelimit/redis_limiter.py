@@ -49,14 +49,21 @@ class LuaScript:
     async def __call__(self, keys: Sequence[str], args: Sequence[int | str]) -> Any:
         """Run the script: one round trip unless Redis has forgotten it."""
         loads = self._loads
+        if loads == 0:
+            # Load before the first use, once: this also lets a Cluster client discover its
+            # slots from one task instead of from every concurrent first caller.
+            await self._load(loads)
         try:
             return await self._redis.evalsha(self.sha, len(keys), *keys, *args)
         except redis_errors.NoScriptError:
-            async with self._lock:
-                if self._loads == loads:
-                    await self._redis.script_load(self._text)
-                    self._loads += 1
+            await self._load(loads)
             return await self._redis.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def _load(self, seen: int) -> None:
+        async with self._lock:
+            if self._loads == seen:
+                await self._redis.script_load(self._text)
+                self._loads += 1
 
 
 class RedisRateLimiter(AdmissionLimiter):

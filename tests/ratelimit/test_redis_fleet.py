@@ -23,8 +23,8 @@ from gateway.ratelimit.decision import limit_key
 from gateway.ratelimit.window import Geometry
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import ALL_KINDS, KIND_CREATE_TASKS, LimitSpec, RateLimitSettings
-from tests.ratelimit.conftest import ManualClock
-from tests.support.redis_servers import RedisCluster, RedisServer, redis_server
+from tests.ratelimit.conftest import ManualClock, private_port, start_private
+from tests.support.redis_servers import RedisCluster, RedisServer
 
 
 def fleet_settings(limit: LimitSpec, **kw: object) -> RateLimitSettings:
@@ -82,18 +82,20 @@ def utilisation(times: list[float], capacity: int, period: float, periods: int) 
 async def test_replicas_never_exceed_the_limit_in_any_sliding_window_and_use_it_fully(
     fleet_url: str, clients: list[AnyRedis]
 ) -> None:
-    capacity, period = 40, 0.5
+    # A 1 s period leaves room for the scheduling delays of a busy 2-core box; the algorithm's
+    # own utilisation bound is checked on a manual clock in the contract suite.
+    capacity, period = 40, 1.0
     settings = fleet_settings(LimitSpec("fleet", (ALL_KINDS,), capacity, period))
     replicas: list[AdmissionLimiter] = []
     for _ in range(4):
         clients.append(connect_redis(fleet_url))
         replicas.append(RedisRateLimiter(redis=clients[-1], settings=settings, op_timeout_s=5.0))
-    admitted = await flood(replicas, seconds=2.6, workers=6)
+    admitted = await flood(replicas, seconds=3.2, workers=6)
     times = [d.at for _, d in admitted]  # Redis TIME, returned by the script
     assert {d.backend for _, d in admitted} == {"redis"}
     assert {i for i, _ in admitted} == {0, 1, 2, 3}
     assert max_in_any_window(times, period) <= capacity
-    assert utilisation(times, capacity, period, periods=5) >= 0.98
+    assert utilisation(times, capacity, period, periods=3) >= 0.98
 
 
 async def test_cooldown_reported_by_one_replica_holds_back_another(
@@ -136,9 +138,12 @@ async def test_limit_state_stays_bounded_when_admissions_span_many_periods(
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
-    """A redis-server this test alone may kill and restart."""
-    with redis_server() as server:
+    """A redis-server this test alone may kill and restart, on a port no other suite draws."""
+    server = start_private(RedisServer(port=private_port()))
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 async def wait_until(condition: Callable[[], bool], within: float) -> None:
@@ -166,7 +171,7 @@ async def test_replicas_degrade_to_their_local_share_and_recover_when_redis_rest
         await asyncio.to_thread(own_redis.stop)
         await wait_until(lambda: all(r.degraded for r in replicas), within=5)
         await asyncio.sleep(1.5)
-        await asyncio.to_thread(own_redis.start)
+        await asyncio.to_thread(start_private, own_redis)
         await wait_until(lambda: not any(r.degraded for r in replicas), within=5)
         await asyncio.sleep(0.6)
     finally:
