@@ -106,6 +106,7 @@ class GatewayProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "gateway", "serve"])
 
     @property
     def target(self) -> str:
@@ -115,9 +116,7 @@ class GatewayProcess:
         self.log_path = log_dir / f"gateway-{self.port}.log"
         env = {**os.environ, **self.env, "GATEWAY_LISTEN": self.target}
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            self.process = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     async def wait_serving(self, within_s: float = 30.0) -> None:
