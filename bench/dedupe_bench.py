@@ -96,7 +96,7 @@ async def _redis_figures(url: str) -> dict[str, Any]:
     store = RedisDeduplicator(redis=client, settings=DedupeSettings())
     counter = _Counter(client)
     await store.run(str(uuid.uuid4()), "fp", _produce, call=Call())  # loads the scripts
-    key = str(uuid.uuid4())
+    key = f"tasks:{uuid.uuid4()}"  # as the service namespaces CreateTasks keys
     before = counter.sent
     await store.run(key, "fp", _produce, call=Call())
     first_round_trips = counter.sent - before

@@ -35,6 +35,7 @@ from gateway.dedupe.records import (
     Done,
     Reply,
     fingerprint_digest,
+    in_progress_error,
     reused_error,
 )
 from gateway.dedupe.store import DedupeCounters
@@ -219,11 +220,7 @@ async def _wait(woken: asyncio.Event, recheck_s: float, call: Call, key: str) ->
     remaining = call.remaining()
     if remaining is not None:
         if remaining <= 0:
-            raise errors.DeadlineExceeded(
-                f"operation_id {key} is still being processed by another request; "
-                "retry with the same operation_id",
-                metadata={"operation_id": key},
-            )
+            raise in_progress_error(key)
         recheck_s = min(recheck_s, remaining)
     try:
         async with asyncio.timeout(recheck_s):

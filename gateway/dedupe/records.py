@@ -77,12 +77,28 @@ class Done:
 Reply = Claimed | Mismatch | Busy | Done
 
 
+def operation_id_of(key: str) -> str:
+    """The operation_id in a dedupe key: callers may namespace keys (`tasks:<id>`, `rework:<id>`)."""
+    return key.rpartition(":")[2]
+
+
 def reused_error(key: str) -> errors.AlreadyExists:
     """The ALREADY_EXISTS answer for an operation_id reused with a different request."""
+    operation_id = operation_id_of(key)
     return errors.AlreadyExists(
-        f"operation_id {key} was already used with a different request; "
+        f"operation_id {operation_id} was already used with a different request; "
         "send a new operation_id for a new request",
-        metadata={"operation_id": key},
+        metadata={"operation_id": operation_id},
+    )
+
+
+def in_progress_error(key: str) -> errors.DeadlineExceeded:
+    """The answer to a duplicate whose deadline passed while the first request was still running."""
+    operation_id = operation_id_of(key)
+    return errors.DeadlineExceeded(
+        f"operation_id {operation_id} is still being processed by another request; "
+        "retry with the same operation_id",
+        metadata={"operation_id": operation_id},
     )
 
 

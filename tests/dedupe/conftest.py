@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,15 +13,6 @@ import pytest
 from gateway.dedupe import Deduplicator, LocalDeduplicator, RedisDeduplicator
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import DedupeSettings
-from tests.dedupe.cluster_ports import low_port_cluster
-from tests.support.redis_servers import RedisCluster
-
-
-@pytest.fixture(scope="session")
-def redis_cluster_proc() -> Iterator[RedisCluster]:
-    """The shared cluster fixture, on ports that leave room for the cluster bus (see cluster_ports)."""
-    with low_port_cluster() as cluster:
-        yield cluster
 
 
 class ManualClock:

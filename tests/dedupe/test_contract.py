@@ -74,7 +74,7 @@ async def test_produce_runs_once_when_fifty_duplicates_arrive_together(harness: 
 
 async def test_reuse_is_refused_when_fingerprint_differs(harness: Harness) -> None:
     store = harness.make()
-    stored, in_flight = op_id(), op_id()
+    stored, in_flight = op_id(), f"tasks:{op_id()}"  # callers may namespace their keys
     await store.run(stored, "fp-a", Producer(), call=call())
     holder = Producer(gate=asyncio.Event())
     task = asyncio.create_task(store.run(in_flight, "fp-a", holder, call=call()))
@@ -83,7 +83,7 @@ async def test_reuse_is_refused_when_fingerprint_differs(harness: Harness) -> No
         with pytest.raises(errors.AlreadyExists) as info:
             await harness.replica(store).run(key, "fp-b", Producer(), call=call())
         assert info.value.reason == "OPERATION_ID_REUSED"
-        assert info.value.metadata == {"operation_id": key}
+        assert info.value.metadata == {"operation_id": key.removeprefix("tasks:")}
         assert "new operation_id" in info.value.message
     assert holder.gate is not None
     holder.gate.set()
