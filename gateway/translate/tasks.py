@@ -25,6 +25,7 @@ MAX_INPUT_VALUES_BYTES = 1_048_576
 MAX_OUTPUT_VALUES_BYTES = 4_194_304
 MAX_OVERLAP = 30_000
 ITEM_INDEX_KEY = "__item_idx"
+_CHUNK = 512
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -176,28 +177,19 @@ def plan_create_tasks(
     check_operation_id(req.operation_id, problems)
     problems.raise_if_any()
 
-    items = []
-    for i, task in enumerate(req.tasks):
-        item = task_to_json(task, f"tasks[{i}]", problems)
-        if is_async:
-            item[ITEM_INDEX_KEY] = str(i)
-        items.append(item)
-        if len(problems.items) >= 100:
-            break
-    input_bytes = _json_size([item.get("input_values") for item in items])
+    operation_id = req.operation_id.lower() or new_operation_id()
+    params = {"operation_id": operation_id, "async_mode": "true" if is_async else "false"}
+    for flag in ("allow_defaults", "open_pool", "skip_invalid_items"):
+        if getattr(req, flag):
+            params[flag] = "true"
+    digest = fingerprint(req, params)
+    body, input_bytes, output_bytes = _serialise(req, is_async, problems)
     if input_bytes > MAX_INPUT_VALUES_BYTES:
         problems.add(
             "tasks",
             f"input_values total {input_bytes} bytes; Toloka takes at most {MAX_INPUT_VALUES_BYTES} per request",
             "TOO_LARGE",
         )
-    outputs = [
-        sol["output_values"]
-        for item in items
-        for key in ("known_solutions", "baseline_solutions")
-        for sol in item.get(key, ())
-    ]
-    output_bytes = _json_size(outputs)
     if output_bytes > MAX_OUTPUT_VALUES_BYTES:
         problems.add(
             "tasks",
@@ -205,20 +197,48 @@ def plan_create_tasks(
             "TOO_LARGE",
         )
     problems.raise_if_any()
-
-    operation_id = req.operation_id.lower() or new_operation_id()
-    params = {"operation_id": operation_id, "async_mode": "true" if is_async else "false"}
-    for flag in ("allow_defaults", "open_pool", "skip_invalid_items"):
-        if getattr(req, flag):
-            params[flag] = "true"
     return CreateTasksPlan(
         operation_id=operation_id,
-        body=orjson.dumps(items),
+        body=body,
         params=params,
         task_count=count,
         is_async=is_async,
-        fingerprint=fingerprint(req, params),
+        fingerprint=digest,
     )
+
+
+def _serialise(req: pb.CreateTasksRequest, is_async: bool, problems: ViolationList) -> tuple[bytes, int, int]:
+    """The JSON array body plus the input and output byte totals, built `_CHUNK` tasks at a time.
+
+    Only one chunk of tasks exists as Python objects at once, so a 10,000-task request holds
+    its protobuf, the finished JSON chunks and the joined body: a few copies of its payload.
+    """
+    parts: list[bytes] = [b"["]
+    input_bytes = output_bytes = 0
+    tasks = req.tasks
+    for start in range(0, len(tasks), _CHUNK):
+        chunk = []
+        for i in range(start, min(start + _CHUNK, len(tasks))):
+            item = task_to_json(tasks[i], f"tasks[{i}]", problems)
+            if is_async:
+                item[ITEM_INDEX_KEY] = str(i)
+            chunk.append(item)
+        input_bytes += _json_size([item.get("input_values") for item in chunk])
+        output_bytes += _json_size(
+            [
+                sol["output_values"]
+                for item in chunk
+                for key in ("known_solutions", "baseline_solutions")
+                for sol in item.get(key, ())
+            ]
+        )
+        if len(parts) > 1:
+            parts.append(b",")
+        parts.append(orjson.dumps(chunk)[1:-1])
+        if len(problems.items) >= 100:
+            break
+    parts.append(b"]")
+    return b"".join(parts), input_bytes, output_bytes  # one allocation for the whole body
 
 
 def field_errors(errors_by_path: Any) -> pb.TaskValidationErrors:
