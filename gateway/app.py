@@ -8,6 +8,9 @@ import logging
 import signal
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
 from gateway.dedupe import build_deduplicator
 from gateway.dedupe.store import Deduplicator
 from gateway.observability.metrics import GatewayMetrics
@@ -86,12 +89,26 @@ class Gateway:
         await self._emulator.__aenter__()
         return str(self._emulator.url)
 
+    async def _prepare_redis(self) -> None:
+        """Load a Cluster's slot map once before concurrent use (redis-py races without it).
+
+        An unreachable Redis is not fatal: every layer starts degraded and recovers by itself.
+        """
+        if isinstance(self._redis, RedisCluster):
+            try:
+                await self._redis.initialize()
+            except (RedisError, OSError) as e:
+                log.warning(
+                    "redis cluster unreachable at start-up; starting degraded", extra={"error": str(e)}
+                )
+
     async def start(self) -> None:
         """Build every layer and start serving; logs what it runs on."""
         s = self.settings
         base_url = await self._toloka_url()
         if s.redis_url:
             self._redis = connect_redis(s.redis_url, password=s.redis_password or None)
+            await self._prepare_redis()
         self.limiter = build_rate_limiter(s.limits, self._redis)
         self.dedupe = build_deduplicator(s.dedupe, self._redis)
         self.toloka = TolokaClient(

@@ -7,6 +7,7 @@ to install it.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,11 +25,21 @@ INSTALL_HINT = (
 )
 
 
+# Test servers take ports below Linux's ephemeral range (32768-60999), so an outgoing connection
+# of another suite cannot grab one between "free" and "bound".
+_PORTS = (10_000, 31_999)
+
+
 def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port below the ephemeral range that was free a moment ago on 127.0.0.1."""
+    while True:
+        port = random.randint(*_PORTS)
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
 
 
 CLUSTER_BUS_OFFSET = 10_000
@@ -38,7 +49,7 @@ def cluster_safe_port() -> int:
     """A free port whose cluster-bus port (port + 10000) is a valid, free port too."""
     while True:
         port = free_port()
-        if port + CLUSTER_BUS_OFFSET > 65535:
+        if port + CLUSTER_BUS_OFFSET > 65535:  # cannot happen below the ephemeral range; kept as a guard
             continue
         try:
             with socket.socket() as s:
@@ -90,6 +101,8 @@ class RedisServer:
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_ping(self.port)
+        if self.process.poll() is not None:  # another process answered on our port: never share it
+            raise RuntimeError(f"redis-server could not bind port {self.port}; another server answers there")
         return self
 
     def stop(self) -> None:
