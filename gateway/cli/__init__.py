@@ -5,8 +5,12 @@
     toloka-gateway client get-rework-rules 1 --json > rules.json
     toloka-gateway client set-rework-rules 1 rules.json
 
-The target, caller id and timeout come from flags, else from GATEWAY_TARGET and GATEWAY_CALLER (the
-client is its own program: it reads these two variables here, not through gateway.settings).
+The target, caller id, bearer token and timeout come from flags, else from GATEWAY_TARGET,
+GATEWAY_CALLER and GATEWAY_TOKEN (the client is its own program: it reads these variables here, not
+through gateway.settings). Any of --tls-ca, --tls-cert, --tls-key switches to a TLS channel:
+
+    toloka-gateway client --token "$TOKEN" --tls-ca ca.crt wait OPERATION_ID
+    toloka-gateway client --tls-ca ca.crt --tls-cert me.crt --tls-key me.key wait OPERATION_ID
 """
 
 from __future__ import annotations
@@ -47,7 +51,28 @@ def _globals(p: argparse.ArgumentParser, *, suppress: bool = False) -> None:
         help=f"caller id sent as x-caller-id metadata (env GATEWAY_CALLER, default {DEFAULT_CALLER})",
     )
     p.add_argument(
+        "--token",
+        default=default(os.environ.get("GATEWAY_TOKEN") or ""),
+        help="bearer token, sent as `authorization: Bearer <token>` metadata (env GATEWAY_TOKEN); "
+        "in clear text unless a TLS option is given",
+    )
+    p.add_argument(
         "--timeout", type=_positive, default=default(60.0), help="deadline of each call, seconds (default 60)"
+    )
+    tls = p.add_argument_group("TLS (any of these makes the channel TLS)")
+    tls.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        default=default(""),
+        help="CA certificate(s) that sign the gateway's certificate, PEM (default: the system's roots)",
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", default=default(""), help="client certificate, PEM (mTLS)")
+    tls.add_argument("--tls-key", metavar="FILE", default=default(""), help="key of --tls-cert, PEM")
+    tls.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        default=default(""),
+        help="name to expect in the gateway's certificate when TARGET differs (e.g. through port-forward)",
     )
 
 

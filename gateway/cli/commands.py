@@ -1,7 +1,7 @@
 """The client commands: one function per subcommand, each returning the process exit code.
 
-Exit codes: 0 done; 1 the call failed (gRPC error, or the operation FAILED); 2 bad usage or input
-(nothing was sent).
+Exit codes: 0 done; 1 the call failed (gRPC error, or the operation FAILED); 2 bad usage, input or
+connection options (nothing was sent).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from google.protobuf import duration_pb2
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.cli import summary
+from gateway.cli.channel import ClientSetupError, call_metadata, open_channel
 from gateway.cli.progress import ProgressBar
 from gateway.cli.rich_error import describe
 from gateway.cli.task_file import TaskFileError, parse_rules, parse_tasks, read_text
@@ -32,9 +33,9 @@ class Client:
     """A channel to the gateway, the stub, and the metadata and deadline every call carries."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.channel = grpc.insecure_channel(args.target)
+        self.metadata = call_metadata(args)
+        self.channel = open_channel(args)
         self.stub = pb_grpc.TolokaGatewayStub(self.channel)  # type: ignore[no-untyped-call]
-        self.metadata = (("x-caller-id", args.caller),)
         self.timeout: float = args.timeout
 
 
@@ -208,4 +209,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         "get-rework-rules": get_rework_rules,
         "set-rework-rules": set_rework_rules,
     }
-    return commands[args.client_command](args, out, err)
+    try:
+        return commands[args.client_command](args, out, err)
+    except ClientSetupError as e:  # raised before the first call: nothing was sent
+        print(f"toloka-gateway client: {e}", file=err)
+        return USAGE

@@ -47,6 +47,36 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             }
         },
     ),
+    "auth-token": merged(
+        REQUIRED,
+        {
+            "auth": {
+                "mode": "token",
+                "requireKnownCallers": True,
+                "tokensSecret": {"name": "gateway-tokens", "key": "callers.toml"},
+                "callers": {
+                    "batch-importer": {
+                        "methods": ["CreateTasks", "WaitOperation", "GetOperation", "WatchOperation"],
+                        "pools": ["101", "102"],
+                    },
+                    "rework-admin": {"methods": ["*"]},
+                    'odd "caller" id': {"methods": [], "pools": []},
+                },
+            }
+        },
+    ),
+    "auth-mtls": merged(
+        REQUIRED,
+        {
+            "redis": {"url": "redis://redis-master.data:6379/0"},
+            "auth": {
+                "mode": "mtls",
+                "tlsSecret": {"name": "gateway-tls"},
+                "default": {"methods": ["GetOperation", "WaitOperation"], "pools": ["*"]},
+                "callers": {"writer": {"methods": ["CreateTasks", "WaitOperation"], "pools": ["7"]}},
+            },
+        },
+    ),
     "autoscaling-servicemonitor": merged(
         REQUIRED,
         {
@@ -123,6 +153,19 @@ class Rendered:
     def env(self) -> dict[str, dict[str, Any]]:
         """The container's env entries by name (order is checked separately where it matters)."""
         return {e["name"]: e for e in self.container["env"]}
+
+    def secret_mounted_at(self, path: str) -> tuple[str, str, bool]:
+        """(Secret name, key, read-only) of the file the container sees at `path`."""
+        pod = self.one("Deployment")["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for mount in self.container["volumeMounts"]:
+            prefix = mount["mountPath"].rstrip("/") + "/"
+            if not path.startswith(prefix) or "secret" not in volumes[mount["name"]]:
+                continue
+            secret = volumes[mount["name"]]["secret"]
+            item = next(i for i in secret["items"] if i["path"] == path.removeprefix(prefix))
+            return secret["secretName"], item["key"], mount.get("readOnly") is True
+        raise AssertionError(f"nothing is mounted at {path}")
 
     @property
     def config_toml(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from typing import Any
 
 import helm_python as helm
@@ -164,17 +165,18 @@ def test_hpa_owns_the_replica_count_when_autoscaling_is_enabled(render: Any) -> 
     assert rendered.one("ServiceMonitor")["metadata"]["labels"]["release"] == "prometheus"
 
 
-def test_redis_url_carries_tls_cluster_and_password_reference_when_cluster_with_auth(render: Any) -> None:
+def test_password_is_only_an_env_var_and_url_carries_tls_and_cluster_when_cluster_with_auth(
+    render: Any,
+) -> None:
     rendered = render(SCENARIOS["redis-cluster-auth-tls"])
     names = [e["name"] for e in rendered.container["env"]]
     env = rendered.env()
     assert env["REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
-    # Kubernetes only expands $(VAR) from variables defined earlier in the list.
+    # Kept before REDIS_URL: Kubernetes only expands $(VAR) from variables defined earlier, which a URL
+    # written for older chart versions (user:$(REDIS_PASSWORD)@host) still relies on.
     assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
-    assert (
-        env["REDIS_URL"]["value"]
-        == "rediss://:$(REDIS_PASSWORD)@redis-cluster-0.redis-cluster.data:6379/0?cluster=1"
-    )
+    # The gateway reads REDIS_PASSWORD itself: nothing is spliced into the URL.
+    assert env["REDIS_URL"]["value"] == "rediss://redis-cluster-0.redis-cluster.data:6379/0?cluster=1"
     assert "WARNING" not in rendered.notes
 
 
@@ -184,10 +186,8 @@ def test_redis_url_carries_tls_cluster_and_password_reference_when_cluster_with_
         ({"url": "redis://r:6379"}, "redis://r:6379"),
         ({"url": "redis://r:6379/2?protocol=3", "cluster": True}, "redis://r:6379/2?protocol=3&cluster=1"),
         ({"url": "rediss://r:6380", "tls": True}, "rediss://r:6380"),
-        (
-            {"url": "redis://gw@r:6379", "passwordSecret": {"name": "p", "key": "k"}},
-            "redis://gw:$(REDIS_PASSWORD)@r:6379",
-        ),
+        ({"url": "redis://gw@r:6379", "passwordSecret": {"name": "p", "key": "k"}}, "redis://gw@r:6379"),
+        ({"url": "redis://r:6379/0", "passwordSecret": {"name": "p", "key": "k"}}, "redis://r:6379/0"),
         (
             {"url": "redis://gw:$(REDIS_PASSWORD)@r:6379/1", "passwordSecret": {"name": "p", "key": "k"}},
             "redis://gw:$(REDIS_PASSWORD)@r:6379/1",
@@ -209,6 +209,18 @@ def test_redis_url_comes_from_the_secret_when_existing_secret_is_set(render: Any
     assert "REDIS_PASSWORD" not in env
 
 
+def test_password_secret_may_accompany_a_url_secret_when_the_url_has_no_password(render: Any) -> None:
+    values = {
+        "redis": {
+            "existingSecret": {"name": "redis-url", "key": "url"},
+            "passwordSecret": {"name": "redis-auth", "key": "password"},
+        }
+    }
+    env = render(merged(REQUIRED, values)).env()
+    assert env["REDIS_URL"]["valueFrom"] == {"secretKeyRef": {"name": "redis-url", "key": "url"}}
+    assert env["REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -225,6 +237,11 @@ def test_redis_url_comes_from_the_secret_when_existing_secret_is_set(render: Any
             "kinds",
         ),
         ({"toloka": {"apiKeySecret": {"name": "k", "value": "sk-123"}}}, "value"),
+        ({"auth": {"mode": "tokens"}}, "mode"),
+        ({"auth": {"callers": {"a": {"method": ["CreateTasks"]}}}}, "method"),
+        ({"auth": {"callers": {"a": {"methods": ["CreateTask"]}}}}, "methods"),
+        ({"auth": {"default": {"pools": [1]}}}, "pools"),
+        ({"auth": {"tokensSecret": {"name": "t", "token": "abc"}}}, "token"),
     ],
 )
 def test_rendering_fails_when_values_have_a_typo_or_unknown_key(
@@ -276,6 +293,7 @@ def test_rendering_succeeds_when_termination_grace_exceeds_the_drain(render: Any
         ({"url": "redis://r:6379", "existingSecret": {"name": "u", "key": "url"}}, "not both"),
         ({"existingSecret": {"name": "u", "key": "url"}, "cluster": True}, "Secret holds the whole URL"),
         ({"tls": True}, "need redis.url"),
+        ({"passwordSecret": {"name": "p", "key": "k"}}, "need redis.url or redis.existingSecret"),
     ],
 )
 def test_rendering_fails_when_redis_values_conflict(render: Any, redis: dict[str, Any], message: str) -> None:
@@ -344,3 +362,84 @@ def test_every_values_key_is_commented_when_reading_values_yaml() -> None:
         if not above.startswith("#"):
             undocumented.append(match.group(2))
     assert not undocumented, f"values without a comment: {undocumented}"
+
+
+def test_tokens_secret_is_mounted_where_the_config_points_when_token_mode(render: Any) -> None:
+    rendered = render(SCENARIOS["auth-token"])
+    auth = tomllib.loads(rendered.config_toml)["auth"]
+    assert auth["mode"] == "token" and auth["require_known_callers"] is True
+    assert rendered.secret_mounted_at(auth["tokens_file"]) == ("gateway-tokens", "callers.toml", True)
+    assert not {"tls_cert_file", "tls_key_file", "tls_client_ca_file"} & set(auth)
+    # The health service is not behind the caller check, so the native gRPC probes still work.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert rendered.container[probe]["grpc"] == {"port": 50051}
+    assert "authorization: Bearer <token>" in rendered.notes and "rollout restart" in rendered.notes
+
+
+def test_tls_secret_is_mounted_read_only_and_probes_use_tcp_when_mtls_mode(render: Any) -> None:
+    rendered = render(SCENARIOS["auth-mtls"])
+    auth = tomllib.loads(rendered.config_toml)["auth"]
+    assert auth["mode"] == "mtls" and "tokens_file" not in auth
+    assert rendered.secret_mounted_at(auth["tls_cert_file"]) == ("gateway-tls", "tls.crt", True)
+    assert rendered.secret_mounted_at(auth["tls_key_file"]) == ("gateway-tls", "tls.key", True)
+    assert rendered.secret_mounted_at(auth["tls_client_ca_file"]) == ("gateway-tls", "ca.crt", True)
+    # The kubelet's gRPC probe cannot do TLS with a client certificate.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert "grpc" not in rendered.container[probe]
+        assert rendered.container[probe]["tcpSocket"] == {"port": 50051}
+    assert "tcpSocket" in rendered.notes
+
+
+def test_client_ca_comes_from_its_own_secret_when_client_ca_secret_is_set(render: Any) -> None:
+    values = merged(
+        SCENARIOS["auth-mtls"], {"auth": {"clientCaSecret": {"name": "callers-ca", "key": "root.pem"}}}
+    )
+    rendered = render(values)
+    auth = tomllib.loads(rendered.config_toml)["auth"]
+    assert rendered.secret_mounted_at(auth["tls_client_ca_file"]) == ("callers-ca", "root.pem", True)
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")["secret"]
+    assert [i["key"] for i in tls["items"]] == ["tls.crt", "tls.key"]  # no ca.crt needed in the TLS Secret
+    for doc in rendered.docs:
+        validate_k8s(doc)
+
+
+def test_no_auth_secret_is_mounted_and_probes_stay_grpc_when_metadata_mode(render: Any) -> None:
+    rendered = render(REQUIRED)
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    assert {v["name"] for v in pod["volumes"]} == {"config", "toloka-api-key", "tmp"}
+    assert tomllib.loads(rendered.config_toml)["auth"] == {
+        "mode": "metadata",
+        "require_known_callers": False,
+        "default": {"methods": ["*"], "pools": ["*"]},
+    }
+    assert "x-caller-id: me" in rendered.notes
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"mode": "token"}, "auth.mode=token needs auth.tokensSecret.name: the name of an existing Secret"),
+        (
+            {"mode": "mtls"},
+            "auth.mode=mtls needs auth.tlsSecret.name: the name of an existing kubernetes.io/tls",
+        ),
+        (
+            {"mode": "mtls", "clientCaSecret": {"name": "ca", "key": "ca.crt"}},
+            "auth.mode=mtls needs auth.tlsSecret.name",
+        ),
+        (
+            {"tokensSecret": {"name": "t", "key": "k"}},
+            'auth.tokensSecret.name is set but auth.mode is "metadata"',
+        ),
+        (
+            {"mode": "token", "tokensSecret": {"name": "t", "key": "k"}, "tlsSecret": {"name": "tls"}},
+            "only used with auth.mode=mtls",
+        ),
+    ],
+)
+def test_rendering_fails_with_a_clear_message_when_auth_secrets_are_missing_or_unused(
+    render: Any, auth: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render(merged(REQUIRED, {"auth": auth}))

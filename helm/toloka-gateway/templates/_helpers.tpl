@@ -58,10 +58,11 @@ app.kubernetes.io/part-of: toloka-gateway
 {{- end }}
 
 {{/*
-The REDIS_URL value built from redis.url: rediss:// when redis.tls, `:$(REDIS_PASSWORD)@` inserted
-when redis.passwordSecret is set and the URL does not reference it yet, `cluster=1` when
-redis.cluster. Kubernetes expands $(REDIS_PASSWORD) from the env var defined just before REDIS_URL,
-so the password never appears in a manifest. A literal password in the URL fails rendering.
+The REDIS_URL value built from redis.url: rediss:// when redis.tls, `cluster=1` when redis.cluster.
+The password is never put into the URL: with redis.passwordSecret it reaches the gateway as env
+REDIS_PASSWORD, which the gateway uses when the URL carries no password. A URL written for older
+chart versions with `user:$(REDIS_PASSWORD)@` is passed through (Kubernetes expands the reference from
+the env var defined just before REDIS_URL). A literal password in the URL fails rendering.
 */}}
 {{- define "toloka-gateway.redisUrl" -}}
 {{- $r := .Values.redis }}
@@ -73,23 +74,47 @@ so the password never appears in a manifest. A literal password in the URL fails
 {{- $userinfo := "" }}
 {{- if contains "@" $authority }}
 {{- $userinfo = regexReplaceAll "@[^@]*$" $authority "" }}
-{{- $rest = trimPrefix (printf "%s@" $userinfo) $rest }}
 {{- end }}
 {{- if and (contains ":" $userinfo) (not (hasSuffix (printf ":%s" $ref) $userinfo)) }}
-{{- fail "redis.url must not contain a password: put it in a Secret and set redis.passwordSecret (the URL may reference it as $(REDIS_PASSWORD)), or use redis.existingSecret" }}
+{{- fail "redis.url must not contain a password: put it in a Secret and set redis.passwordSecret (the gateway reads it as REDIS_PASSWORD), or use redis.existingSecret" }}
 {{- end }}
 {{- if and (contains $ref $r.url) (not $r.passwordSecret.name) }}
 {{- fail "redis.url references $(REDIS_PASSWORD) but redis.passwordSecret.name is not set" }}
 {{- end }}
-{{- if and $r.passwordSecret.name (not (contains $ref $userinfo)) }}
-{{- $userinfo = printf "%s:%s" $userinfo $ref }}
-{{- end }}
 {{- $url := printf "%s%s" $scheme $rest }}
-{{- if $userinfo }}{{ $url = printf "%s%s@%s" $scheme $userinfo $rest }}{{ end }}
 {{- if and $r.cluster (not (regexMatch "[?&]cluster=" $url)) }}
 {{- $url = printf "%s%scluster=1" $url (ternary "&" "?" (contains "?" $url)) }}
 {{- end }}
 {{- $url }}
+{{- end }}
+
+{{/* Where the auth Secrets are mounted in the container (config [auth] paths point here). */}}
+{{- define "toloka-gateway.authTokensFile" -}}/var/run/secrets/toloka-gateway/auth-tokens/tokens.toml{{- end }}
+{{- define "toloka-gateway.tlsDir" -}}/var/run/secrets/toloka-gateway/tls{{- end }}
+{{- define "toloka-gateway.clientCaDir" -}}/var/run/secrets/toloka-gateway/client-ca{{- end }}
+{{- define "toloka-gateway.clientCaFile" -}}
+{{- if .Values.auth.clientCaSecret.name }}
+{{- include "toloka-gateway.clientCaDir" . }}/ca.crt
+{{- else }}
+{{- include "toloka-gateway.tlsDir" . }}/ca.crt
+{{- end }}
+{{- end }}
+
+{{/* Fails rendering unless the Secrets auth.mode needs are named, and when Secrets are named that it would not use. */}}
+{{- define "toloka-gateway.validateAuth" -}}
+{{- $a := .Values.auth }}
+{{- if and (eq $a.mode "token") (not $a.tokensSecret.name) }}
+{{- fail "auth.mode=token needs auth.tokensSecret.name: the name of an existing Secret holding the tokens file, TOML `caller = \"token\"` lines (create it with `kubectl create secret generic gateway-tokens --from-file=tokens.toml`)" }}
+{{- end }}
+{{- if and $a.tokensSecret.name (ne $a.mode "token") }}
+{{- fail (printf "auth.tokensSecret.name is set but auth.mode is %q: tokens are only read with auth.mode=token" $a.mode) }}
+{{- end }}
+{{- if and (eq $a.mode "mtls") (not $a.tlsSecret.name) }}
+{{- fail "auth.mode=mtls needs auth.tlsSecret.name: the name of an existing kubernetes.io/tls Secret with tls.crt and tls.key (and ca.crt, the CA of the client certificates, unless auth.clientCaSecret.name is set)" }}
+{{- end }}
+{{- if and (or $a.tlsSecret.name $a.clientCaSecret.name) (ne $a.mode "mtls") }}
+{{- fail (printf "auth.tlsSecret / auth.clientCaSecret are set but auth.mode is %q: they are only used with auth.mode=mtls" $a.mode) }}
+{{- end }}
 {{- end }}
 
 {{/* Stops rendering on values that validate one by one but not together. */}}
@@ -103,12 +128,13 @@ so the password never appears in a manifest. A literal password in the URL fails
 {{- if and $r.url $r.existingSecret.name }}
 {{- fail "set either redis.url or redis.existingSecret.name, not both" }}
 {{- end }}
-{{- if and $r.existingSecret.name (or $r.tls $r.cluster $r.passwordSecret.name) }}
-{{- fail "with redis.existingSecret the Secret holds the whole URL: write rediss://, ?cluster=1 and the password into it and leave redis.tls, redis.cluster and redis.passwordSecret unset" }}
+{{- if and $r.existingSecret.name (or $r.tls $r.cluster) }}
+{{- fail "with redis.existingSecret the Secret holds the whole URL: write rediss:// and ?cluster=1 into it and leave redis.tls and redis.cluster unset" }}
 {{- end }}
 {{- if and (not (include "toloka-gateway.usesRedis" .)) (or $r.tls $r.cluster $r.passwordSecret.name) }}
-{{- fail "redis.tls, redis.cluster and redis.passwordSecret need redis.url" }}
+{{- fail "redis.tls, redis.cluster and redis.passwordSecret need redis.url or redis.existingSecret" }}
 {{- end }}
+{{- include "toloka-gateway.validateAuth" . }}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (eq (kindIs "invalid" $pdb.maxUnavailable) (kindIs "invalid" $pdb.minAvailable)) }}
 {{- fail "podDisruptionBudget: set exactly one of maxUnavailable and minAvailable (the other null)" }}
@@ -130,4 +156,10 @@ so the password never appears in a manifest. A literal password in the URL fails
   {{ include "toloka-gateway.tomlLimit" . }},
 {{- end }}
 ]
+{{- end }}
+
+{{/* Permissions ({methods, pools}) as the TOML keys gateway/settings.py reads; an omitted list means ["*"]. */}}
+{{- define "toloka-gateway.tomlPermissions" -}}
+methods = {{ (hasKey . "methods" | ternary .methods (list "*")) | toJson }}
+pools = {{ (hasKey . "pools" | ternary .pools (list "*")) | toJson }}
 {{- end }}
