@@ -29,7 +29,10 @@ def main(names: list[str]) -> int:
     """Run the named benchmarks (all when none are named)."""
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
         return 2
     results: dict[str, Any] = {}
     for name in names or list(BENCHMARKS):
