@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from gateway import event_loop
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from tests.support.gateway_harness import GatewayProcess
 from tests.support.redis_servers import free_port
@@ -53,6 +54,24 @@ def _request() -> pb.CreateTasksRequest:
     return req
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(call: Any, make_request: Any, seconds: float, pids: dict[str, int]) -> dict[str, float]:
+    """Calls/s, and each named process's CPU milliseconds per call, over one timed run."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.perf_counter()
+    rate = await _drive(call, make_request, seconds)
+    calls = rate * (time.perf_counter() - started)
+    out = {"calls_per_s": rate}
+    for name, pid in pids.items():
+        out[f"{name}_cpu_ms_per_call"] = (cpu_seconds(pid) - before[name]) * 1000 / calls
+    return out
+
+
 async def _drive(call: Any, make_request: Any, seconds: float) -> float:
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -68,7 +87,7 @@ async def _drive(call: Any, make_request: Any, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-async def echo_rate(seconds: float) -> float:
+async def echo_rate(seconds: float) -> dict[str, float]:
     """Calls/s of a bare grpc.aio echo with a one-task CreateTasks payload."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)], stdout=subprocess.PIPE)
@@ -78,13 +97,13 @@ async def echo_rate(seconds: float) -> float:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             echo = channel.unary_unary(ECHO_METHOD)
             await _drive(echo, lambda: payload, 1.0)  # warm-up
-            return await _drive(echo, lambda: payload, seconds)
+            return await _measure(echo, lambda: payload, seconds, {"server": proc.pid, "client": os.getpid()})
     finally:
         proc.kill()
         proc.wait()
 
 
-async def gateway_rate(seconds: float) -> float:
+async def gateway_rate(seconds: float) -> dict[str, float]:
     """CreateTasks calls/s through a gateway process in front of an emulator process."""
     emu_port = free_port()
     emulator = subprocess.Popen(
@@ -113,7 +132,9 @@ async def gateway_rate(seconds: float) -> float:
                 response_deserializer=pb.CreateTasksResponse.FromString,
             )
             await _drive(create, _request, 1.0)
-            return await _drive(create, _request, seconds)
+            assert gw.process is not None
+            pids = {"gateway": gw.process.pid, "emulator": emulator.pid, "client": os.getpid()}
+            return await _measure(create, _request, seconds, pids)
     finally:
         gw.stop()
         emulator.kill()
@@ -121,14 +142,26 @@ async def gateway_rate(seconds: float) -> float:
 
 
 def run(seconds: float = 5.0) -> dict[str, Any]:
-    """Both rates and their ratio (target: gateway >= 50% of echo)."""
+    """Both rates, their ratio (target: gateway >= 50% of echo), and CPU per call of each process.
+
+    Client, gateway and emulator share this machine's cores, so the CPU figures say where a
+    call's cost goes: the gateway's own share is comparable with the echo server's.
+    """
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    echo = asyncio.run(echo_rate(seconds))
-    gateway = asyncio.run(gateway_rate(seconds))
+    echo = event_loop.run(echo_rate(seconds))
+    gateway = event_loop.run(gateway_rate(seconds))
     return {
-        "echo_calls_per_s": round(echo),
-        "gateway_create_tasks_calls_per_s": round(gateway),
-        "gateway_to_echo_ratio": round(gateway / echo, 3),
+        "echo_calls_per_s": round(echo["calls_per_s"]),
+        "gateway_create_tasks_calls_per_s": round(gateway["calls_per_s"]),
+        "gateway_to_echo_ratio": round(gateway["calls_per_s"] / echo["calls_per_s"], 3),
         "target_ratio": 0.5,
         "concurrency": CONCURRENCY,
+        "cpu_ms_per_call": {
+            "echo_server": round(echo["server_cpu_ms_per_call"], 3),
+            "echo_client": round(echo["client_cpu_ms_per_call"], 3),
+            "gateway": round(gateway["gateway_cpu_ms_per_call"], 3),
+            "emulator": round(gateway["emulator_cpu_ms_per_call"], 3),
+            "gateway_client": round(gateway["client_cpu_ms_per_call"], 3),
+        },
+        "cores": os.cpu_count(),
     }

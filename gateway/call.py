@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from dataclasses import dataclass, field
 
 
@@ -17,7 +17,8 @@ class Call:
 
     caller: str = "anonymous"
     deadline: float | None = None
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Correlates log lines; not a secret, so a cheap PRNG (no syscall per call) is enough.
+    request_id: str = field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     toloka_request_ids: list[str] = field(default_factory=list)
 
     def remaining(self) -> float | None:

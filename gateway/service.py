@@ -56,17 +56,22 @@ class GatewayService:
         """Create tasks once per operation_id, however many callers and replicas send it."""
         plan = plan_create_tasks(req, max_tasks=self._server.max_tasks_per_request)
 
+        produced: list[pb.CreateTasksResponse] = []
+
         async def produce() -> bytes:
             reply = await self._toloka.create_tasks(
                 plan.body, params=plan.params, tasks=plan.task_count, call=call
             )
             if plan.is_async and isinstance(reply.data, dict):
                 await self._operations.remember(reply.data)
-            return create_tasks_response(plan, reply.data).SerializeToString()
+            produced.append(create_tasks_response(plan, reply.data))
+            return produced[0].SerializeToString()
 
         outcome, replayed = await self._dedupe.run(
             f"tasks:{plan.operation_id}", plan.fingerprint, produce, call=call
         )
+        if produced and not replayed:  # this call produced it: no need to parse the stored bytes back
+            return produced[0]
         resp = pb.CreateTasksResponse.FromString(outcome)
         resp.replayed = replayed
         return resp

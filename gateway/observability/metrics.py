@@ -57,6 +57,34 @@ class GatewayMetrics:
             registry=r,
         )
         self._runner: web.AppRunner | None = None
+        self._call_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+        self._toloka_children: dict[tuple[str, str], Any] = {}
+        self._toloka_latency_children: dict[str, Any] = {}
+
+    def observe_call(self, method: str, code: str, seconds: float) -> None:
+        """Count one finished gRPC call and its latency (label children cached: this is per call)."""
+        key = (method, code)
+        counter = self._call_children.get(key)
+        if counter is None:
+            counter = self._call_children[key] = self.calls.labels(method, code)
+        histogram = self._latency_children.get(method)
+        if histogram is None:
+            histogram = self._latency_children[method] = self.call_seconds.labels(method)
+        counter.inc()
+        histogram.observe(seconds)
+
+    def observe_toloka(self, kind: str, outcome: str, seconds: float) -> None:
+        """Count one Toloka HTTP attempt and its latency."""
+        key = (kind, outcome)
+        counter = self._toloka_children.get(key)
+        if counter is None:
+            counter = self._toloka_children[key] = self.toloka_requests.labels(kind, outcome)
+        histogram = self._toloka_latency_children.get(kind)
+        if histogram is None:
+            histogram = self._toloka_latency_children[kind] = self.toloka_seconds.labels(kind)
+        counter.inc()
+        histogram.observe(seconds)
 
     def watch(self, *, limiter: Any, dedupe: Any, operations: Any) -> None:
         """Export the counters the limiter, dedupe store and poller keep."""

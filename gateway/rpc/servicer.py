@@ -93,20 +93,21 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
             self._log(method, call, code, started)
 
     def _log(self, method: str, call: Call, code: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
         if self._metrics is not None:
-            self._metrics.calls.labels(method, code).inc()
-            self._metrics.call_seconds.labels(method).observe(time.perf_counter() - started)
-        log.info(
-            "call",
-            extra={
-                "method": method,
-                "caller": call.caller,
-                "status": code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "request_id": call.request_id,
-                "toloka_request_ids": call.toloka_request_ids,
-            },
-        )
+            self._metrics.observe_call(method, code, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "call",
+                extra={
+                    "method": method,
+                    "caller": call.caller,
+                    "status": code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": call.request_id,
+                    "toloka_request_ids": call.toloka_request_ids,
+                },
+            )
 
     async def CreateTasks(
         self, request: pb.CreateTasksRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -21,9 +21,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from gateway import errors
 from gateway.call import Call
@@ -271,10 +273,12 @@ class TolokaClient:
         data: bytes | io.BytesIO | None = (
             io.BytesIO(body) if body is not None and len(body) > LARGE_BODY else body
         )
+        url = self._base + path
+        if params:
+            url = f"{url}?{urlencode(params)}"
         async with self._session.request(
             method,
-            self._base + path,
-            params=params,
+            URL(url, encoded=True),  # built once here; aiohttp would otherwise parse and re-encode it
             data=data,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=limit_s),
@@ -290,8 +294,7 @@ class TolokaClient:
 
     def _observe(self, kind: str, outcome: str, sent_at: float) -> None:
         if self._metrics is not None:
-            self._metrics.toloka_requests.labels(kind, outcome).inc()
-            self._metrics.toloka_seconds.labels(kind).observe(time.perf_counter() - sent_at)
+            self._metrics.observe_toloka(kind, outcome, time.perf_counter() - sent_at)
 
     def _attempt_timeout(self, call: Call) -> float:
         left = call.remaining()
