@@ -22,8 +22,13 @@ def _number(n: float) -> int | float:
     return int(n) if n.is_integer() and -_MAX_SAFE_INT < n < _MAX_SAFE_INT else n
 
 
+# Bound once: calling the unbound method skips an attribute lookup per value (measurably faster
+# on the 30,000 values of a 10,000-task request).
+_which = struct_pb2.Value.WhichOneof
+
+
 def _value(v: struct_pb2.Value) -> Any:
-    kind = v.WhichOneof("kind")
+    kind = _which(v, "kind")
     if kind == "string_value":
         return v.string_value
     if kind == "number_value":
@@ -43,11 +48,14 @@ def struct_values(s: struct_pb2.Struct) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in fields:
         v = fields[key]
-        kind = v.WhichOneof("kind")
+        kind = _which(v, "kind")
         if kind == "string_value":
             out[key] = v.string_value
         elif kind == "number_value":
-            out[key] = _number(v.number_value)
+            n = v.number_value
+            if n - n:  # NaN or +-Infinity: n - n is NaN, which is truthy; 0.0 otherwise
+                raise NonFiniteNumber
+            out[key] = int(n) if n.is_integer() and -_MAX_SAFE_INT < n < _MAX_SAFE_INT else n
         else:
             out[key] = _value(v)
     return out
