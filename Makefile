@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 RUNTIME_VENV ?= /opt/venv
 PY := $(VENV)/bin/python
+INSTALL_STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_STAMP := gateway/api/.generated
 
@@ -13,9 +14,15 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Installs the package and its development tools into $(VENV), then generates the protobuf code.
+# Every other target depends on the stamp, so `make run` / `make test` work on a fresh clone.
 install: $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(INSTALL_STAMP)
 	$(MAKE) proto
+
+$(INSTALL_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(INSTALL_STAMP)
 
 # The Dockerfile's build step: the CI install (dev tools + codegen) in $(VENV), then the package itself,
 # not editable and without the dev extra, into $(RUNTIME_VENV), the only venv the image ships.
@@ -26,7 +33,7 @@ install-runtime: install
 
 # Generated code lands in gateway/api/ (the path under -I protos is the import path); never edited.
 proto: $(PROTO_STAMP)
-$(PROTO_STAMP): $(PROTO_SRC)
+$(PROTO_STAMP): $(PROTO_SRC) $(INSTALL_STAMP)
 	rm -rf gateway/api
 	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
 	find gateway/api -type d -exec touch {}/__init__.py \;
