@@ -117,19 +117,24 @@ class RedisOperationTracker(TrackerBase):
         self._apply(entry, raw, fresh=False)
 
     async def _publish(self, entry: OperationEntry, op: Operation) -> None:
-        entry.update(op, self._clock())
+        # Stored before it is applied locally, for the same reason as `_publish_not_found`: a
+        # final state settles the entry, which releases the lease.
         try:
             await self._store.store(op)
             self._set_degraded(None)
         except _REDIS_FAULTS as e:
             self._set_degraded(e)
+        entry.update(op, self._clock())
 
     async def _publish_not_found(self, entry: OperationEntry, error: errors.NotFound) -> None:
-        await super()._publish_not_found(entry, error)
+        # Mark it in Redis BEFORE settling locally: settling ends this replica's agent, which
+        # releases the lease, and a replica that took the lease before the mark landed would
+        # read Toloka again.
         try:
             await self._store.mark_not_found(entry.operation_id)
         except _REDIS_FAULTS as e:
             self._set_degraded(e)
+        await super()._publish_not_found(entry, error)
 
     # -- agents ------------------------------------------------------------------------------
 
