@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import io
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -54,7 +55,6 @@ class Reply:
 
     status: int
     data: Any
-    request_id: str = ""
 
 
 def authorization_header(secret: str) -> str:
@@ -72,9 +72,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
@@ -109,7 +111,6 @@ class TolokaClient:
             self._headers["Authorization"] = "OAuth emulator"
         if settings.act_under_account_id:
             self._headers["X-Act-Under-Account-ID"] = settings.act_under_account_id
-        self.retries = 0
 
     def __repr__(self) -> str:  # never show the key
         return f"TolokaClient(base={self._base!r})"
@@ -151,6 +152,9 @@ class TolokaClient:
             return await self._send(
                 "POST", "/tasks", kind=KIND_CREATE_TASKS, tasks=tasks, params=params, body=body,
                 call=call, settle=settle, field_prefix="tasks",
+                # Toloka's operation-id idempotency is documented for async mode only: a sync
+                # create that may have been performed is reported, never repeated blind.
+                resend_after_send=is_async,
             )  # fmt: skip
         except errors.FailedPrecondition as e:
             if e.toloka_code != OPERATION_ALREADY_EXISTS:
@@ -212,55 +216,95 @@ class TolokaClient:
         body: bytes | None = None,
         settle: Callable[[], Awaitable[Reply | None]] | None = None,
         field_prefix: str = "",
+        resend_after_send: bool = True,
     ) -> Reply:
-        """Send one logical request: rate limit, deadline, retries, error mapping."""
+        """Send one logical request: rate limit, deadline, retries, error mapping.
+
+        After a failure that Toloka may have acted on (sent without an answer, or a 5xx),
+        `settle` is asked first; a request that must not be repeated blind
+        (`resend_after_send=False`) then fails as ambiguous instead of being re-sent.
+        """
         attempt = 0
         while True:
             attempt += 1
             await self._limiter.acquire(kind, tasks=tasks, call=call)
-            timeout = self._attempt_timeout(call)
-            retry_after: float | None = None
-            sent_at = time.perf_counter()
-            try:
-                status, data, headers = await self._request(method, path, params, body, timeout)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self._observe(kind, "network", sent_at)
-                if call.expired():
-                    raise errors.DeadlineExceeded(
-                        "the call's deadline passed before Toloka answered",
-                        metadata={"attempts": str(attempt)},
-                    ) from None
-                sent = not isinstance(exc, aiohttp.ClientConnectorError)
-                failure: errors.GatewayError = network_error(exc, sent=sent)
-                if sent and settle is not None and not call.expired():
-                    settled = await settle()
-                    if settled is not None:
-                        return settled
-            else:
-                self._observe(kind, str(status), sent_at)
-                if status < 300:
-                    return Reply(status, data, _request_id(data))
-                retry_after = parse_retry_after(headers.get("Retry-After"))
-                failure = error_from_response(
-                    status, data, retry_after=retry_after, field_prefix=field_prefix
-                )
-                if failure.toloka_request_id:
-                    call.toloka_request_ids.append(failure.toloka_request_id)
-                if status == 429:
-                    await self._limiter.report_throttled(retry_after or DEFAULT_THROTTLE_S)
-                if status not in RETRYABLE_STATUSES:
-                    raise failure
-            if attempt >= self._settings.max_attempts:
-                raise failure
-            delay = self._backoff(attempt, retry_after)
-            left = call.remaining()
-            if left is not None and delay >= left:
-                failure.retry_after = failure.retry_after or delay
-                raise failure
-            self.retries += 1
+            outcome = await self._attempt(
+                method, path, kind=kind, call=call, params=params, body=body,
+                field_prefix=field_prefix, attempt=attempt,
+            )  # fmt: skip
+            if isinstance(outcome, Reply):
+                return outcome
+            failure, may_have_acted = outcome
+            if may_have_acted and settle is not None and not call.expired():
+                settled = await settle()
+                if settled is not None:
+                    return settled
+            if may_have_acted and not resend_after_send:
+                raise _ambiguous(failure)
+            delay = self._retry_delay(failure, attempt, call)
             if self._metrics is not None:
                 self._metrics.toloka_retries.labels(kind).inc()
             await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str,
+        call: Call,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        field_prefix: str,
+        attempt: int,
+    ) -> Reply | tuple[errors.GatewayError, bool]:
+        """One HTTP exchange: a Reply, or a retryable failure and whether Toloka may have acted on it.
+
+        Failures that no retry can fix are raised here.
+        """
+        timeout = self._attempt_timeout(call)
+        sent_at = time.perf_counter()
+        try:
+            status, data, headers = await self._request(method, path, params, body, timeout)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._observe(kind, "network", sent_at)
+            if call.expired():
+                raise errors.DeadlineExceeded(
+                    "the call's deadline passed before Toloka answered", metadata={"attempts": str(attempt)}
+                ) from None
+            sent = not isinstance(exc, aiohttp.ClientConnectorError)
+            return network_error(exc, sent=sent), sent
+        self._observe(kind, str(status), sent_at)
+        if status < 300:
+            return Reply(status, data)
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        failure = error_from_response(status, data, retry_after=retry_after, field_prefix=field_prefix)
+        if failure.toloka_request_id:
+            call.toloka_request_ids.append(failure.toloka_request_id)
+        if status == 429:
+            await self._limiter.report_throttled(retry_after or DEFAULT_THROTTLE_S)
+        if status not in RETRYABLE_STATUSES:
+            raise failure
+        return failure, status >= 500  # 408 and 429: Toloka did not act on it
+
+    def _retry_delay(self, failure: errors.GatewayError, attempt: int, call: Call) -> float:
+        """How long to wait before the next attempt, or raise `failure` when there should be none.
+
+        No retry when attempts are used up, when Toloka asks for a longer pause than the
+        gateway waits within one call (the caller gets RetryInfo instead), or when the pause
+        would outlast the caller's deadline.
+        """
+        if attempt >= self._settings.max_attempts:
+            raise failure
+        asked = failure.retry_after
+        if asked is not None and asked > self._settings.backoff_max_s:
+            raise failure
+        delay = self._backoff(attempt, asked)
+        left = call.remaining()
+        if left is not None and delay >= left:
+            failure.retry_after = failure.retry_after or delay
+            raise failure
+        return delay
 
     async def _request(
         self, method: str, path: str, params: Mapping[str, str] | None, body: bytes | None, limit_s: float
@@ -313,5 +357,13 @@ class TolokaClient:
         return max(delay, retry_after or 0.0)
 
 
-def _request_id(data: Any) -> str:
-    return str(data.get("request_id", "")) if isinstance(data, dict) else ""
+def _ambiguous(failure: errors.GatewayError) -> errors.Unavailable:
+    """A synchronous create that Toloka may or may not have performed."""
+    return errors.Unavailable(
+        "Toloka may or may not have created the tasks (no definite answer to a synchronous create); "
+        "check the pool before retrying, or use async_mode, which is idempotent by operation_id",
+        reason="TOLOKA_OUTCOME_UNKNOWN",
+        toloka_code=failure.toloka_code,
+        toloka_request_id=failure.toloka_request_id,
+        metadata={**failure.metadata, "ambiguous": "true"},
+    )

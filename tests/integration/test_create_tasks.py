@@ -223,3 +223,41 @@ async def test_ten_thousand_task_request_fits_the_message_size_when_async(
     assert resp.operation.id
     [req] = posts(emulator)
     assert req.body_size > 1_000_000  # type: ignore[attr-defined]
+
+
+async def test_sync_create_is_reported_ambiguous_not_resent_when_the_reply_is_lost(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=1, drop_after_work=True))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gw.stub.CreateTasks(pb.CreateTasksRequest(tasks=[task()], async_mode=False), metadata=gw.md())
+    details = rich_status(info.value)
+    assert details["code"] == grpc.StatusCode.UNAVAILABLE
+    assert details["ErrorInfo"].reason == "TOLOKA_OUTCOME_UNKNOWN"
+    assert details["ErrorInfo"].metadata["ambiguous"] == "true"
+    assert len(posts(emulator)) == 1  # never re-sent blind
+
+
+async def test_sync_create_is_retried_when_toloka_did_not_act(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=1, status=429))
+    resp = await gw.stub.CreateTasks(
+        pb.CreateTasksRequest(tasks=[task()], async_mode=False), metadata=gw.md()
+    )
+    assert len(resp.batch.items) == 1 and len(posts(emulator)) == 2
+
+
+async def test_long_retry_after_is_returned_to_the_caller_not_slept_when_over_the_backoff_cap(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    emulator.state.add_fault(
+        Fault(method="POST", path="^/api/v1/tasks$", times=1, status=429, retry_after=3600)
+    )
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gw.stub.CreateTasks(pb.CreateTasksRequest(tasks=[task()]), metadata=gw.md())
+    details = rich_status(info.value)
+    assert details["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert details["RetryInfo"].retry_delay.seconds == 3600
+    assert time.monotonic() - started < 2 and len(posts(emulator)) == 1
