@@ -2,7 +2,9 @@
 
 Every error carries ErrorInfo (domain "toloka-gateway", reason, and in metadata Toloka's code
 and request id when Toloka said something). Validation errors add BadRequest field
-violations; quota refusals add RetryInfo and QuotaFailure; transient failures add RetryInfo.
+violations; quota refusals add QuotaFailure, and RetryInfo when waiting can help (a request that can
+never fit its quota gets none, so clients that honour RetryInfo do not retry it forever); transient
+failures add RetryInfo.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from gateway import errors
 
 DOMAIN = "toloka-gateway"
+DEFAULT_RETRY_S = 1.0  # RetryInfo for a transient failure that named no delay
 
 _CODES: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -69,8 +72,8 @@ def to_status(error: errors.GatewayError, *, request_id: str = "") -> status_pb2
         for v in error.violations:
             bad.field_violations.add(field=v.field, description=v.description, reason=v.reason)
         status.details.append(_pack(bad))
-    if error.retry_after is not None or isinstance(error, errors.RateLimited | errors.Unavailable):
-        delay = error.retry_after if error.retry_after is not None else 1.0
+    if error.retry_after is not None or isinstance(error, errors.Unavailable):
+        delay = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_S
         status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=_duration(delay))))
     if isinstance(error, errors.RateLimited) and error.quota:
         failure = error_details_pb2.QuotaFailure()

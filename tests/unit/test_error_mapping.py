@@ -97,3 +97,11 @@ def test_retry_after_parses_seconds_and_dates_when_present() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert parse_retry_after("soon") is None
+
+
+def test_refusal_that_can_never_fit_has_no_retry_info_when_retry_after_is_unknown() -> None:
+    error = errors.RateLimited(
+        "a request costing 3 can never fit", quota=[errors.QuotaViolation("caller:a/tiny", "capacity 2")]
+    )
+    kinds = [d.TypeName() for d in to_status(error).details]
+    assert kinds == ["google.rpc.ErrorInfo", "google.rpc.QuotaFailure"]
