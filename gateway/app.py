@@ -19,7 +19,7 @@ from gateway.operations.tracker import OperationTracker
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.redis_client import AnyRedis, connect_redis
-from gateway.rework import build_rework_service
+from gateway.rework import ReworkService, build_rework_service
 from gateway.rpc.auth import CallerAuth, server_credentials
 from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
@@ -48,6 +48,7 @@ class Gateway:
         self.dedupe: Deduplicator | None = None
         self.operations: OperationTracker | None = None
         self.toloka: TolokaClient | None = None
+        self.rework: ReworkService | None = None
         self.metrics = GatewayMetrics()
         self.metrics_port = 0
         self._degraded_task: asyncio.Task[None] | None = None
@@ -55,7 +56,8 @@ class Gateway:
     @property
     def degraded(self) -> bool:
         """True while any shared-state layer runs on its local fallback."""
-        return any(getattr(p, "degraded", False) for p in (self.limiter, self.dedupe, self.operations))
+        parts = (self.limiter, self.dedupe, self.operations, self.rework.lock if self.rework else None)
+        return any(getattr(p, "degraded", False) for p in parts)
 
     async def _report_degraded(self) -> None:
         """Keep the health service `REDIS_HEALTH_SERVICE` in step with the degraded flag.
@@ -123,14 +125,18 @@ class Gateway:
             server=s.server,
             poller=s.poller,
         )
-        rework = build_rework_service(s.rework, toloka=self.toloka, dedupe=self.dedupe, redis=self._redis)
+        rework = self.rework = build_rework_service(
+            s.rework, toloka=self.toloka, dedupe=self.dedupe, redis=self._redis
+        )
         servicer = TolokaGatewayServicer(
             service=service,
             auth=CallerAuth(settings=s.auth, metadata_key=s.server.caller_metadata_key),
             rework=rework,
             metrics=self.metrics,
         )
-        self.metrics.watch(limiter=self.limiter, dedupe=self.dedupe, operations=self.operations)
+        self.metrics.watch(
+            limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock
+        )
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
         self._server, self._health, self.port = build_server(

@@ -108,10 +108,13 @@ class AlreadyExists(GatewayError):
 
 
 class FailedPrecondition(GatewayError):
-    """The target is in a state that does not allow the call."""
+    """The target is in a state that does not allow the call.
+
+    Not definitive: the state can change (a pool is closed, an update finishes), so a retry
+    with the same operation_id runs again instead of replaying the refusal.
+    """
 
     default_reason = "FAILED_PRECONDITION"
-    definitive = True
 
 
 class Unauthenticated(GatewayError):

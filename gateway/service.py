@@ -22,6 +22,7 @@ from gateway.translate.tasks import (
 from gateway.translate.values import json_to_struct
 
 TASK_BATCH_CREATE = "TASK.BATCH_CREATE"
+LOG_RESERVE_S = 2.0  # of a WaitOperation deadline, kept for GET /operations/{id}/log
 
 
 def operation_id_of(value: str) -> str:
@@ -96,6 +97,10 @@ class GatewayService:
         else:
             seconds = self._poller.max_wait_s
         until = time.monotonic() + seconds
+        left = call.remaining()
+        if req.include_log and left is not None:
+            # Keep part of the deadline for reading the log once the operation is done.
+            until = min(until, time.monotonic() + left - min(LOG_RESERVE_S, left / 4))
         op = await self._operations.wait(operation_id, until=until, call=call)
         resp = pb.WaitOperationResponse(done=is_final(op))
         operation_from_json(op, resp.operation)

@@ -86,9 +86,11 @@ class GatewayMetrics:
         counter.inc()
         histogram.observe(seconds)
 
-    def watch(self, *, limiter: Any, dedupe: Any, operations: Any) -> None:
-        """Export the counters the limiter, dedupe store and poller keep."""
-        self.registry.register(_ComponentCollector(limiter=limiter, dedupe=dedupe, operations=operations))
+    def watch(self, *, limiter: Any, dedupe: Any, operations: Any, pool_lock: Any = None) -> None:
+        """Export the counters the limiter, dedupe store and poller keep, and every degraded flag."""
+        self.registry.register(
+            _ComponentCollector(limiter=limiter, dedupe=dedupe, operations=operations, pool_lock=pool_lock)
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
@@ -121,10 +123,11 @@ class GatewayMetrics:
 class _ComponentCollector(Collector):
     """Reads the layers' own counters at scrape time."""
 
-    def __init__(self, *, limiter: Any, dedupe: Any, operations: Any) -> None:
+    def __init__(self, *, limiter: Any, dedupe: Any, operations: Any, pool_lock: Any) -> None:
         self._limiter = limiter
         self._dedupe = dedupe
         self._operations = operations
+        self._pool_lock = pool_lock
 
     def collect(self) -> Iterator[Metric]:
         yield from self._limiter_metrics()

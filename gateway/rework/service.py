@@ -67,6 +67,11 @@ class ReworkService:
         self._lock = lock
         self._writer = writer
 
+    @property
+    def lock(self) -> PoolLock:
+        """The pool write lock (its `degraded` flag feeds health and metrics)."""
+        return self._lock
+
     async def get_rework_rules(self, req: pb.GetReworkRulesRequest, call: Call) -> pb.GetReworkRulesResponse:
         """The pool's re-execution rules, typed."""
         problems = errors.ViolationList()
