@@ -25,7 +25,7 @@ TASK_BATCH_CREATE = "TASK.BATCH_CREATE"
 LOG_RESERVE_S = 2.0  # of a WaitOperation deadline, kept for GET /operations/{id}/log
 
 
-def operation_id_of(value: str) -> str:
+def required_operation_id(value: str) -> str:
     """The operation id from a request, or InvalidArgument when it is missing or malformed."""
     problems = errors.ViolationList()
     if not value:
@@ -79,14 +79,14 @@ class GatewayService:
 
     async def get_operation(self, req: pb.GetOperationRequest, call: Call) -> pb.GetOperationResponse:
         """The operation's current state."""
-        op = await self._operations.get(operation_id_of(req.operation_id), call=call)
+        op = await self._operations.get(required_operation_id(req.operation_id), call=call)
         resp = pb.GetOperationResponse()
         operation_from_json(op, resp.operation)
         return resp
 
     async def wait_operation(self, req: pb.WaitOperationRequest, call: Call) -> pb.WaitOperationResponse:
         """Wait for the end of an operation, or return its latest state when time runs out."""
-        operation_id = operation_id_of(req.operation_id)
+        operation_id = required_operation_id(req.operation_id)
         if req.HasField("timeout"):
             seconds = req.timeout.ToTimedelta().total_seconds()
             if seconds < 0:
@@ -116,7 +116,7 @@ class GatewayService:
         self, req: pb.WatchOperationRequest, call: Call
     ) -> AsyncIterator[pb.WatchOperationResponse]:
         """Each change of status or progress, until the operation is finished."""
-        operation_id = operation_id_of(req.operation_id)
+        operation_id = required_operation_id(req.operation_id)
         async for op in self._operations.watch(operation_id, call=call):
             resp = pb.WatchOperationResponse()
             operation_from_json(op, resp.operation)
