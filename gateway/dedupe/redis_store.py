@@ -25,7 +25,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import ConnectionPool
-from redis.exceptions import RedisError
 
 from gateway.dedupe.claiming import ClaimingDeduplicator, Sleep, random_token
 from gateway.dedupe.records import (
@@ -38,7 +37,7 @@ from gateway.dedupe.records import (
     claim_record,
 )
 from gateway.dedupe.wakeups import WakeupHub
-from gateway.redis_client import AnyRedis
+from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable, health_of
 from gateway.settings import DedupeSettings
 
 log = logging.getLogger(__name__)
@@ -106,6 +105,8 @@ class RedisDeduplicator(ClaimingDeduplicator):
 
     Backend failures before produce runs raise `DedupeBackendUnavailable` (wrap this in
     `FallbackDeduplicator`); failures after it ran are logged and the outcome is still returned.
+    Every round trip is bounded by `health`'s op timeout; a fault trips the health, which the
+    operation tracker and the pool lock on the same client share.
     """
 
     def __init__(
@@ -115,7 +116,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
         settings: DedupeSettings,
         sleep: Sleep = asyncio.sleep,
         new_token: Callable[[], bytes] = random_token,
-        op_timeout_s: float = 2.0,
+        health: RedisHealth | None = None,
     ) -> None:
         super().__init__(settings=settings, sleep=sleep, new_token=new_token)
         self._redis = redis
@@ -123,7 +124,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
         self._channel = f"{settings.key_prefix}:d:wake"
         self._lease_ms = max(1, round(settings.lease_s * 1000))
         self._retention_ms = max(1, round(settings.retention_s * 1000))
-        self._op_timeout_s = op_timeout_s
+        self.health = health or health_of(redis)
         self._claim_script = redis.register_script(CLAIM_LUA)
         self._store_script = redis.register_script(STORE_LUA)
         self._release_script = redis.register_script(RELEASE_LUA)
@@ -131,7 +132,12 @@ class RedisDeduplicator(ClaimingDeduplicator):
         self._cluster_pending = redis if isinstance(redis, RedisCluster) else None
         self._init_lock = asyncio.Lock()
         self._wakeups = RedisWakeups(
-            redis=redis, channel=self._channel, hub=self._hub, sleep=sleep, ready=self._initialize_cluster
+            redis=redis,
+            channel=self._channel,
+            hub=self._hub,
+            sleep=sleep,
+            ready=self._initialize_cluster,
+            health=self.health,
         )
 
     async def _initialize_cluster(self) -> None:
@@ -143,17 +149,10 @@ class RedisDeduplicator(ClaimingDeduplicator):
                 await self._cluster_pending.initialize()
                 self._cluster_pending = None
 
-    async def ping(self) -> None:
-        """Raise `DedupeBackendUnavailable` unless Redis answers within the operation timeout."""
-        try:
-            async with asyncio.timeout(self._op_timeout_s):
-                await self._redis.ping()
-        except (RedisError, OSError, TimeoutError) as e:
-            raise DedupeBackendUnavailable(f"Redis is unreachable: {e}") from e
-
     async def close(self) -> None:
-        """Stop the wake-up subscription (the Redis client belongs to the caller)."""
+        """Stop the wake-up subscription and the health probe (the Redis client is the caller's)."""
         await self._wakeups.close()
+        await self.health.close()
 
     def _before_run(self) -> None:
         self._wakeups.start()
@@ -183,11 +182,11 @@ class RedisDeduplicator(ClaimingDeduplicator):
 
     async def _eval(self, script: Any, key: str, args: Sequence[bytes | str | int]) -> Any:
         try:
-            async with asyncio.timeout(self._op_timeout_s):
+            async with self.health.guard():
                 if self._cluster_pending is not None:
                     await self._initialize_cluster()
                 return await script(keys=[self._prefix + key], args=args)
-        except (RedisError, OSError, TimeoutError) as e:
+        except RedisUnavailable as e:
             self.counters.backend_errors += 1
             raise DedupeBackendUnavailable(f"the dedupe store is unreachable: {e}") from e
 
@@ -207,8 +206,10 @@ class RedisWakeups:
         hub: WakeupHub,
         sleep: Sleep,
         ready: Callable[[], Awaitable[None]],
+        health: RedisHealth,
     ) -> None:
         self._redis = redis
+        self._health = health
         self._ready = ready
         self._channel = channel
         self._hub = hub
@@ -237,18 +238,24 @@ class RedisWakeups:
         while not self._closing:
             self._confirmed = False
             try:
-                await self._subscribe_and_dispatch()
-            except (RedisError, OSError, TimeoutError) as e:
+                if not self._health.down:  # while it is, waiters poll and nothing waits on Redis
+                    await self._subscribe_and_dispatch()
+            except RedisUnavailable as e:
+                log.debug("dedupe: wake-up subscription lost: %s", e)
+            except REDIS_UNREACHABLE as e:
+                self._health.trip(e)
                 log.debug("dedupe: wake-up subscription lost: %s", e)
             backoff = 0.05 if self._confirmed else min(backoff * 2, 1.0)
             await self._sleep(backoff)
 
     async def _subscribe_and_dispatch(self) -> None:
-        subscriber, owned = await self._subscriber()
+        async with self._health.guard():
+            subscriber, owned = await self._subscriber()
         pubsub = subscriber.pubsub()
         try:
-            await pubsub.subscribe(self._channel)
-            while not self._closing:
+            async with self._health.guard():
+                await pubsub.subscribe(self._channel)
+            while not self._closing and not self._health.down:
                 msg = await pubsub.get_message(timeout=1.0)
                 if msg is None:
                     continue
@@ -262,10 +269,12 @@ class RedisWakeups:
                 self.live = False
                 self._hub.notify_all()  # switch waiters to polling
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                async with asyncio.timeout(self._health.op_timeout_s):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             if owned:
                 with contextlib.suppress(Exception):
-                    await subscriber.aclose()
+                    async with asyncio.timeout(self._health.op_timeout_s):
+                        await subscriber.aclose()
 
     async def _subscriber(self) -> tuple[aioredis.Redis, bool]:
         """The client to subscribe with, and whether it is ours to close.

@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from gateway.operations.operation_state import Operation, rank
-from gateway.redis_client import AnyRedis
+from gateway.redis_client import AnyRedis, RedisHealth, health_of
 from gateway.settings import PollerSettings
 
 NOT_FOUND_MARK = b"!"
@@ -120,10 +120,17 @@ def _as_bytes(value: Any) -> bytes:
 
 
 class RedisOperationStore:
-    """The poller's Redis round trips, one script or command each."""
+    """The poller's Redis round trips, one script or command each.
 
-    def __init__(self, *, redis: AnyRedis, settings: PollerSettings) -> None:
+    Each is bounded by the health's op timeout (and `within_s` where a caller waits) and raises
+    RedisUnavailable on a fault, a timeout, or at once while Redis is known to be down.
+    """
+
+    def __init__(
+        self, *, redis: AnyRedis, settings: PollerSettings, health: RedisHealth | None = None
+    ) -> None:
         self.redis = redis
+        self.health = health or health_of(redis)
         self._prefix = settings.key_prefix
         self._lease_ms = max(1, round(settings.lease_s * 1000))
         self._retention_ms = max(1, round(settings.final_retention_s * 1000))
@@ -148,39 +155,45 @@ class RedisOperationStore:
         """Where the latest state of an operation is kept."""
         return f"{self._prefix}:op:{{{operation_id}}}"
 
-    async def read(self, operation_id: str) -> bytes:
+    async def read(self, operation_id: str, *, within_s: float | None = None) -> bytes:
         """The stored state (JSON, the not-found mark, or b"" when none)."""
-        redis = await self.ready()
-        return _as_bytes(await redis.get(self.state_key(operation_id)))
+        async with self.health.guard(within_s=within_s):
+            redis = await self.ready()
+            return _as_bytes(await redis.get(self.state_key(operation_id)))
 
     async def heartbeat(self, operation_id: str, *, replica: str, token: str, has_waiters: bool) -> Heartbeat:
         """Refresh presence and take, renew or drop the lease (see _HEARTBEAT)."""
         key = self.state_key(operation_id)
-        await self.ready()
-        holder, ttl_ms, live, state = await self._heartbeat(
-            keys=[key, f"{key}:lease", f"{key}:waiters"],
-            args=[replica, token, self._lease_ms, "1" if has_waiters else "0"],
-        )
+        async with self.health.guard():
+            await self.ready()
+            holder, ttl_ms, live, state = await self._heartbeat(
+                keys=[key, f"{key}:lease", f"{key}:waiters"],
+                args=[replica, token, self._lease_ms, "1" if has_waiters else "0"],
+            )
         return Heartbeat(bool(int(holder)), int(ttl_ms) / 1000, int(live), _as_bytes(state))
 
     async def store(self, op: Operation) -> bool:
         """Store and publish a state unless a further one is stored; True when published."""
         payload = orjson.dumps(op)
-        await self.ready()
-        done = await self._store(
-            keys=[self.state_key(str(op["id"]))], args=[payload, rank(op), self._retention_ms, self.channel]
-        )
+        async with self.health.guard():
+            await self.ready()
+            done = await self._store(
+                keys=[self.state_key(str(op["id"]))],
+                args=[payload, rank(op), self._retention_ms, self.channel],
+            )
         return bool(int(done))
 
     async def mark_not_found(self, operation_id: str) -> None:
         """Tell every replica, for one lease period, that Toloka does not know the id."""
-        await self.ready()
-        await self._not_found(
-            keys=[self.state_key(operation_id)], args=[operation_id, self._lease_ms, self.channel]
-        )
+        async with self.health.guard():
+            await self.ready()
+            await self._not_found(
+                keys=[self.state_key(operation_id)], args=[operation_id, self._lease_ms, self.channel]
+            )
 
     async def release(self, operation_id: str, *, replica: str, token: str) -> None:
         """Give up the lease and this replica's presence for an operation."""
         key = self.state_key(operation_id)
-        await self.ready()
-        await self._release(keys=[f"{key}:lease", f"{key}:waiters"], args=[token, replica])
+        async with self.health.guard():
+            await self.ready()
+            await self._release(keys=[f"{key}:lease", f"{key}:waiters"], args=[token, replica])

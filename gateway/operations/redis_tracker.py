@@ -8,8 +8,10 @@ applies published states to its waiters. A replica that does not hold the lease 
 longer than the lease's remaining TTL, so when a holder dies its lease is taken over within
 one lease period. The heartbeat also returns the stored state, which repairs any missed message.
 
-If Redis is unreachable, each replica polls its own waiters' operations locally (still one loop
-per operation per replica) and `degraded` is True; the next successful round trip ends that.
+Every Redis round trip is bounded by a short op timeout (see `RedisHealth`). If Redis is
+unreachable or hangs, each replica polls its own waiters' operations locally (still one loop per
+operation per replica), `degraded` is True and no call touches Redis (so none pays the timeout
+again) until the shared background probe gets an answer.
 """
 
 from __future__ import annotations
@@ -23,18 +25,17 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
-from redis.exceptions import RedisError
 
 from gateway import errors
+from gateway.call import Call
 from gateway.operations.operation_state import Operation, OperationEntry
 from gateway.operations.redis_operation_store import NOT_FOUND_MARK, Heartbeat, RedisOperationStore
 from gateway.operations.tracker import FetchOperation
 from gateway.operations.tracker_base import Clock, Sleep, TrackerBase
-from gateway.redis_client import AnyRedis
+from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable
 from gateway.settings import PollerSettings
 
 log = logging.getLogger(__name__)
-_REDIS_FAULTS = (RedisError, OSError)
 
 
 @dataclass
@@ -59,9 +60,10 @@ class RedisOperationTracker(TrackerBase):
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         replica_id: str | None = None,
+        health: RedisHealth | None = None,
     ) -> None:
         super().__init__(settings=settings, fetch=fetch, clock=clock, sleep=sleep, rng=rng or random.Random())
-        self._store = RedisOperationStore(redis=redis, settings=settings)
+        self._store = RedisOperationStore(redis=redis, settings=settings, health=health)
         self.replica_id = replica_id or uuid.uuid4().hex
         self._token = uuid.uuid4().hex
         self._agents: dict[str, _Agent] = {}
@@ -69,13 +71,12 @@ class RedisOperationTracker(TrackerBase):
         self._loading: dict[str, asyncio.Future[None]] = {}
         self._closed = False
         self._abandoned = False
-        self._degraded = False
         self.lease_acquisitions = 0
 
     @property
     def degraded(self) -> bool:
         """True while Redis is unreachable and operations are polled per replica."""
-        return self._degraded
+        return self._store.health.down
 
     @property
     def active_pollers(self) -> int:
@@ -97,43 +98,38 @@ class RedisOperationTracker(TrackerBase):
         task = agent.task = asyncio.create_task(self._run_agent(entry, agent), name=f"operations:agent:{key}")
         task.add_done_callback(lambda t: self._agents.pop(key) if self._agents.get(key) is agent else None)
 
-    async def _load(self, entry: OperationEntry) -> None:
+    async def _load(self, entry: OperationEntry, call: Call) -> None:
         agent = self._agents.get(entry.operation_id)
         if agent is not None and agent.task is not None and not agent.task.done():
             return  # its heartbeats and messages keep the entry current
         key = entry.operation_id
         read = self._loading.get(key)
         if read is None:  # one read per operation however many arrive together
-            read = self._loading[key] = asyncio.ensure_future(self._read_into(entry))
+            within = None if call.deadline is None else call.deadline - self._clock()
+            read = self._loading[key] = asyncio.ensure_future(self._read_into(entry, within))
             read.add_done_callback(lambda f: self._loading.pop(key) if self._loading.get(key) is f else None)
         await asyncio.shield(read)
 
-    async def _read_into(self, entry: OperationEntry) -> None:
+    async def _read_into(self, entry: OperationEntry, within_s: float | None) -> None:
         try:
-            raw = await self._store.read(entry.operation_id)
-        except _REDIS_FAULTS as e:
-            self._set_degraded(e)
+            raw = await self._store.read(entry.operation_id, within_s=within_s)
+        except RedisUnavailable:
             return
         self._apply(entry, raw, fresh=False)
 
     async def _publish(self, entry: OperationEntry, op: Operation) -> None:
         # Stored before it is applied locally, for the same reason as `_publish_not_found`: a
         # final state settles the entry, which releases the lease.
-        try:
+        with contextlib.suppress(RedisUnavailable):
             await self._store.store(op)
-            self._set_degraded(None)
-        except _REDIS_FAULTS as e:
-            self._set_degraded(e)
         entry.update(op, self._clock())
 
     async def _publish_not_found(self, entry: OperationEntry, error: errors.NotFound) -> None:
         # Mark it in Redis BEFORE settling locally: settling ends this replica's agent, which
         # releases the lease, and a replica that took the lease before the mark landed would
         # read Toloka again.
-        try:
+        with contextlib.suppress(RedisUnavailable):
             await self._store.mark_not_found(entry.operation_id)
-        except _REDIS_FAULTS as e:
-            self._set_degraded(e)
         await super()._publish_not_found(entry, error)
 
     # -- agents ------------------------------------------------------------------------------
@@ -162,19 +158,17 @@ class RedisOperationTracker(TrackerBase):
             if agent.poll is not None:
                 agent.poll.cancel()
         if not self._abandoned:
-            with contextlib.suppress(*_REDIS_FAULTS):
+            with contextlib.suppress(RedisUnavailable):
                 await self._store.release(entry.operation_id, replica=self.replica_id, token=self._token)
 
     async def _beat(self, entry: OperationEntry, local: bool) -> Heartbeat | None:
+        """The heartbeat's answer, or None while Redis is unreachable (then this replica polls)."""
         try:
-            beat = await self._store.heartbeat(
+            return await self._store.heartbeat(
                 entry.operation_id, replica=self.replica_id, token=self._token, has_waiters=local
             )
-        except _REDIS_FAULTS as e:
-            self._set_degraded(e)
+        except RedisUnavailable:
             return None
-        self._set_degraded(None)
-        return beat
 
     def _steer_poll(self, entry: OperationEntry, agent: _Agent) -> None:
         running = agent.poll is not None and not agent.poll.done()
@@ -210,38 +204,36 @@ class RedisOperationTracker(TrackerBase):
             entry.update(op, self._clock())
 
     async def _listen(self) -> None:
-        """Apply every published state to local waiters; resubscribe after a Redis fault."""
+        """Apply every published state to local waiters; resubscribe once Redis answers again."""
+        health = self._store.health
         while not self._closed:
-            try:
-                redis = await self._store.ready()
-                pubsub = redis.pubsub()
+            if not health.down:
                 try:
-                    await pubsub.subscribe(self._store.channel)
-                    self._set_degraded(None)  # subscribed again: Redis is back, even with no waiters
-                    while not self._closed:
-                        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if msg is not None and msg.get("type") == "message":
-                            self._on_message(bytes(msg["data"]))
-                finally:
-                    with contextlib.suppress(*_REDIS_FAULTS):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except _REDIS_FAULTS as e:
-                self._set_degraded(e)
+                    await self._subscribe_and_dispatch()
+                except RedisUnavailable:
+                    pass
+                except REDIS_UNREACHABLE as e:
+                    health.trip(e)
             await self._sleep(self._settings.lease_s / 3)
 
-    def _set_degraded(self, fault: BaseException | None) -> None:
-        if fault is None:
-            if self._degraded:
-                log.warning("operations: Redis reachable again; polling is shared again")
-            self._degraded = False
-        else:
-            if not self._degraded:
-                log.warning("operations: Redis unreachable (%s); polling per replica", fault)
-            self._degraded = True
-            # The listener resubscribes (and so clears the flag) when Redis returns, with or
-            # without waiters: start it if nothing else has.
-            if not self._closed and (self._listener is None or self._listener.done()):
-                self._listener = asyncio.create_task(self._listen(), name="operations:listen")
+    async def _subscribe_and_dispatch(self) -> None:
+        health = self._store.health
+        pubsub = None
+        try:
+            async with health.guard():
+                redis = await self._store.ready()
+                pubsub = redis.pubsub()
+                await pubsub.subscribe(self._store.channel)
+            # A hung connection just yields no message; the heartbeats notice it and trip the health.
+            while not self._closed and not health.down:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if msg is not None and msg.get("type") == "message":
+                    self._on_message(bytes(msg["data"]))
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(health.op_timeout_s):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -250,13 +242,15 @@ class RedisOperationTracker(TrackerBase):
         agents = list(self._agents.items())
         await self._cancel_tasks()
         for key, _agent in agents:
-            with contextlib.suppress(*_REDIS_FAULTS):
+            with contextlib.suppress(RedisUnavailable):
                 await self._store.release(key, replica=self.replica_id, token=self._token)
+        await self._store.health.close()
 
     async def abandon(self) -> None:
         """Stop every task without telling Redis, as a crashed replica would (failover drills)."""
         self._abandoned = True
         await self._cancel_tasks()
+        await self._store.health.close()
 
     async def _cancel_tasks(self) -> None:
         self._closed = True

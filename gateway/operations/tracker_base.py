@@ -65,8 +65,11 @@ class TrackerBase:
         """Make sure some loop keeps `entry` current while it has waiters."""
         raise NotImplementedError
 
-    async def _load(self, entry: OperationEntry) -> None:
-        """Bring `entry` up to date from shared state, if there is any (no upstream call)."""
+    async def _load(self, entry: OperationEntry, call: Call) -> None:
+        """Bring `entry` up to date from shared state, if there is any (no upstream call).
+
+        Bounded by a short op timeout and by `call`'s deadline; never raises for a backend fault.
+        """
 
     async def _publish(self, entry: OperationEntry, op: Operation) -> None:
         """Record a state read from Toloka or handed to `remember`."""
@@ -87,7 +90,7 @@ class TrackerBase:
         """The cached state when final or fresher than `fresh_s`, else one shared read."""
         entry = self._board.entry(operation_id)
         if not self._usable(entry):
-            await self._load(entry)
+            await self._load(entry, call)
         if self._usable(entry) and entry.op is not None:
             return entry.op
         return await self._fetch_shared(entry, call)
@@ -102,7 +105,7 @@ class TrackerBase:
         entry = self._board.entry(operation_id)
         deadline = self._deadline(until, call)
         if not entry.final:
-            await self._load(entry)
+            await self._load(entry, call)
         if not entry.settled and self._clock() < deadline:
             with self._waiting(entry):
                 timer = asyncio.ensure_future(self._sleep(deadline - self._clock()))
@@ -118,7 +121,7 @@ class TrackerBase:
         entry = self._board.entry(operation_id)
         deadline = self._deadline(None, call)
         if not entry.final:
-            await self._load(entry)
+            await self._load(entry, call)
         seen = entry.version - 1 if entry.op is not None else 0
         with self._waiting(entry):
             timer = asyncio.ensure_future(self._sleep(max(0.0, deadline - self._clock())))

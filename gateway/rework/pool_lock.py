@@ -5,8 +5,10 @@
     RedisPoolLock       the local lock, then a lease in Redis shared by every replica:
                         SET key token NX PX lease, renewed while held, released by a
                         compare-and-delete script; waiters retry with short backoff
-                        until their deadline. Redis unreachable -> the local lock alone
-                        (degraded), retried after `probe_interval_s`.
+                        until their deadline. Every round trip is bounded by the shared
+                        `RedisHealth`'s op timeout; Redis unreachable or hung -> the local
+                        lock alone (degraded), Redis untouched until the health's probe
+                        gets an answer.
 
 A lease, not a lock: if the holder stalls longer than the lease (or Redis loses the key),
 another replica may enter. The renewal runs every third of the lease, so that takes a stall
@@ -24,17 +26,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
 from gateway import errors
 from gateway.call import Call
-from gateway.redis_client import AnyRedis
+from gateway.redis_client import AnyRedis, RedisHealth, RedisUnavailable, health_of
 from gateway.settings import ReworkSettings
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-UNREACHABLE: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 # KEYS[1] lock key; ARGV[1] holder token. Deletes the key only if the token still holds it.
 # Returns 1 when released, 0 when the lease had already passed to someone else.
@@ -126,25 +125,24 @@ class RedisPoolLock:
         *,
         redis: AnyRedis,
         settings: ReworkSettings,
-        probe_interval_s: float = 5.0,
+        health: RedisHealth | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._redis = redis
         self._settings = settings
         self._local = LocalPoolLock(settings=settings)
-        self._probe_interval_s = probe_interval_s
+        self._health = health or health_of(redis)
         self._sleep = sleep
         self._rng = rng
         self._release: Any = redis.register_script(RELEASE_LUA)
         self._renew: Any = redis.register_script(RENEW_LUA)
-        self._degraded_until = 0.0
         self.lost_leases = 0
 
     @property
     def degraded(self) -> bool:
-        """True while Redis was found unreachable within the last `probe_interval_s`."""
-        return time.monotonic() < self._degraded_until
+        """True while Redis is unreachable (until the shared health's probe gets an answer)."""
+        return self._health.down
 
     def _key(self, pool_id: str) -> str:
         return f"{self._settings.key_prefix}:rework:lock:{pool_id}"
@@ -153,7 +151,7 @@ class RedisPoolLock:
     async def hold(self, pool_id: str, *, call: Call) -> AsyncIterator[None]:
         """Hold the local lock, then the Redis lease (unless Redis is unreachable)."""
         async with self._local.hold(pool_id, call=call):
-            token = await self._acquire(pool_id, call) if not self.degraded else None
+            token = await self._acquire(pool_id, call)
             if token is None:
                 yield
                 return
@@ -172,12 +170,19 @@ class RedisPoolLock:
         lease_ms = int(self._settings.lock_lease_s * 1000)
         until = time.monotonic() + _wait_budget(call, self._settings.lock_wait_s)
         delay = 0.01
+        if self._health.down:
+            return None
         while True:
             try:
-                if await self._redis.set(key, token, nx=True, px=lease_ms):
-                    return token
-            except UNREACHABLE as e:
-                self._enter_degraded(e)
+                async with self._health.guard(within_s=until - time.monotonic()):
+                    if await self._redis.set(key, token, nx=True, px=lease_ms):
+                        return token
+            except RedisUnavailable as e:
+                if not self._health.down:  # the wait ran out mid round trip: not a Redis fault
+                    raise _timed_out(call, pool_id) from None
+                log.warning(
+                    "pool lock: Redis unreachable, pool %s serialised on this replica only: %s", pool_id, e
+                )
                 return None
             left = until - time.monotonic()
             if left <= 0:
@@ -190,8 +195,9 @@ class RedisPoolLock:
         while True:
             await self._sleep(self._settings.lock_lease_s / 3)
             try:
-                renewed = await self._renew(keys=[self._key(pool_id)], args=[token, lease_ms])
-            except UNREACHABLE as e:
+                async with self._health.guard():
+                    renewed = await self._renew(keys=[self._key(pool_id)], args=[token, lease_ms])
+            except RedisUnavailable as e:
                 log.warning("pool lock: cannot renew the lease of pool %s: %s", pool_id, e)
                 continue
             if not renewed:
@@ -201,17 +207,15 @@ class RedisPoolLock:
 
     async def _give_back(self, pool_id: str, token: str) -> None:
         try:
-            await self._release(keys=[self._key(pool_id)], args=[token])
-        except UNREACHABLE as e:
+            async with self._health.guard():
+                await self._release(keys=[self._key(pool_id)], args=[token])
+        except RedisUnavailable as e:
             # The lease expires by itself; until then other replicas wait.
             log.warning("pool lock: cannot release the lease of pool %s: %s", pool_id, e)
 
-    def _enter_degraded(self, cause: BaseException) -> None:
-        if not self.degraded:
-            log.warning(
-                "pool lock: Redis unreachable, serialising pool writes on this replica only: %s", cause
-            )
-        self._degraded_until = time.monotonic() + self._probe_interval_s
+    async def close(self) -> None:
+        """Stop the shared health's probe (the Redis client belongs to the caller)."""
+        await self._health.close()
 
 
 def build_pool_lock(settings: ReworkSettings, redis: AnyRedis | None) -> PoolLock:
