@@ -31,6 +31,10 @@ class OperationTracker(Protocol):
         """Every change of status or progress, ending after a final state."""
         ...
 
+    async def drain(self) -> None:
+        """Shutting down: every current and later `wait` returns its latest state at once; `watch` ends."""
+        ...
+
     async def close(self) -> None:
         """Stop poll loops and release connections."""
         ...

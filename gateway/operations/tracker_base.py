@@ -53,6 +53,8 @@ class TrackerBase:
         self.polls = 0
         self.fetch_errors = 0
         self.waiters = 0
+        self._draining = False
+        self._drained: asyncio.Future[None] | None = None
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -99,21 +101,26 @@ class TrackerBase:
         """The final state, or the latest one at `until` / `call.deadline` (whichever is first).
 
         Reaching the deadline is not an error. NotFound is raised only when the first read of
-        an unknown operation says so; transient faults while polling are retried, and only
-        when nothing at all is known by the deadline is the last of them raised.
+        an unknown operation says so; transient faults while polling are retried. When nothing
+        is known when `until` passes (a timeout of 0, say), one shared read bounded by the
+        call's deadline still runs; only if that fails or cannot finish in time is it an error.
+        After `drain()` every wait returns what is known at once.
         """
         entry = self._board.entry(operation_id)
         deadline = self._deadline(until, call)
         if not entry.final:
             await self._load(entry, call)
-        if not entry.settled and self._clock() < deadline:
+        if not entry.settled and self._clock() < deadline and not self._draining:
             with self._waiting(entry):
                 timer = asyncio.ensure_future(self._sleep(deadline - self._clock()))
                 try:
-                    while not entry.settled and not timer.done():
-                        await asyncio.wait((entry.next_change(), timer), return_when=asyncio.FIRST_COMPLETED)
+                    while not entry.settled and not timer.done() and not self._draining:
+                        changed = (entry.next_change(), timer, self._drain_signal())
+                        await asyncio.wait(changed, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     timer.cancel()
+        if entry.op is None and entry.error is None:
+            await self._read_within_call(entry, call)
         return self._outcome(entry)
 
     async def watch(self, operation_id: str, *, call: Call) -> AsyncIterator[dict[str, Any]]:
@@ -132,15 +139,45 @@ class TrackerBase:
                         yield op
                     if entry.error is not None:
                         raise entry.error
-                    if entry.final or timer.done():
+                    if entry.final or timer.done() or self._draining:
                         break
-                    await asyncio.wait((entry.next_change(), timer), return_when=asyncio.FIRST_COMPLETED)
+                    changed = (entry.next_change(), timer, self._drain_signal())
+                    await asyncio.wait(changed, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 timer.cancel()
         if entry.op is None:
             self._outcome(entry)
 
+    async def drain(self) -> None:
+        """Shutting down: every current and later `wait` returns its latest state now; `watch` ends."""
+        self._draining = True
+        self._drain_signal()
+
     # -- shared machinery --------------------------------------------------------------------
+
+    def _drain_signal(self) -> asyncio.Future[None]:
+        """One future for all waiters, resolved by `drain` (never cancel it: it is shared)."""
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+        if self._draining and not self._drained.done():
+            self._drained.set_result(None)
+        return self._drained
+
+    async def _read_within_call(self, entry: OperationEntry, call: Call) -> None:
+        """One shared upstream read, bounded by the call's deadline only (not by `until`)."""
+        left = None if call.deadline is None else call.deadline - self._clock()
+        if left is not None and left <= 0:
+            return
+        try:
+            async with asyncio.timeout(left):
+                await self._fetch_shared(entry, call)
+        except TimeoutError:
+            return
+        except errors.NotFound as e:
+            if entry.op is None:
+                await self._publish_not_found(entry, e)
+        except errors.GatewayError as e:
+            entry.last_error = e
 
     def _usable(self, entry: OperationEntry) -> bool:
         return entry.op is not None and (

@@ -216,3 +216,45 @@ async def test_polling_stops_when_no_waiter_remains(
     await asyncio.sleep(0.3)
     assert source.reads[op_id] == reads
     assert tracker.active_pollers == 0
+
+
+async def test_wait_reads_once_when_timeout_is_zero_and_nothing_is_known(
+    make_tracker: MakeTracker, source: ScriptedOperations
+) -> None:
+    tracker = await make_tracker()
+    op_id = source.add(FOREVER_RUNNING)  # never remembered here: created through another replica
+    op = await tracker.wait(op_id, until=time.monotonic(), call=Call(deadline=soon(5)))
+    assert (op["status"], op["progress"]) == ("RUNNING", 40)
+    assert source.reads[op_id] == 1
+
+
+async def test_wait_raises_not_found_when_timeout_is_zero_and_toloka_does_not_know_the_id(
+    make_tracker: MakeTracker, source: ScriptedOperations
+) -> None:
+    tracker = await make_tracker()
+    with pytest.raises(errors.NotFound):
+        await tracker.wait("no-such-operation", until=time.monotonic(), call=Call(deadline=soon(5)))
+
+
+async def test_waits_and_watches_return_latest_state_at_once_when_tracker_drains(
+    make_tracker: MakeTracker, source: ScriptedOperations
+) -> None:
+    tracker = await make_tracker()
+    op_id = source.add(FOREVER_RUNNING)
+    waiter = asyncio.create_task(tracker.wait(op_id, until=soon(30), call=Call()))
+    watched: list[int] = []
+
+    async def watch() -> None:
+        async for op in tracker.watch(op_id, call=Call(deadline=soon(30))):
+            watched.append(op["progress"])
+
+    watcher = asyncio.create_task(watch())
+    while not (source.reads[op_id] and watched):  # noqa: ASYNC110 - bounded by the 1 s waits below
+        await asyncio.sleep(0.005)
+    await tracker.drain()
+    op = await asyncio.wait_for(waiter, 1.0)
+    assert (op["status"], op["progress"]) == ("RUNNING", 40)  # done=false: the latest state
+    await asyncio.wait_for(watcher, 1.0)
+    assert watched == [40]
+    later = await asyncio.wait_for(tracker.wait(op_id, until=soon(30), call=Call()), 1.0)
+    assert later["status"] == "RUNNING"
