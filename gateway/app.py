@@ -191,6 +191,8 @@ class Gateway:
         log.info("shutting down: draining in-flight calls", extra={"grace_s": self.settings.server.grace_s})
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        if self.operations is not None:
+            await self.operations.drain()
         await asyncio.sleep(self.settings.server.shutdown_delay_s)
         await self.stop()
         log.info("stopped")
