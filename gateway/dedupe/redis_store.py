@@ -38,6 +38,7 @@ from gateway.dedupe.records import (
 )
 from gateway.dedupe.wakeups import WakeupHub
 from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable, health_of
+from gateway.redis_scripts import LuaScript, ScriptArg
 from gateway.settings import DedupeSettings
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,10 @@ class RedisDeduplicator(ClaimingDeduplicator):
         self._lease_ms = max(1, round(settings.lease_s * 1000))
         self._retention_ms = max(1, round(settings.retention_s * 1000))
         self.health = health or health_of(redis)
-        self._claim_script = redis.register_script(CLAIM_LUA)
-        self._store_script = redis.register_script(STORE_LUA)
-        self._release_script = redis.register_script(RELEASE_LUA)
-        self._renew_script = redis.register_script(RENEW_LUA)
+        self._claim_script = LuaScript(redis, CLAIM_LUA)
+        self._store_script = LuaScript(redis, STORE_LUA)
+        self._release_script = LuaScript(redis, RELEASE_LUA)
+        self._renew_script = LuaScript(redis, RENEW_LUA)
         self._cluster_pending = redis if isinstance(redis, RedisCluster) else None
         self._init_lock = asyncio.Lock()
         self._wakeups = RedisWakeups(
@@ -180,7 +181,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
     async def _renew(self, key: str, fp: bytes, token: bytes) -> bool:
         return bool(await self._eval(self._renew_script, key, (claim_record(fp, token), self._lease_ms)))
 
-    async def _eval(self, script: Any, key: str, args: Sequence[bytes | str | int]) -> Any:
+    async def _eval(self, script: LuaScript, key: str, args: Sequence[ScriptArg]) -> Any:
         try:
             async with self.health.guard():
                 if self._cluster_pending is not None:

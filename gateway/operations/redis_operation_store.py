@@ -21,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from gateway.operations.operation_state import Operation, rank
 from gateway.redis_client import AnyRedis, RedisHealth, health_of
+from gateway.redis_scripts import LuaScript
 from gateway.settings import PollerSettings
 
 NOT_FOUND_MARK = b"!"
@@ -135,10 +136,10 @@ class RedisOperationStore:
         self._lease_ms = max(1, round(settings.lease_s * 1000))
         self._retention_ms = max(1, round(settings.final_retention_s * 1000))
         self.channel = f"{self._prefix}:op:events"
-        self._heartbeat = redis.register_script(_HEARTBEAT)
-        self._store = redis.register_script(_STORE)
-        self._not_found = redis.register_script(_NOT_FOUND)
-        self._release = redis.register_script(_RELEASE)
+        self._heartbeat = LuaScript(redis, _HEARTBEAT)
+        self._store = LuaScript(redis, _STORE)
+        self._not_found = LuaScript(redis, _NOT_FOUND)
+        self._release = LuaScript(redis, _RELEASE)
         self._ready = False
         self._ready_lock = asyncio.Lock()
 

@@ -24,11 +24,12 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway import errors
 from gateway.call import Call
 from gateway.redis_client import AnyRedis, RedisHealth, RedisUnavailable, health_of
+from gateway.redis_scripts import LuaScript
 from gateway.settings import ReworkSettings
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,8 @@ class RedisPoolLock:
         self._health = health or health_of(redis)
         self._sleep = sleep
         self._rng = rng
-        self._release: Any = redis.register_script(RELEASE_LUA)
-        self._renew: Any = redis.register_script(RENEW_LUA)
+        self._release = LuaScript(redis, RELEASE_LUA)
+        self._renew = LuaScript(redis, RENEW_LUA)
         self.lost_leases = 0
 
     @property
