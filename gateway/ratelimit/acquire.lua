@@ -1,8 +1,9 @@
 -- acquire.lua: check and debit every limit of one request, all or nothing, on Redis's clock.
 -- The sliding-window rule and why it holds: gateway/ratelimit/window.py.
 --
--- KEYS[1]        the shared Toloka cool-down: a string, the Redis time (µs) it ends at
--- KEYS[2..n+1]   one hash per limit: "s" = units in live buckets, "o" = oldest live bucket
+-- KEYS[1]        the account-wide Toloka cool-down: a string, the Redis time (µs) it ends at
+-- KEYS[2]        the cool-down of the request's kind (same format; usually absent)
+-- KEYS[3..n+2]   one hash per limit: "s" = units in live buckets, "o" = oldest live bucket
 --                index, "<index>" = units admitted in bucket <index> (index = time_us // width)
 -- ARGV[1]        a time in µs to use instead of redis TIME (tests only), or "" for TIME
 -- ARGV[2]        n, the number of limits
@@ -12,6 +13,14 @@
 --                refused:  {0, now_us, i, retry_after_us, j, retry_after_us, ...}  (none debited)
 --                          one pair per refusing limit; i = 0 is the cool-down;
 --                          retry_after_us = -1 when the cost exceeds the whole capacity
+--
+-- Debit mode (write-back after a degraded spell: admissions a replica made without Redis):
+-- ARGV[2]        "debit"
+-- ARGV[3]        n, the number of limits (KEYS as above; KEYS[1] and KEYS[2] are not read)
+-- ARGV[4..]      per limit i: bucket width µs, span, m, then m pairs (age_us, units): add
+--                `units` to the bucket of time now_us - age_us, unchecked (buckets that have
+--                already left the span are skipped)
+-- Returns        {now_us}
 
 local function fmt(n)
   return string.format('%d', n)
@@ -69,8 +78,42 @@ local function retry_after(key, lo, current, need, width, span, now)
   return math.max(0, (current + span) * width - now)
 end
 
+local function debit()
+  local now = clock_us()
+  local n = tonumber(ARGV[3])
+  local a = 4
+  for i = 1, n do
+    local key = KEYS[i + 2]
+    local width, span, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    a = a + 3
+    local current = math.floor(now / width)
+    local lo = current - span + 1
+    local total = evict(key, lo, span)
+    local added = 0
+    for _ = 1, m do
+      local age, units = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+      a = a + 2
+      local b = math.floor((now - math.max(0, age)) / width)
+      if b >= lo and units > 0 then
+        redis.call('HINCRBY', key, fmt(b), units)
+        added = added + units
+      end
+    end
+    if added > 0 then
+      redis.call('HSET', key, 's', fmt(total + added), 'o', fmt(lo))
+      redis.call('PEXPIRE', key, math.ceil(span * width / 1000) + 1)
+    end
+  end
+  return {now}
+end
+
+if ARGV[2] == 'debit' then
+  return debit()
+end
+
 local now = clock_us()
-local cooldown_until = tonumber(redis.call('GET', KEYS[1]) or '0')
+local cooldowns = redis.call('MGET', KEYS[1], KEYS[2])
+local cooldown_until = math.max(tonumber(cooldowns[1] or '0'), tonumber(cooldowns[2] or '0'))
 if cooldown_until > now then
   return {0, now, 0, cooldown_until - now}
 end
@@ -84,12 +127,12 @@ for i = 1, n do
   local width, span = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   local current = math.floor(now / width)
   local lo = current - span + 1
-  local total = evict(KEYS[i + 1], lo, span)
+  local total = evict(KEYS[i + 2], lo, span)
   plan[i] = {cap, cost, width, span, current, lo, total}
   if total + cost > cap then
     local wait = -1
     if cost <= cap then
-      wait = retry_after(KEYS[i + 1], lo, current, total + cost - cap, width, span, now)
+      wait = retry_after(KEYS[i + 2], lo, current, total + cost - cap, width, span, now)
     end
     refused[#refused + 1] = i
     refused[#refused + 1] = wait
@@ -101,7 +144,7 @@ end
 
 local admitted = {1, now}
 for i = 1, n do
-  local p, key = plan[i], KEYS[i + 1]
+  local p, key = plan[i], KEYS[i + 2]
   local cap, cost, width, span, current, lo, total = p[1], p[2], p[3], p[4], p[5], p[6], p[7]
   redis.call('HINCRBY', key, fmt(current), cost)
   redis.call('HSET', key, 's', fmt(total + cost), 'o', fmt(lo))

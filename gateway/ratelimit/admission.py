@@ -1,8 +1,12 @@
 """The waiting loop every backend shares: decide, wait for capacity within bounds, or refuse.
 
-A backend supplies `decide()` (one atomic check-and-debit) and `_set_cooldown()`; this class
+A backend supplies `_decide()` (one atomic check-and-debit) and `_set_cooldown()`; this class
 turns refusals into bounded waits and, past the caller's deadline or the maximum wait, into
 `errors.RateLimited` carrying retry_after and one QuotaViolation per refusing limit.
+
+Toloka 429s (`report_throttled`): the cool-down is scoped by `decision.cooldown_scope` (the
+request's own kind when Toloka limits that kind on its own, else account-wide), capped at
+`decision.MAX_COOLDOWN_S`, and a Retry-After that is not finite and non-negative is ignored.
 """
 
 from __future__ import annotations
@@ -12,7 +16,15 @@ from abc import ABC, abstractmethod
 from gateway.call import Call
 from gateway.errors import QuotaViolation, RateLimited
 from gateway.ratelimit.clock import Clock, MonotonicClock
-from gateway.ratelimit.decision import COOLDOWN_SUBJECT, Charge, ChargePlanner, Decision, Refusal
+from gateway.ratelimit.decision import (
+    COOLDOWN_SUBJECT,
+    Charge,
+    ChargePlanner,
+    Decision,
+    Refusal,
+    cooldown_length,
+    cooldown_scope,
+)
 from gateway.ratelimit.stats import LimiterStats
 from gateway.settings import RateLimitSettings
 
@@ -37,15 +49,25 @@ class AdmissionLimiter(ABC):
 
     async def decide(self, kind: str, *, tasks: int, caller: str) -> Decision:
         """One decision for one request: check every limit and the cool-down, debit all or none."""
-        return await self._decide(self.planner.charges(kind, tasks=tasks, caller=caller))
+        return await self._decide(kind, self.planner.charges(kind, tasks=tasks, caller=caller))
 
     @abstractmethod
-    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
-        """Check every charge and the cool-down; debit all of them or none. Never waits."""
+    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
+        """Check every charge and the cool-downs `kind` honours (its own and the account-wide
+        one); debit all of the charges or none. Never waits."""
+
+    async def report_throttled(self, retry_after: float, *, kind: str) -> None:
+        """Toloka answered 429 to a request of `kind`: hold back the requests of its cool-down
+        scope (`decision.cooldown_scope`) for `retry_after` seconds, capped at MAX_COOLDOWN_S.
+        A value that is not finite and non-negative is ignored. Never shortens a cool-down."""
+        length = cooldown_length(retry_after)
+        if length is None or length == 0:
+            return
+        await self._set_cooldown(cooldown_scope(kind), length)
 
     @abstractmethod
-    async def report_throttled(self, retry_after: float) -> None:
-        """Toloka answered 429: hold back every caller for `retry_after` seconds."""
+    async def _set_cooldown(self, scope: str, length_s: float) -> None:
+        """Extend the cool-down of `scope` to end `length_s` from now (never shorten it)."""
 
     @property
     def degraded(self) -> bool:
@@ -115,7 +137,10 @@ def _subject(refusal: Refusal) -> str:
 
 def _describe(refusal: Refusal) -> str:
     if refusal.limit is None:
-        return "Toloka answered 429 Too Many Requests; every replica holds back until the cool-down ends"
+        return (
+            "Toloka answered 429 Too Many Requests; every replica holds back requests of this kind "
+            "(of every kind, when the limit hit is account-wide) until the cool-down ends"
+        )
     if refusal.retry_after is None:
         return f"a request costing {refusal.cost} can never fit in {refusal.limit.name} ({refusal.capacity})"
     return (

@@ -1,6 +1,6 @@
 -- cooldown.lua: Toloka answered 429; extend the shared cool-down, never shorten it.
 --
--- KEYS[1]   the cool-down key: a string, the Redis time (µs) the cool-down ends at
+-- KEYS[1]   the cool-down key (account-wide, or one kind's): a string, the Redis time (µs) it ends at
 -- ARGV[1]   the cool-down length in µs
 -- ARGV[2]   a time in µs to use instead of redis TIME (tests only), or "" for TIME
 -- Returns   the Redis time (µs) the cool-down ends at

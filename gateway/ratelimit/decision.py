@@ -7,10 +7,23 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from gateway.ratelimit.window import Geometry
-from gateway.settings import LimitSpec, RateLimitSettings
+from gateway.settings import KIND_CREATE_TASKS, KIND_UPDATE_POOL_OVERLAP, LimitSpec, RateLimitSettings
 
 COOLDOWN_SUBJECT = "toloka"
 PLAN_CACHE_SIZE = 4096
+
+# Cool-downs after a Toloka 429 (see `cooldown_scope`). A 429 pauses at most this long, whatever
+# Retry-After says: long enough for the pauses Toloka asks for in practice (seconds), short enough
+# that a huge or hostile value (3600, 1e9) cannot stop the gateway for long. When it ends, the next
+# request probes Toloka, and a new 429 starts a new (capped) cool-down.
+MAX_COOLDOWN_S = 60.0
+# Kinds Toloka limits on their own (task creation per minute/day, overlap changes per hour): a 429
+# on one of them most likely means that limit, so only requests of that kind pause. A 429 on any
+# other kind can only be the account-wide limit (300 requests/s), so everything pauses. A 429 cannot
+# be told apart reliably; when a scoped 429 was in fact account-wide, the other kinds get their own
+# 429 at once, which then pauses everything.
+KINDS_WITH_OWN_TOLOKA_LIMIT = frozenset({KIND_CREATE_TASKS, KIND_UPDATE_POOL_OVERLAP})
+ACCOUNT_WIDE = ""  # the cool-down scope every kind honours
 
 
 @dataclass(frozen=True)
@@ -84,9 +97,25 @@ def limit_key(prefix: str, spec: LimitSpec, caller: str | None) -> str:
     return f"{{{prefix}}}:rl:c:{quote(caller, safe='')}:{name}:{period_ms}"
 
 
-def cooldown_key(prefix: str) -> str:
-    """The Redis key of the shared Toloka cool-down (same hash tag as the limits)."""
-    return f"{{{prefix}}}:rl:cooldown"
+def cooldown_scope(kind: str) -> str:
+    """Which cool-down a 429 on a request of `kind` starts: its own kind's, or ACCOUNT_WIDE."""
+    return kind if kind in KINDS_WITH_OWN_TOLOKA_LIMIT else ACCOUNT_WIDE
+
+
+def cooldown_length(retry_after: float) -> float | None:
+    """The cool-down a reported Retry-After starts: capped at MAX_COOLDOWN_S; None (no cool-down)
+    for a value that is not a finite, non-negative number of seconds."""
+    if not math.isfinite(retry_after) or retry_after < 0:
+        return None
+    return min(retry_after, MAX_COOLDOWN_S)
+
+
+def cooldown_key(prefix: str, scope: str = ACCOUNT_WIDE) -> str:
+    """The Redis key of one Toloka cool-down (same hash tag as the limits): the account-wide one,
+    or the one of a kind with its own Toloka limit."""
+    if scope == ACCOUNT_WIDE:
+        return f"{{{prefix}}}:rl:cooldown"
+    return f"{{{prefix}}}:rl:cooldown:{quote(scope, safe='')}"
 
 
 def scaled_capacity(capacity: int, share: float) -> int:

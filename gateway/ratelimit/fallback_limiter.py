@@ -1,4 +1,22 @@
-"""Redis first; an in-process share of each limit while Redis is unreachable; back by itself."""
+"""Redis first; an in-process share of each limit while Redis is unreachable; back by itself.
+
+Degraded mode keeps the fleet close to each limit, not exactly at it (the rules and the bound,
+with the cases worked out: window.py, "Degraded mode"):
+
+- Seed: every Redis decision's report of what is left of each limit (`remaining`; 0 for a limit
+  that refused) is kept, with the time. On switching to local decisions, each limit with a report
+  starts with budget `min(L, floor(share * remaining))`, L = this replica's local capacity
+  (`max(1, floor(share * C))`), until the report is one period old; then L per window.
+- Write back: every local admission is journalled; on recovery, before the first Redis decision,
+  the journal is debited into Redis at the times the admissions were made (unchecked), so Redis
+  counts them in every window they belong to. A write-back that fails keeps the replica degraded
+  and is tried again at the next probe (one that timed out may have been applied: then it is
+  counted twice, which only errs on the safe side).
+
+So for any window W in which Redis decided: fleet(W) <= C + the local admissions in W that were
+not yet written back when Redis last decided in W; each replica contributes at most its budget
+(period after its report) or L (later) to that.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +26,7 @@ import logging
 
 from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
 from gateway.ratelimit.clock import Clock
-from gateway.ratelimit.decision import Charge, Decision
+from gateway.ratelimit.decision import PLAN_CACHE_SIZE, Charge, Decision
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter
 
@@ -19,7 +37,8 @@ class FallbackRateLimiter(AdmissionLimiter):
     """Decides with `primary` (Redis); on BackendUnavailable switches to `fallback` (local share).
 
     While degraded, a background task PINGs Redis every `probe_interval_s` (never the hot
-    path); the first answer switches decisions back to Redis.
+    path); once Redis answers and this replica's local admissions are written back into it,
+    decisions switch back to Redis.
     """
 
     def __init__(
@@ -33,36 +52,47 @@ class FallbackRateLimiter(AdmissionLimiter):
         super().__init__(settings=primary.settings, clock=clock or primary.clock)
         self.primary = primary
         self.fallback = fallback
+        self.fallback.record_admissions = True
         self._probe_interval_s = probe_interval_s
         self._degraded = False
         self._probe: asyncio.Task[None] | None = None
+        # limit key -> (the full-capacity charge, remaining Redis reported, fallback clock then)
+        self._reports: dict[str, tuple[Charge, int, float]] = {}
+        self._reports_cap = PLAN_CACHE_SIZE
 
     @property
     def degraded(self) -> bool:
-        """True while Redis is unreachable and the local share decides."""
+        """True while Redis is unreachable (or this replica's write-back is pending)."""
         return self._degraded
 
     async def decide(self, kind: str, *, tasks: int, caller: str) -> Decision:
         """Redis's decision, or the local one while Redis is unreachable."""
         if not self._degraded:
             try:
-                return await self.primary.decide(kind, tasks=tasks, caller=caller)
+                decision = await self.primary.decide(kind, tasks=tasks, caller=caller)
             except BackendUnavailable as e:
                 self._enter_degraded(e)
+            else:
+                self._note(self.primary.planner.charges(kind, tasks=tasks, caller=caller), decision)
+                return decision
         self.stats.degraded_decisions += 1
         return await self.fallback.decide(kind, tasks=tasks, caller=caller)
 
-    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
+    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
         # Never called: decide() routes to a backend, which plans its own (scaled) charges.
         raise NotImplementedError
 
-    async def report_throttled(self, retry_after: float) -> None:
+    async def _set_cooldown(self, scope: str, length_s: float) -> None:
+        # Never called: report_throttled() routes to both backends.
+        raise NotImplementedError
+
+    async def report_throttled(self, retry_after: float, *, kind: str) -> None:
         """Share the cool-down through Redis, and keep it locally for a degraded spell."""
-        await self.fallback.report_throttled(retry_after)
+        await self.fallback.report_throttled(retry_after, kind=kind)
         if self._degraded:
             return
         try:
-            await self.primary.report_throttled(retry_after)
+            await self.primary.report_throttled(retry_after, kind=kind)
         except BackendUnavailable as e:
             self._enter_degraded(e)
 
@@ -74,25 +104,70 @@ class FallbackRateLimiter(AdmissionLimiter):
                 await self._probe
             self._probe = None
 
+    async def try_recover(self) -> bool:
+        """One probe: when Redis answers, write this replica's local admissions back into it and
+        decide on Redis again. True when recovered (or never degraded)."""
+        if not self._degraded:
+            return True
+        try:
+            await self.primary.ping()
+        except BackendUnavailable:
+            return False
+        # Connections that were idle when Redis died still look open; reusing one would
+        # fail once more and degrade again.
+        await self.primary.drop_idle_connections()
+        while debits := self.fallback.unwritten():
+            try:
+                await self.primary.write_back(debits)
+            except BackendUnavailable as e:
+                log.warning("rate limiter still degraded: writing back local admissions failed (%r)", e)
+                return False
+            # Admissions made while that write was under way are written by the next turn;
+            # nothing awaits between the empty journal and the switch below.
+            self.fallback.written(debits)
+        self._reports.clear()  # reports from before the write-back no longer count what it added
+        self._degraded = False
+        log.warning("rate limiter recovered: redis answers again, local admissions written back")
+        return True
+
+    def _note(self, charges: tuple[Charge, ...], decision: Decision) -> None:
+        """Keep what Redis said is left of each limit (the seed of a degraded spell)."""
+        at = self.fallback.clock.now()
+        if decision.admitted:
+            for charge, (_, remaining) in zip(charges, decision.remaining, strict=True):
+                self._reports[charge.key] = (charge, remaining, at)
+        else:
+            for refusal in decision.refusals:
+                if refusal.limit is None or refusal.retry_after is None:
+                    continue  # the cool-down, or a cost over the whole capacity: says nothing
+                for charge in charges:
+                    if charge.ref == refusal.limit:
+                        self._reports[charge.key] = (charge, 0, at)  # less than its cost is left
+        if len(self._reports) > self._reports_cap:  # bounded: callers are open-ended
+            self._reports = {
+                key: report
+                for key, report in self._reports.items()
+                if at - report[2] <= report[0].spec.period_s  # older ones have left their window
+            }
+            self._reports_cap = max(PLAN_CACHE_SIZE, 2 * len(self._reports))
+
     def _enter_degraded(self, cause: BaseException) -> None:
         if self._degraded:
             return
         self._degraded = True
         self.stats.degraded_episodes += 1
-        log.warning("rate limiter degraded: redis unreachable (%s); local share decides", cause)
+        for charge, remaining, at in self._reports.values():
+            self.fallback.seed(charge, remaining, at)
+        log.warning(
+            "rate limiter degraded: redis unreachable (%s); local share decides, seeded from %d limits",
+            cause,
+            len(self._reports),
+        )
         if self._probe is None or self._probe.done():
             self._probe = asyncio.create_task(self._probe_until_back(), name="ratelimit-redis-probe")
 
     async def _probe_until_back(self) -> None:
         while True:
             await self.clock.sleep(self._probe_interval_s)
-            try:
-                await self.primary.ping()
-            except BackendUnavailable:
-                continue
-            # Connections that were idle when Redis died still look open; reusing one would
-            # fail once more and degrade again.
-            await self.primary.drop_idle_connections()
-            self._degraded = False
-            log.warning("rate limiter recovered: redis answers again")
-            return
+            if await self.try_recover():
+                return

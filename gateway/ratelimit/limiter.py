@@ -18,8 +18,12 @@ class RateLimiter(Protocol):
         """
         ...
 
-    async def report_throttled(self, retry_after: float) -> None:
-        """Toloka answered 429: every replica holds back for `retry_after` seconds."""
+    async def report_throttled(self, retry_after: float, *, kind: str) -> None:
+        """Toloka answered 429 to a request of `kind`: every replica holds back for `retry_after`
+        seconds (capped at `decision.MAX_COOLDOWN_S`; ignored unless finite and non-negative)
+        the requests of that kind when Toloka limits that kind on its own (create_tasks,
+        update_pool_overlap), else (the account-wide limit) the requests of every kind.
+        """
         ...
 
     @property

@@ -1,11 +1,18 @@
-"""In-process limiter: one replica's counters, the same sliding-window rule as Redis."""
+"""In-process limiter: one replica's counters, the same sliding-window rule as Redis.
+
+As the degraded fallback (`FallbackRateLimiter`) it also keeps a journal of what it admitted, so
+those admissions can be written back to Redis on recovery, and starts each limit it has news of
+from the budget `seed` gives it (the rule and the bound: window.py, "Degraded mode").
+"""
 
 from __future__ import annotations
 
+import math
+
 from gateway.ratelimit.admission import AdmissionLimiter
 from gateway.ratelimit.clock import Clock
-from gateway.ratelimit.decision import Charge, Decision, Refusal
-from gateway.ratelimit.window import US, SlidingWindow
+from gateway.ratelimit.decision import ACCOUNT_WIDE, Charge, Decision, Refusal, scaled_capacity
+from gateway.ratelimit.window import US, Debit, SlidingWindow
 from gateway.settings import RateLimitSettings
 
 # Drop idle windows (e.g. of callers gone quiet) every this many decisions, so memory follows
@@ -20,16 +27,21 @@ class LocalRateLimiter(AdmissionLimiter):
         self, *, settings: RateLimitSettings, clock: Clock | None = None, share: float = 1.0
     ) -> None:
         super().__init__(settings=settings, clock=clock, share=share)
+        self.share = share
+        # Set by FallbackRateLimiter: keep what is admitted in `_journal` until written back.
+        self.record_admissions = False
         self._windows: dict[str, SlidingWindow] = {}
-        self._cooldown_until = 0.0
+        self._journal: dict[str, SlidingWindow] = {}
+        self._cooldown_until: dict[str, float] = {}  # scope (a kind, or ACCOUNT_WIDE) -> end
         self._since_sweep = 0
 
-    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
+    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
         """Check and debit every charge at once; nothing awaits in between, so it is atomic."""
         now = self.clock.now()
         now_us = round(now * US)
-        if now < self._cooldown_until:
-            return Decision(False, now, refusals=(Refusal(None, self._cooldown_until - now),))
+        cooldown_until = max(self._cooldown_until.get(ACCOUNT_WIDE, 0.0), self._cooldown_until.get(kind, 0.0))
+        if now < cooldown_until:
+            return Decision(False, now, refusals=(Refusal(None, cooldown_until - now),))
         windows = [self._window(c) for c in charges]
         refusals = tuple(
             self._refusal(c, w, now_us)
@@ -40,13 +52,52 @@ class LocalRateLimiter(AdmissionLimiter):
             return Decision(False, now, refusals=refusals)
         for charge, window in zip(charges, windows, strict=True):
             window.add(now_us, charge.cost)
+            if self.record_admissions:
+                journal = self._journal.get(charge.key)
+                if journal is None or journal.geometry != charge.geometry:
+                    journal = self._journal[charge.key] = SlidingWindow(charge.geometry)
+                journal.add(now_us, charge.cost)
         self._maybe_sweep(now_us)
         remaining = tuple((c.ref, c.capacity - w.total) for c, w in zip(charges, windows, strict=True))
         return Decision(True, now, remaining=remaining)
 
-    async def report_throttled(self, retry_after: float) -> None:
-        """Hold back this process's callers for `retry_after` seconds."""
-        self._cooldown_until = max(self._cooldown_until, self.clock.now() + max(0.0, retry_after))
+    async def _set_cooldown(self, scope: str, length_s: float) -> None:
+        """Hold back this process's requests of `scope` for `length_s` seconds."""
+        ends = self.clock.now() + length_s
+        self._cooldown_until[scope] = max(self._cooldown_until.get(scope, 0.0), ends)
+
+    def seed(self, charge: Charge, remaining: int, reported_at: float) -> None:
+        """Start the limit of `charge` (a full-capacity charge, as Redis decides it) from what Redis
+        last said was left of it: `remaining` units at `reported_at` (this limiter's clock).
+
+        Budget until the report is one period old: `min(L, floor(share * remaining))`, L being
+        this replica's share of the capacity; then L per window again. Implemented by counting
+        `L - budget` units in the bucket of `reported_at`: the fleet's admissions Redis counted
+        then were all made by then, so they leave the window by then too. Replaces this limit's
+        window (the report already counts whatever this replica admitted before it).
+        """
+        local_capacity = scaled_capacity(charge.capacity, self.share)
+        budget = min(local_capacity, math.floor(self.share * max(0, remaining)))
+        window = SlidingWindow(charge.geometry)
+        if local_capacity > budget:
+            window.add(round(reported_at * US), local_capacity - budget)
+        self._windows[charge.key] = window
+
+    def unwritten(self) -> list[Debit]:
+        """What was admitted here and not yet written back, for the limits where it still counts."""
+        now_us = round(self.clock.now() * US)
+        debits = []
+        for key, journal in self._journal.items():
+            if journal.used(now_us) > 0:
+                debits.append(Debit(key, journal.geometry, now_us, tuple(journal.buckets.items())))
+        return debits
+
+    def written(self, debits: list[Debit]) -> None:
+        """`debits` are in Redis now: forget them (admissions made since stay in the journal)."""
+        for debit in debits:
+            journal = self._journal.get(debit.key)
+            if journal is not None:
+                journal.remove(debit.buckets)
 
     def _window(self, charge: Charge) -> SlidingWindow:
         window = self._windows.get(charge.key)
@@ -66,5 +117,6 @@ class LocalRateLimiter(AdmissionLimiter):
         if self._since_sweep < SWEEP_EVERY:
             return
         self._since_sweep = 0
-        for key in [k for k, w in self._windows.items() if w.used(now_us) == 0]:
-            del self._windows[key]
+        for windows in (self._windows, self._journal):
+            for key in [k for k, w in windows.items() if w.used(now_us) == 0]:
+                del windows[key]

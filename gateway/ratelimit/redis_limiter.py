@@ -12,8 +12,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
 from gateway.ratelimit.clock import Clock
-from gateway.ratelimit.decision import Charge, Decision, Refusal, cooldown_key
-from gateway.ratelimit.window import US
+from gateway.ratelimit.decision import ACCOUNT_WIDE, Charge, Decision, Refusal, cooldown_key
+from gateway.ratelimit.window import US, Debit
 from gateway.redis_client import AnyRedis
 from gateway.redis_scripts import LuaScript
 from gateway.settings import RateLimitSettings
@@ -52,23 +52,43 @@ class RedisRateLimiter(AdmissionLimiter):
         self.redis = redis
         self._op_timeout_s = op_timeout_s
         self._server_time = server_time
-        self._cooldown_key = cooldown_key(settings.key_prefix)
+        self._cooldown_keys: dict[str, str] = {}
         self._acquire_script = LuaScript(redis, ACQUIRE_LUA)
         self._cooldown_script = LuaScript(redis, COOLDOWN_LUA)
 
-    async def _decide(self, charges: tuple[Charge, ...]) -> Decision:
-        """One EVALSHA: check the cool-down and every charge, debit all or none."""
-        keys = [self._cooldown_key, *(c.key for c in charges)]
+    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
+        """One EVALSHA: check the cool-downs of `kind` and every charge, debit all or none."""
+        keys = [self._cooldown(ACCOUNT_WIDE), self._cooldown(kind), *(c.key for c in charges)]
         args: list[int | str] = [self._time_override(), len(charges)]
         for c in charges:
             args += [c.capacity, c.cost, c.geometry.width_us, c.geometry.span]
         reply = await self._run(self._acquire_script, keys, args)
         return _parse(reply, charges)
 
-    async def report_throttled(self, retry_after: float) -> None:
-        """Extend the shared cool-down every replica's `decide` honours."""
-        length_us = max(0, round(retry_after * US))
-        await self._run(self._cooldown_script, [self._cooldown_key], [length_us, self._time_override()])
+    async def _set_cooldown(self, scope: str, length_s: float) -> None:
+        """Extend the shared cool-down of `scope` that every replica's `decide` honours."""
+        length_us = max(0, round(length_s * US))
+        await self._run(self._cooldown_script, [self._cooldown(scope)], [length_us, self._time_override()])
+
+    async def write_back(self, debits: list[Debit]) -> None:
+        """Debit units admitted without Redis into the limits' buckets of the times they were
+        admitted, unchecked (acquire.lua's debit mode). One round trip; raises BackendUnavailable."""
+        if not debits:
+            return
+        keys = [self._cooldown(ACCOUNT_WIDE), self._cooldown(ACCOUNT_WIDE), *(d.key for d in debits)]
+        args: list[int | str] = [self._time_override(), "debit", len(debits)]
+        for d in debits:
+            ages = d.ages_us()
+            args += [d.geometry.width_us, d.geometry.span, len(ages)]
+            for age_us, units in ages:
+                args += [age_us, units]
+        await self._run(self._acquire_script, keys, args)
+
+    def _cooldown(self, scope: str) -> str:
+        key = self._cooldown_keys.get(scope)
+        if key is None:
+            key = self._cooldown_keys[scope] = cooldown_key(self.settings.key_prefix, scope)
+        return key
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless Redis answers now."""

@@ -23,6 +23,51 @@ of the limit is used; an admission refused now is admitted as soon as the bucket
 capacity it needs leaves the span, which is exactly the `retry_after` reported. A fixed-window
 counter would admit 2C across a window edge; a log of admissions would be exact but keep one
 entry per request (2,000,000 a day); this keeps ~100 counters per limit for a 1% loss.
+
+Degraded mode (Redis unreachable; fallback_limiter.py). The bound above needs every decision to
+see every admission; a replica cut off from Redis cannot, so the fleet can only be held close to
+C, not to C exactly. Notation, per limit: C per period P, N replicas, degraded share s,
+L = max(1, floor(s * C)) the local capacity of one replica. The rules:
+
+  (a) Seed. Every Redis decision reports, per limit, what is left (`remaining`; a refusal means
+      less than its cost). When replica r switches to local decisions, each limit it has such a
+      report for, R_r at time t_r, starts with budget B_r = min(L, floor(s * R_r)): r admits at
+      most B_r locally until t_r + P (plus one bucket), then at most L in any window again.
+      A limit without a report since r last recovered keeps its local window (L per window,
+      minus what r admitted locally in it). With s <= 1/N and fresh reports (R_r = R, what was
+      left when Redis went), the fleet spends at most N * floor(s * R) <= R of it.
+  (b) Write back. Every local admission is journalled; on recovery, before r decides on Redis
+      again, the journal is debited into Redis without a check (`acquire.lua` debit mode), each
+      amount in the bucket of the time it was admitted (as an age, so the two clocks need not
+      agree; at the end of its local bucket: counted a little longer, never shorter).
+
+The bound. Take any window W of length P in which Redis decided, its last decision there at t.
+That decision counted every admission in W Redis knew of at t (its own, and local ones already
+written back, at their own times), so
+
+    fleet(W) <= C + sum over replicas r of U_r(W),
+
+U_r(W) being r's local admissions in W that were not yet written back at t. In a window where
+Redis decided nothing, fleet(W) = sum of local admissions <= N * L. And U_r(W) <= B_r when W ends
+before t_r + P, <= L otherwise. Read for the cases that occur:
+  - Redis down for everyone, reports fresh: a window whose Redis decisions all came before the
+    outage holds at most (C - R) + sum_r B_r <= C + (N * s - 1) * R (<= C when s <= 1/N).
+    One entirely inside the outage: <= N * L (~ C for s ~ 1/N).
+  - Recovery: once every replica has written back, windows whose last Redis decision follows the
+    last write-back are exact (<= C) again, including those that reach back into the outage.
+    A window in which Redis decided while some replica was still degraded (its probe not yet
+    answered) can exceed C by that replica's local admissions in it: <= B_r if the outage was
+    shorter than P, else <= L. So the worst window across an outage shorter than P is
+    C + sum_r B_r <= C + N * s * R (the 2,000,000/day limit, 100,000 left, 3 replicas at 0.34:
+    at most 102,000 admitted during the outage, and at most that over C in any window, instead
+    of 3 * 680,000 never counted).
+  - Partition (some replicas still reach Redis): Redis goes on admitting up to C per window to
+    them; every cut-off replica adds up to B_r, then L, per window until it is back. No rule can
+    do better without the cut-off replica stopping altogether.
+  - Staleness: R_r is as fresh as r's last Redis decision on that limit; an idle replica's report
+    may miss what others admitted after it. And a Redis that comes back EMPTY (restarted without
+    persistence) has forgotten every admission before the outage: only the write-backs are
+    restored, so the first period after it can hold up to C more.
 """
 
 from __future__ import annotations
@@ -97,3 +142,32 @@ class SlidingWindow:
         index = now_us // self.geometry.width_us
         self.buckets[index] = self.buckets.get(index, 0) + cost
         self.total += cost
+
+    def remove(self, buckets: tuple[tuple[int, int], ...]) -> None:
+        """Stop counting `(bucket index, units)` counted before (those evicted since are gone)."""
+        for index, units in buckets:
+            held = self.buckets.get(index)
+            if held is None:
+                continue
+            taken = min(held, units)
+            self.total -= taken
+            if held == taken:
+                del self.buckets[index]
+            else:
+                self.buckets[index] = held - taken
+
+
+@dataclass(frozen=True)
+class Debit:
+    """Units one replica admitted locally for one limit, to be written back into Redis."""
+
+    key: str
+    geometry: Geometry
+    at_us: int  # the local clock when the journal was read
+    buckets: tuple[tuple[int, int], ...]  # (local bucket index, units), oldest first
+
+    def ages_us(self) -> list[tuple[int, int]]:
+        """(age, units) pairs: each bucket's units placed at the end of its bucket, `age` before
+        `at_us` (so the write-back counts them at least as long as the local window did)."""
+        width = self.geometry.width_us
+        return [(max(0, self.at_us - ((index + 1) * width - 1)), units) for index, units in self.buckets]

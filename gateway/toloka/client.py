@@ -282,7 +282,7 @@ class TolokaClient:
         if failure.toloka_request_id:
             call.toloka_request_ids.append(failure.toloka_request_id)
         if status == 429:
-            await self._limiter.report_throttled(retry_after or DEFAULT_THROTTLE_S)
+            await self._limiter.report_throttled(retry_after or DEFAULT_THROTTLE_S, kind=kind)
         if status not in RETRYABLE_STATUSES:
             raise failure
         return failure, status >= 500  # 408 and 429: Toloka did not act on it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import random
 
 import pytest
@@ -10,7 +11,18 @@ import pytest
 from gateway.call import Call
 from gateway.errors import RateLimited
 from gateway.ratelimit import AdmissionLimiter
-from gateway.settings import ALL_KINDS, KIND_CREATE_TASKS, KIND_GET_POOL, LimitSpec, RateLimitSettings
+from gateway.ratelimit.decision import MAX_COOLDOWN_S
+from gateway.settings import (
+    ALL_KINDS,
+    KIND_CREATE_TASKS,
+    KIND_GET_OPERATION,
+    KIND_GET_OPERATION_LOG,
+    KIND_GET_POOL,
+    KIND_POOL_ACTION,
+    KIND_UPDATE_POOL_OVERLAP,
+    LimitSpec,
+    RateLimitSettings,
+)
 from tests.ratelimit.conftest import T0, MakeLimiter, ManualClock
 
 
@@ -210,12 +222,81 @@ async def test_cooldown_holds_back_requests_until_it_ends_when_toloka_throttled(
     make_limiter: MakeLimiter, clock: ManualClock
 ) -> None:
     limiter = make_limiter(settings(ten_per_second()))
-    await limiter.report_throttled(2.0)
+    await limiter.report_throttled(2.0, kind=KIND_GET_POOL)
     with pytest.raises(RateLimited) as refused:
         await limiter.acquire(KIND_GET_POOL, tasks=1, call=now_call(clock, within=1.0))
     assert refused.value.retry_after == pytest.approx(2.0, abs=1e-6)
     assert [q.subject for q in refused.value.quota] == ["toloka"]
-    await limiter.report_throttled(0.5)  # a shorter report never shortens the cool-down
+    await limiter.report_throttled(0.5, kind=KIND_GET_POOL)  # a shorter report never shortens the cool-down
     await limiter.acquire(KIND_GET_POOL, tasks=1, call=now_call(clock, within=3.0))
     assert clock.now() - T0 == pytest.approx(2.0, abs=0.002)
     assert limiter.stats.waited["cooldown"] == 1
+
+
+def all_kinds_one_each() -> RateLimitSettings:
+    return settings(LimitSpec("many_per_s", (ALL_KINDS,), 1000, 1.0))
+
+
+async def test_cooldown_holds_back_only_that_kind_when_toloka_throttled_a_kind_with_its_own_limit(
+    make_limiter: MakeLimiter, clock: ManualClock
+) -> None:
+    limiter = make_limiter(all_kinds_one_each())
+    await limiter.report_throttled(2.0, kind=KIND_CREATE_TASKS)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.acquire(KIND_CREATE_TASKS, tasks=10, call=now_call(clock))
+    assert refused.value.retry_after == pytest.approx(2.0, abs=1e-6)
+    assert [q.subject for q in refused.value.quota] == ["toloka"]
+    for kind in (KIND_GET_OPERATION, KIND_GET_POOL, KIND_POOL_ACTION, KIND_UPDATE_POOL_OVERLAP):
+        assert await admitted(limiter, now_call(clock), kind)  # other kinds go on
+    await limiter.report_throttled(3.0, kind=KIND_UPDATE_POOL_OVERLAP)
+    assert not await admitted(limiter, now_call(clock), KIND_UPDATE_POOL_OVERLAP)
+    assert await admitted(limiter, now_call(clock), KIND_GET_OPERATION)
+    clock.advance(2.0)
+    assert await admitted(limiter, now_call(clock), KIND_CREATE_TASKS)
+    assert not await admitted(limiter, now_call(clock), KIND_UPDATE_POOL_OVERLAP)  # its own, 3 s
+
+
+@pytest.mark.parametrize(
+    "throttled_kind", [KIND_GET_OPERATION, KIND_GET_OPERATION_LOG, KIND_GET_POOL, KIND_POOL_ACTION]
+)
+async def test_cooldown_holds_back_every_kind_when_toloka_throttled_a_kind_without_its_own_limit(
+    make_limiter: MakeLimiter, clock: ManualClock, throttled_kind: str
+) -> None:
+    limiter = make_limiter(all_kinds_one_each())
+    await limiter.report_throttled(1.5, kind=throttled_kind)
+    for kind in (KIND_CREATE_TASKS, KIND_UPDATE_POOL_OVERLAP, KIND_GET_OPERATION, KIND_GET_POOL):
+        with pytest.raises(RateLimited) as refused:
+            await limiter.acquire(kind, tasks=1, call=now_call(clock))
+        assert refused.value.retry_after == pytest.approx(1.5, abs=1e-6)
+    clock.advance(1.5)
+    assert await admitted(limiter, now_call(clock), KIND_CREATE_TASKS)
+
+
+async def test_cooldown_is_capped_when_toloka_asks_for_a_long_retry_after(
+    make_limiter: MakeLimiter, clock: ManualClock
+) -> None:
+    limiter = make_limiter(all_kinds_one_each())
+    await limiter.report_throttled(3600.0, kind=KIND_UPDATE_POOL_OVERLAP)
+    await limiter.report_throttled(1e12, kind=KIND_GET_POOL)
+    for kind in (KIND_UPDATE_POOL_OVERLAP, KIND_CREATE_TASKS):
+        with pytest.raises(RateLimited) as refused:
+            await limiter.acquire(kind, tasks=1, call=now_call(clock))
+        assert refused.value.retry_after == pytest.approx(MAX_COOLDOWN_S, abs=1e-6)
+    clock.advance(MAX_COOLDOWN_S)
+    assert await admitted(limiter, now_call(clock), KIND_UPDATE_POOL_OVERLAP)
+    assert await admitted(limiter, now_call(clock), KIND_CREATE_TASKS)
+
+
+@pytest.mark.parametrize("retry_after", [math.inf, -math.inf, math.nan, -1.0, 0.0])
+async def test_cooldown_is_not_started_or_changed_when_retry_after_is_not_finite_or_negative(
+    make_limiter: MakeLimiter, clock: ManualClock, retry_after: float
+) -> None:
+    limiter = make_limiter(all_kinds_one_each())
+    for kind in (KIND_CREATE_TASKS, KIND_GET_POOL):
+        await limiter.report_throttled(retry_after, kind=kind)
+        assert await admitted(limiter, now_call(clock), kind)
+    await limiter.report_throttled(1.0, kind=KIND_GET_POOL)
+    await limiter.report_throttled(retry_after, kind=KIND_GET_POOL)  # neither extends nor ends it
+    with pytest.raises(RateLimited) as refused:
+        await limiter.acquire(KIND_GET_POOL, tasks=1, call=now_call(clock))
+    assert refused.value.retry_after == pytest.approx(1.0, abs=1e-6)

@@ -105,7 +105,7 @@ async def test_cooldown_reported_by_one_replica_holds_back_another(
     clients += [connect_redis(redis_url), connect_redis(redis_url)]
     first = RedisRateLimiter(redis=clients[0], settings=settings)
     second = RedisRateLimiter(redis=clients[1], settings=settings)
-    await first.report_throttled(0.3)
+    await first.report_throttled(0.3, kind=KIND_CREATE_TASKS)
     with pytest.raises(RateLimited) as refused:
         await second.acquire(KIND_CREATE_TASKS, tasks=1, call=Call(deadline=time.monotonic() + 0.1))
     assert refused.value.retry_after is not None and 0.2 < refused.value.retry_after <= 0.3
@@ -188,3 +188,29 @@ async def test_replicas_degrade_to_their_local_share_and_recover_when_redis_rest
         assert 0 < max_in_any_window(local, period) <= int(capacity * share)
         assert len(local) >= 2 * int(capacity * share)  # kept admitting through the outage
         assert replica.stats.degraded_episodes == 1
+
+
+async def test_write_back_counts_local_admissions_at_the_time_they_were_made(
+    fleet_url: str, clients: list[AnyRedis]
+) -> None:
+    settings = fleet_settings(LimitSpec("ten_per_s", (ALL_KINDS,), 10, 1.0))
+    clock = ManualClock()
+    clients.append(connect_redis(fleet_url))
+    redis = RedisRateLimiter(redis=clients[0], settings=settings, clock=clock, server_time=clock.now)
+    local = LocalRateLimiter(settings=settings, clock=clock)
+    local.record_admissions = True
+    clock.advance(0.2)
+    for _ in range(4):
+        assert (await local.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous")).admitted
+    clock.advance(0.3)
+    debits = local.unwritten()
+    await redis.write_back(debits)
+    local.written(debits)
+    assert local.unwritten() == []
+    decisions = [await redis.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous") for _ in range(7)]
+    assert [d.admitted for d in decisions] == [True] * 6 + [False]
+    # The four debited units sit in the bucket of T0 + 0.2 s (10 ms wide), which leaves at T0 + 1.21 s.
+    assert decisions[-1].retry_after == pytest.approx(0.71, abs=1e-6)
+    clock.advance(0.71)
+    decisions = [await redis.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous") for _ in range(5)]
+    assert [d.admitted for d in decisions] == [True] * 4 + [False]
