@@ -65,9 +65,17 @@ def pool_calls(emulator: EmulatorServer, pool_id: str, since: int = 0) -> list[s
     return out
 
 
-async def settle_pool_operations(emulator: EmulatorServer) -> None:
-    await asyncio.sleep(emulator.state.pool_operation_duration_s * 2)
-    emulator.state.advance()
+async def settle_pool_operations(emulator: EmulatorServer, within_s: float = 5.0) -> None:
+    """Wait until every pool operation has finished and taken effect (checked every 10 ms, bounded)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        emulator.state.advance()
+        ops = emulator.state.operations.values()
+        pending = [o.id for o in ops if o.type.startswith("POOL.") and not o.finished_effects_done]
+        if not pending:
+            return
+        assert time.monotonic() < deadline, f"pool operations still running: {pending}"
+        await asyncio.sleep(0.01)
 
 
 async def set_rules(

@@ -11,7 +11,13 @@ import pytest
 from gateway import errors
 from gateway.call import Call
 from tests.operations.conftest import SETTINGS, MakeTracker
-from tests.operations.scripted_operations import TO_FAIL, TO_SUCCESS, ScriptedOperations, operation
+from tests.operations.scripted_operations import (
+    TO_FAIL,
+    TO_SUCCESS,
+    ManualClock,
+    ScriptedOperations,
+    operation,
+)
 
 FOREVER_RUNNING = (("RUNNING", 40),)
 
@@ -174,14 +180,16 @@ async def test_wait_starts_from_remembered_state_when_nothing_was_polled_yet(
 async def test_get_shares_one_read_and_caches_it_when_fresh(
     make_tracker: MakeTracker, source: ScriptedOperations
 ) -> None:
-    tracker = await make_tracker()
+    clock = ManualClock()
+    tracker = await make_tracker(clock=clock)
     op_id = source.add(FOREVER_RUNNING)
     ops = await asyncio.gather(*(tracker.get(op_id, call=Call()) for _ in range(50)))
     assert {o["status"] for o in ops} == {"RUNNING"}
     assert source.reads[op_id] == 1
+    clock.now += SETTINGS.fresh_s / 2
     await tracker.get(op_id, call=Call())
     assert source.reads[op_id] == 1
-    await asyncio.sleep(SETTINGS.fresh_s + 0.05)
+    clock.now += SETTINGS.fresh_s
     await tracker.get(op_id, call=Call())
     assert source.reads[op_id] == 2
 
@@ -189,10 +197,11 @@ async def test_get_shares_one_read_and_caches_it_when_fresh(
 async def test_get_answers_final_state_from_cache_when_known(
     make_tracker: MakeTracker, source: ScriptedOperations
 ) -> None:
-    tracker = await make_tracker()
+    clock = ManualClock()
+    tracker = await make_tracker(clock=clock)
     op_id = source.add(TO_SUCCESS)
     await tracker.remember(operation(op_id, "FAIL", 20))
-    await asyncio.sleep(SETTINGS.fresh_s + 0.05)
+    clock.now += SETTINGS.fresh_s * 100
     assert (await tracker.get(op_id, call=Call()))["status"] == "FAIL"
     assert source.reads[op_id] == 0
 
@@ -211,11 +220,14 @@ async def test_polling_stops_when_no_waiter_remains(
     tracker = await make_tracker()
     op_id = source.add(FOREVER_RUNNING)
     await tracker.wait(op_id, until=soon(0.2), call=Call())
-    await asyncio.sleep(SETTINGS.lease_s)
+    stop_by = soon(SETTINGS.lease_s * 3)
+    while tracker.active_pollers:
+        assert time.monotonic() < stop_by, "the poll loop outlived its last waiter"
+        await asyncio.sleep(0.005)
     reads = source.reads[op_id]
-    await asyncio.sleep(0.3)
+    # Real time on purpose: what is asserted is that no read happens over several real poll intervals.
+    await asyncio.sleep(SETTINGS.max_interval_s * 3)
     assert source.reads[op_id] == reads
-    assert tracker.active_pollers == 0
 
 
 async def test_wait_reads_once_when_timeout_is_zero_and_nothing_is_known(
