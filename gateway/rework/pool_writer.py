@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -17,25 +18,32 @@ from typing import Any
 
 from gateway import errors
 from gateway.call import Call
-from gateway.settings import ReworkSettings
+from gateway.operations.poll_schedule import PollSchedule
+from gateway.settings import PollerSettings, ReworkSettings
 from gateway.toloka.client import TolokaClient
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-POLL_INITIAL_S = 0.05
-POLL_MAX_S = 1.0
+# A pool action's operation takes about a second: poll it quickly, backing off to 1 s.
+POLL_SCHEDULE = PollerSettings(initial_interval_s=0.05, max_interval_s=1.0, multiplier=1.5, jitter=0.2)
 
 
 class PoolWriter:
     """PUTs a pool, closing it for the update and reopening it when it was open."""
 
     def __init__(
-        self, *, toloka: TolokaClient, settings: ReworkSettings, sleep: Sleep = asyncio.sleep
+        self,
+        *,
+        toloka: TolokaClient,
+        settings: ReworkSettings,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self._toloka = toloka
         self._settings = settings
         self._sleep = sleep
+        self._rng = rng or random.Random()
 
     async def write(
         self, pool_id: str, pool: Mapping[str, Any], *, was_open: bool, call: Call
@@ -87,13 +95,19 @@ class PoolWriter:
             )
 
     async def _wait(self, op: dict[str, Any], call: Call) -> dict[str, Any]:
-        """Poll the operation with short backoff until SUCCESS or FAIL."""
+        """Poll the operation (the poller's backoff schedule) until SUCCESS or FAIL.
+
+        Bounded by `operation_wait_s` and by the call's deadline: no sleep outlasts either, and
+        each read carries the call, so the Toloka client bounds it by the deadline too. (One
+        operation, one caller, under the pool lock: the shared tracker would add nothing here.)
+        """
         until = time.monotonic() + self._settings.operation_wait_s
-        delay = POLL_INITIAL_S
+        schedule = PollSchedule(settings=POLL_SCHEDULE, rng=self._rng)
+        delay = schedule.first()
         while op.get("status") not in ("SUCCESS", "FAIL"):
             left = until - time.monotonic()
             call_left = call.remaining()
-            if call_left is not None and call_left <= delay:
+            if call_left is not None and call_left <= min(delay, left):
                 raise errors.DeadlineExceeded(f"the deadline passed while operation {op.get('id')} ran")
             if left <= 0:
                 raise errors.Unavailable(
@@ -101,6 +115,8 @@ class PoolWriter:
                     reason="POOL_OPERATION_SLOW",
                 )
             await self._sleep(min(delay, left))
-            delay = min(delay * 1.5, POLL_MAX_S)
             op = await self._toloka.get_operation(str(op["id"]), call)
+            # Never reset: a pool operation's progress moves on every read, and resetting would
+            # keep polling at the initial interval for the whole operation.
+            delay = schedule.next(changed=False)
         return op

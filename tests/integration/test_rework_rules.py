@@ -25,6 +25,7 @@ from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
 from gateway.redis_client import connect_redis
 from gateway.rework.pool_lock import RedisPoolLock
+from gateway.rework.pool_writer import PoolWriter
 from gateway.settings import ReworkSettings
 from gateway.translate import quality_control as qc
 from tests.support.gateway_harness import GatewayProcess, InProcessGateway, rich_status, write_config
@@ -429,3 +430,31 @@ async def test_pool_lock_falls_back_to_the_local_lock_when_redis_unreachable() -
         await client.aclose()
     assert lock.degraded
     assert order in (["a", "a", "b", "b"], ["b", "b", "a", "a"])
+
+
+class _NeverEndingPoolOperation:
+    """A TolokaClient stand-in whose pool operation stays RUNNING."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def get_operation(self, operation_id: str, call: Call) -> dict[str, Any]:
+        self.reads += 1
+        return {"id": operation_id, "status": "RUNNING", "progress": 50}
+
+
+async def test_pool_writer_stops_waiting_for_an_operation_at_the_call_deadline() -> None:
+    toloka = _NeverEndingPoolOperation()
+    slept: list[tuple[float, float]] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append((seconds, deadline - time.monotonic()))
+        await asyncio.sleep(seconds)
+
+    writer = PoolWriter(toloka=toloka, settings=ReworkSettings(operation_wait_s=60), sleep=sleep)  # type: ignore[arg-type]
+    started = time.monotonic()
+    deadline = started + 0.5
+    with pytest.raises(errors.DeadlineExceeded):
+        await writer._wait({"id": "op", "status": "RUNNING"}, Call(deadline=deadline))
+    assert time.monotonic() - started < 0.6  # real time: the bound under test is the call's own
+    assert toloka.reads >= 2 and all(s < left for s, left in slept), slept
