@@ -60,9 +60,13 @@ REDIS_UNREACHABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
-# One shared-state round trip should take milliseconds; this long means the server is gone or hung.
+# One shared-state round trip takes milliseconds. When calls are waiting and none has got an answer
+# for OP_TIMEOUT_S of time in which the event loop was free to take one, the server is gone or hung.
+# Otherwise Redis (or this process) is only busy, and a call may wait up to BUSY_TIMEOUT_S.
 OP_TIMEOUT_S = 0.5
+BUSY_TIMEOUT_S = 2.0
 PROBE_INTERVAL_S = 1.0
+_TICK_S = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +89,16 @@ class RedisHealth:
         redis: AnyRedis,
         *,
         op_timeout_s: float = OP_TIMEOUT_S,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
         probe_interval_s: float = PROBE_INTERVAL_S,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self._redis = redis
         self.op_timeout_s = op_timeout_s
+        self.busy_timeout_s = max(busy_timeout_s, op_timeout_s)
+        self._waiting: set[asyncio.Timeout] = set()
+        self._silence_s = 0.0
+        self._monitor: asyncio.TimerHandle | None = None
         self._probe_interval_s = probe_interval_s
         self._sleep = sleep
         self._down = False
@@ -103,22 +112,50 @@ class RedisHealth:
 
     @contextlib.asynccontextmanager
     async def guard(self, *, within_s: float | None = None) -> AsyncIterator[None]:
-        """Bound a block of Redis calls by the op timeout (and `within_s`, the caller's time left).
+        """Bound a block of Redis calls; a fault, or silence from Redis, trips the health.
 
-        Raises RedisUnavailable without running the block while Redis is down, and after a fault
-        or the op timeout (which trip the health). Running out of the caller's own time is not a
-        Redis fault: it raises RedisUnavailable without tripping.
+        Every waiting block is cut off once Redis has been silent (see `_watch`) for
+        `op_timeout_s`: a hung or vanished server. A busy Redis (or a congested event loop)
+        gets up to `busy_timeout_s`; `within_s` (the caller's time left) caps both. Raises
+        RedisUnavailable: at once while Redis is down, and after a fault or a cut-off. Running
+        out of the caller's own time is not a Redis fault and does not trip the health.
         """
         if self._down:
             raise RedisUnavailable("Redis is unreachable; not asked until a probe answers")
-        limit = self.op_timeout_s if within_s is None else max(0.0, min(self.op_timeout_s, within_s))
+        loop = asyncio.get_running_loop()
+        cap = self.busy_timeout_s if within_s is None else max(0.0, min(self.busy_timeout_s, within_s))
         try:
-            async with asyncio.timeout(limit):
-                yield
+            async with asyncio.timeout(cap) as scope:
+                self._waiting.add(scope)
+                if self._monitor is None:
+                    self._silence_s = 0.0
+                    self._monitor = loop.call_at(loop.time() + _TICK_S, self._watch, loop.time() + _TICK_S)
+                try:
+                    yield
+                finally:
+                    self._waiting.discard(scope)
         except REDIS_UNREACHABLE as e:
-            if not (isinstance(e, TimeoutError) and limit < self.op_timeout_s):
+            callers_time = isinstance(e, TimeoutError) and not self._down and cap < self.busy_timeout_s
+            if not callers_time:
                 self.trip(e)
             raise RedisUnavailable(f"Redis is unreachable: {e!r}") from e
+        self._silence_s = 0.0  # an answer
+
+    def _watch(self, due: float) -> None:
+        """Count silence while blocks wait: only the part of each tick the loop was free for."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self._waiting:
+            self._monitor = None
+            return
+        self._silence_s += max(0.0, _TICK_S - (now - due))  # a late tick: the loop was busy
+        if self._silence_s >= self.op_timeout_s:
+            self._monitor = None
+            self.trip(TimeoutError(f"no answer from Redis in {self.op_timeout_s}s"))
+            for scope in list(self._waiting):
+                scope.reschedule(now)
+            return
+        self._monitor = loop.call_at(now + _TICK_S, self._watch, now + _TICK_S)
 
     def trip(self, cause: BaseException) -> None:
         """Mark Redis down and start the probe (idempotent)."""
@@ -131,6 +168,9 @@ class RedisHealth:
 
     async def close(self) -> None:
         """Stop the probe (a later fault starts it again)."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            self._monitor = None
         probe, self._probe = self._probe, None
         # redis-py may swallow a cancellation (inside asyncio.wait_for), so insist until it ends.
         while probe is not None and not probe.done():
