@@ -169,7 +169,8 @@ class Gateway:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(self.settings.server.grace_s if grace is None else grace)
-        for part in (self.operations, self.dedupe, self.limiter, self.toloka):
+        lock = self.rework.lock if self.rework is not None else None
+        for part in (self.operations, self.dedupe, lock, self.limiter, self.toloka):
             if part is not None:
                 with contextlib.suppress(Exception):
                     await part.close()

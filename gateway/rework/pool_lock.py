@@ -67,6 +67,10 @@ class PoolLock(Protocol):
         """True while the shared backend is unreachable and only this replica is serialised."""
         ...
 
+    async def close(self) -> None:
+        """Stop background work (lease renewals, probes)."""
+        ...
+
 
 def _wait_budget(call: Call, max_wait_s: float) -> float:
     left = call.remaining()
@@ -94,6 +98,9 @@ class LocalPoolLock:
     def degraded(self) -> bool:
         """Never: there is nothing shared to lose."""
         return False
+
+    async def close(self) -> None:
+        """Nothing runs in the background."""
 
     @contextlib.asynccontextmanager
     async def hold(self, pool_id: str, *, call: Call) -> AsyncIterator[None]:
