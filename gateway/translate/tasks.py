@@ -137,23 +137,16 @@ def _json_size(values: list[Any]) -> int:
     return len(orjson.dumps(values)) - 1 - max(len(values), 1) if values else 0
 
 
-def fingerprint(req: pb.CreateTasksRequest, params: dict[str, str]) -> str:
+def fingerprint(params: dict[str, str], body: bytes) -> str:
     """A digest of the canonical request (not the operation_id), for operation-id reuse checks.
 
-    The request is serialised deterministically with `operation_id` and `async_mode` cleared
-    (the effective mode is in `params`), then restored: one C-level pass over the payload.
+    `body` is canonical JSON (keys sorted at every level, by `_serialise`), so the same request
+    gives the same digest on every replica whatever order its maps arrived in; hashing what is
+    sent to Toloka also costs no second pass over the protobuf.
     """
     h = hashlib.blake2b(digest_size=16)
     h.update(orjson.dumps({k: v for k, v in sorted(params.items()) if k != "operation_id"}))
-    operation_id, has_mode, mode = req.operation_id, req.HasField("async_mode"), req.async_mode
-    req.operation_id = ""
-    req.ClearField("async_mode")
-    try:
-        h.update(req.SerializeToString(deterministic=True))
-    finally:
-        req.operation_id = operation_id
-        if has_mode:
-            req.async_mode = mode
+    h.update(body)
     return h.hexdigest()
 
 
@@ -185,7 +178,6 @@ def plan_create_tasks(
     for flag in ("allow_defaults", "open_pool", "skip_invalid_items"):
         if getattr(req, flag):
             params[flag] = "true"
-    digest = fingerprint(req, params)
     body, input_bytes, output_bytes = _serialise(req, is_async, problems)
     if input_bytes > MAX_INPUT_VALUES_BYTES:
         problems.add(
@@ -206,7 +198,7 @@ def plan_create_tasks(
         params=params,
         task_count=count,
         is_async=is_async,
-        fingerprint=digest,
+        fingerprint=fingerprint(params, body),
     )
 
 
@@ -237,7 +229,7 @@ def _serialise(req: pb.CreateTasksRequest, is_async: bool, problems: ViolationLi
         )
         if len(parts) > 1:
             parts.append(b",")
-        parts.append(orjson.dumps(chunk)[1:-1])
+        parts.append(orjson.dumps(chunk, option=orjson.OPT_SORT_KEYS)[1:-1])
         if len(problems.items) >= 100:
             break
     parts.append(b"]")

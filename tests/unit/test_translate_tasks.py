@@ -247,3 +247,16 @@ def test_struct_values_round_trip_when_numbers_are_integral() -> None:
     s = json_to_struct({"a": 1, "b": 1.5, "c": [True, "x"]}, struct_pb2.Struct())
     [item] = body_of(pb.CreateTasksRequest(tasks=[pb.Task(pool_id="1", input_values=s)], async_mode=False))
     assert item["input_values"] == {"a": 1, "b": 1.5, "c": [True, "x"]}
+
+
+def test_fingerprint_ignores_map_order_when_the_same_values_arrive_differently_ordered() -> None:
+    keys = [f"k{i}" for i in range(40)]
+    a, b = pb.Task(pool_id="1", overlap=1), pb.Task(pool_id="1", overlap=1)
+    for k in keys:
+        a.input_values.fields[k].string_value = k
+    for k in reversed(keys):
+        b.input_values.fields[k].string_value = k
+    pa = plan_create_tasks(pb.CreateTasksRequest(tasks=[a], operation_id=OP), max_tasks=10)
+    pb_ = plan_create_tasks(pb.CreateTasksRequest(tasks=[b], operation_id=OP), max_tasks=10)
+    assert pa.fingerprint == pb_.fingerprint
+    assert orjson.loads(pa.body) == orjson.loads(pb_.body)
