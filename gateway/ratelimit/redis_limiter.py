@@ -7,29 +7,18 @@ from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import Any
 
-from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 
 from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
 from gateway.ratelimit.clock import Clock
 from gateway.ratelimit.decision import ACCOUNT_WIDE, Charge, Decision, Refusal, cooldown_key
 from gateway.ratelimit.window import US, Debit
-from gateway.redis_client import AnyRedis
+from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis
 from gateway.redis_scripts import LuaScript
 from gateway.settings import RateLimitSettings
 
 ACQUIRE_LUA = files("gateway.ratelimit").joinpath("acquire.lua").read_text()
 COOLDOWN_LUA = files("gateway.ratelimit").joinpath("cooldown.lua").read_text()
-
-# What "Redis is unreachable" looks like through redis-py: not a script or data error.
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.ClusterError,
-    redis_errors.RedisClusterException,
-    OSError,
-    TimeoutError,
-)
 
 
 class RedisRateLimiter(AdmissionLimiter):
@@ -95,7 +84,7 @@ class RedisRateLimiter(AdmissionLimiter):
         try:
             async with asyncio.timeout(self._op_timeout_s):
                 await self.redis.ping()
-        except UNREACHABLE as e:
+        except REDIS_UNREACHABLE as e:
             raise BackendUnavailable(f"redis did not answer PING: {e!r}") from e
 
     async def drop_idle_connections(self) -> None:
@@ -113,7 +102,7 @@ class RedisRateLimiter(AdmissionLimiter):
         try:
             async with asyncio.timeout(self._op_timeout_s):
                 return await script(keys, args)
-        except UNREACHABLE as e:
+        except REDIS_UNREACHABLE as e:
             raise BackendUnavailable(f"redis unreachable: {e!r}") from e
 
 
