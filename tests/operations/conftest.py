@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,7 +11,6 @@ from gateway.operations import LocalOperationTracker, RedisOperationTracker
 from gateway.redis_client import connect_redis
 from gateway.settings import PollerSettings
 from tests.operations.scripted_operations import ScriptedOperations
-from tests.support.redis_servers import RedisCluster, RedisServer, _binary
 
 SETTINGS = PollerSettings(
     initial_interval_s=0.02,
@@ -80,44 +76,3 @@ async def make_replica(
     url = value if isinstance(value, str) else value.url
     async for make in _trackers("redis", url, source):
         yield make
-
-
-def _cluster_port() -> int:
-    # A cluster node's bus listens on port + 10000, so the node's port must be <= 55535.
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port <= 55535:
-            return port
-
-
-@pytest.fixture(scope="session")
-def redis_cluster_proc() -> Iterator[RedisCluster]:
-    """The shared Cluster fixture, but with node ports whose bus port (+10000) is valid.
-
-    tests/support's free_port() may pick a port above 55535, where redis-server refuses cluster
-    mode; this override keeps the poller suite from failing at random until that is fixed there.
-    """
-    cluster = RedisCluster()
-    try:
-        for _ in range(3):
-            node = RedisServer(
-                port=_cluster_port(),
-                extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", "2000"),
-            )  # fmt: skip
-            cluster.nodes.append(node.start())
-        addrs = [f"127.0.0.1:{n.port}" for n in cluster.nodes]
-        subprocess.run(
-            [_binary("redis-cli"), "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, check=True, timeout=60,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not all("cluster_state:ok" in n.cli("cluster", "info") for n in cluster.nodes):
-            if time.monotonic() > deadline:
-                raise RuntimeError("Redis Cluster did not reach cluster_state:ok")
-            time.sleep(0.05)
-        yield cluster
-    finally:
-        cluster.stop()

@@ -23,7 +23,7 @@ from gateway.ratelimit.decision import limit_key
 from gateway.ratelimit.window import Geometry
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import ALL_KINDS, KIND_CREATE_TASKS, LimitSpec, RateLimitSettings
-from tests.ratelimit.conftest import ManualClock, private_port, start_private
+from tests.ratelimit.conftest import ManualClock
 from tests.support.redis_servers import RedisCluster, RedisServer
 
 
@@ -139,7 +139,7 @@ async def test_limit_state_stays_bounded_when_admissions_span_many_periods(
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server this test alone may kill and restart, on a port no other suite draws."""
-    server = start_private(RedisServer(port=private_port()))
+    server = RedisServer().start()
     try:
         yield server
     finally:
@@ -171,7 +171,7 @@ async def test_replicas_degrade_to_their_local_share_and_recover_when_redis_rest
         await asyncio.to_thread(own_redis.stop)
         await wait_until(lambda: all(r.degraded for r in replicas), within=5)
         await asyncio.sleep(1.5)
-        await asyncio.to_thread(start_private, own_redis)
+        await asyncio.to_thread(own_redis.start)
         await wait_until(lambda: not any(r.degraded for r in replicas), within=5)
         await asyncio.sleep(0.6)
     finally:

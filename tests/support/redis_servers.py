@@ -46,14 +46,13 @@ CLUSTER_BUS_OFFSET = 10_000
 
 
 def cluster_safe_port() -> int:
-    """A free port whose cluster-bus port (port + 10000) is a valid, free port too."""
+    """A free port whose cluster-bus port (port + 10000) is free too, both below the ephemeral range."""
     while True:
-        port = free_port()
-        if port + CLUSTER_BUS_OFFSET > 65535:  # cannot happen below the ephemeral range; kept as a guard
-            continue
+        port = random.randint(_PORTS[0], _PORTS[1] - CLUSTER_BUS_OFFSET)
         try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
         except OSError:
             continue
         return port
@@ -101,7 +100,8 @@ class RedisServer:
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_ping(self.port)
-        if self.process.poll() is not None:  # another process answered on our port: never share it
+        # Never share another suite's server (and its FLUSHALL): the process answering must be ours.
+        if f"process_id:{self.process.pid}" not in self.cli("INFO", "server"):
             raise RuntimeError(f"redis-server could not bind port {self.port}; another server answers there")
         return self
 
