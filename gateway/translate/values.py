@@ -11,6 +11,15 @@ from gateway.errors import ViolationList
 
 _MAX_SAFE_INT = 2**53
 
+# Field paths name Struct keys, which the caller chooses: an 8 KB key or a deep nesting would make an
+# 8 KB path in grpc-message and BadRequest. Each key is cut to MAX_PATH_KEY_CHARS, the whole path to
+# MAX_PATH_CHARS (keeping its start, which names the request field, and its end, the bad value).
+MAX_PATH_KEY_CHARS = 64
+MAX_PATH_CHARS = 256
+# A Struct full of NaN reports this many paths, not one per value.
+MAX_NON_FINITE_VIOLATIONS = 20
+ELLIPSIS = "\u2026"
+
 
 class NonFiniteNumber(ValueError):
     """A Struct held NaN or Infinity, which JSON cannot carry."""
@@ -61,19 +70,36 @@ def struct_values(s: struct_pb2.Struct) -> dict[str, Any]:
     return out
 
 
-def _find_non_finite(value: Any, path: str, problems: ViolationList) -> None:
+def path_key(key: str) -> str:
+    """A Struct key as it appears in a field path: cut to MAX_PATH_KEY_CHARS with an ellipsis."""
+    return key if len(key) <= MAX_PATH_KEY_CHARS else key[: MAX_PATH_KEY_CHARS - 1] + ELLIPSIS
+
+
+def bounded_path(path: str) -> str:
+    """`path` cut in the middle to at most MAX_PATH_CHARS, keeping its start and its end."""
+    if len(path) <= MAX_PATH_CHARS:
+        return path
+    head = MAX_PATH_CHARS // 2
+    tail = MAX_PATH_CHARS - head - 1
+    return path[:head] + ELLIPSIS + path[-tail:]
+
+
+def _find_non_finite(value: Any, path: str, found: list[str]) -> None:
+    """Append the path of each non-finite number under `value` to `found`, up to the bound."""
+    if len(found) >= MAX_NON_FINITE_VIOLATIONS:
+        return
     if isinstance(value, struct_pb2.Struct):
         for key in value.fields:
-            _find_non_finite(value.fields[key], f"{path}.{key}", problems)
+            _find_non_finite(value.fields[key], f"{path}.{path_key(key)}", found)
         return
     kind = value.WhichOneof("kind")
     if kind == "number_value" and not math.isfinite(value.number_value):
-        problems.add(path, "numbers must be finite (no NaN or Infinity)", "NON_FINITE_NUMBER")
+        found.append(bounded_path(path))
     elif kind == "struct_value":
-        _find_non_finite(value.struct_value, path, problems)
+        _find_non_finite(value.struct_value, path, found)
     elif kind == "list_value":
         for i, item in enumerate(value.list_value.values):
-            _find_non_finite(item, f"{path}[{i}]", problems)
+            _find_non_finite(item, f"{path}[{i}]", found)
 
 
 def struct_to_json(struct: struct_pb2.Struct, path: str, problems: ViolationList) -> dict[str, Any]:
@@ -85,7 +111,10 @@ def struct_to_json(struct: struct_pb2.Struct, path: str, problems: ViolationList
     try:
         return struct_values(struct)
     except NonFiniteNumber:
-        _find_non_finite(struct, path, problems)
+        found: list[str] = []
+        _find_non_finite(struct, path, found)
+        for where in found:
+            problems.add(where, "numbers must be finite (no NaN or Infinity)", "NON_FINITE_NUMBER")
         return {}
 
 
