@@ -22,7 +22,7 @@ from gateway.rework.pool_lock import PoolLock
 from gateway.rework.pool_writer import PoolWriter
 from gateway.toloka.client import TolokaClient
 from gateway.translate import quality_control as qc
-from gateway.translate.tasks import check_operation_id
+from gateway.translate.ids import check_operation_id, check_pool_id
 
 WRITABLE_STATUSES = ("OPEN", "CLOSED")
 
@@ -37,7 +37,7 @@ def fingerprint(req: pb.SetReworkRulesRequest) -> str:
 
 def _check_request(req: pb.SetReworkRulesRequest) -> None:
     problems = errors.ViolationList()
-    qc.check_pool_id(req.pool_id, problems)
+    check_pool_id(req.pool_id, problems)
     qc.check_rules(req.rules, problems)
     check_operation_id(req.operation_id, problems)
     problems.raise_if_any()
@@ -75,7 +75,7 @@ class ReworkService:
     async def get_rework_rules(self, req: pb.GetReworkRulesRequest, call: Call) -> pb.GetReworkRulesResponse:
         """The pool's re-execution rules, typed."""
         problems = errors.ViolationList()
-        qc.check_pool_id(req.pool_id, problems)
+        check_pool_id(req.pool_id, problems)
         problems.raise_if_any()
         pool = await self._toloka.get_pool(req.pool_id, call)
         return pb.GetReworkRulesResponse(rules=_typed_rules(pool, req.pool_id))

@@ -28,6 +28,7 @@ import orjson
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.errors import FieldViolation, ViolationList
+from gateway.translate.ids import check_toloka_id, is_toloka_id
 
 USERS_ASSESSMENT = "USERS_ASSESSMENT"
 ASSIGNMENTS_ASSESSMENT = "ASSIGNMENTS_ASSESSMENT"
@@ -62,8 +63,11 @@ _EVENT_OF = {v: k for k, v in EVENTS.items()}
 _COUNT_KEY_OF = {v: k for k, v in COUNT_KEYS.items()}
 _OPERATOR_OF = {v: k for k, v in OPERATORS.items()}
 
-TOLOKA_ID = re.compile(r"^[1-9][0-9]{0,18}$")
-_DECIMAL = re.compile(r"^[0-9]{1,18}$")
+_DECIMAL = re.compile(r"[0-9]{1,18}")  # used with fullmatch: no trailing newline
+# Size bounds of a SetReworkRules request (its only text is ids, bounded by their format): a pool
+# holds a handful of rework rules, and each rule is written back to Toloka with the whole pool.
+MAX_REWORK_RULES = 100
+MAX_CONDITIONS_PER_RULE = 20
 _INT32 = (-(2**31), 2**31 - 1)
 
 JSON = dict[str, Any]
@@ -141,16 +145,11 @@ def canonical_rules(rules: Sequence[pb.ReworkRule]) -> bytes:
 # ---- request validation ----------------------------------------------------------------------
 
 
-def check_pool_id(value: str, problems: ViolationList, field_path: str = "pool_id") -> None:
-    """Record a violation unless `value` is a decimal Toloka id."""
-    if not value:
-        problems.add(field_path, "is required", "REQUIRED")
-    elif not TOLOKA_ID.match(value):
-        problems.add(field_path, "must be a decimal Toloka id such as 32267581", "INVALID_ID")
-
-
 def check_rules(rules: Sequence[pb.ReworkRule], problems: ViolationList, prefix: str = "rules") -> None:
-    """Record every violation of the typed rules: trigger, delta, skill id, enums, counts, duplicates."""
+    """Record every violation of the typed rules: count, trigger, delta, skill id, enums, duplicates."""
+    if len(rules) > MAX_REWORK_RULES:
+        problems.add(prefix, f"{len(rules)} rules; at most {MAX_REWORK_RULES} per request", "TOO_MANY")
+        return
     seen: dict[RuleKey, int] = {}
     for i, rule in enumerate(rules):
         path = f"{prefix}[{i}]"
@@ -174,9 +173,9 @@ def _check_rule(rule: pb.ReworkRule, path: str, problems: ViolationList) -> None
     if rule.delta == 0:
         problems.add(f"{path}.delta", "must not be 0", "OUT_OF_RANGE")
     if trigger == "skill_change":
-        skill_id = rule.skill_change.skill_id
-        if skill_id and not TOLOKA_ID.match(skill_id):
-            problems.add(f"{path}.skill_change.skill_id", "must be a decimal Toloka skill id", "INVALID_ID")
+        check_toloka_id(
+            rule.skill_change.skill_id, problems, f"{path}.skill_change.skill_id", "Toloka skill id"
+        )
     if trigger == "assessment":
         if rule.assessment.assessment_event not in EVENTS:
             problems.add(
@@ -184,6 +183,13 @@ def _check_rule(rule: pb.ReworkRule, path: str, problems: ViolationList) -> None
                 "must be ACCEPT, ACCEPT_AFTER_REJECT or REJECT",
                 "UNSPECIFIED" if rule.assessment.assessment_event == 0 else "UNKNOWN_ENUM_VALUE",
             )
+        if len(rule.conditions) > MAX_CONDITIONS_PER_RULE:
+            problems.add(
+                f"{path}.conditions",
+                f"{len(rule.conditions)} conditions; at most {MAX_CONDITIONS_PER_RULE} per rule",
+                "TOO_MANY",
+            )
+            return
         for k, c in enumerate(rule.conditions):
             _check_condition(c, f"{path}.conditions[{k}]", problems)
     elif rule.conditions:
@@ -283,7 +289,7 @@ def _users_trigger(parsed: list[tuple[str, str, Any]], out: pb.ReworkRule) -> No
     if skills:
         _, op, value = skills[0]
         skill = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
-        if len(skills) != 1 or op != "EQ" or not TOLOKA_ID.match(skill):
+        if len(skills) != 1 or op != "EQ" or not is_toloka_id(skill):
             raise UnsupportedRule("expected at most one skill_id EQ <decimal id>")
         out.skill_change.skill_id = skill
 
@@ -308,7 +314,7 @@ def _int_value(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and _DECIMAL.match(value.lstrip("-")) and value.count("-") <= 1:
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.lstrip("-")) and value.count("-") <= 1:
         return int(value)
     return None
 

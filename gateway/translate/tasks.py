@@ -7,27 +7,28 @@ violations, before any Toloka call or any quota is spent.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from google.protobuf.descriptor import FieldDescriptor
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.errors import ViolationList
+
+# Re-exported: the service layer imports the operation-id check from here.
+from gateway.translate.ids import check_operation_id as check_operation_id  # noqa: PLC0414
+from gateway.translate.ids import check_pool_id, check_toloker_ids
 from gateway.translate.operations import operation_from_json, timestamp_from_toloka
+from gateway.translate.request_size import OverBudget, RequestTally, text_bytes
 from gateway.translate.values import NonFiniteNumber, struct_to_json, struct_values
 
 MAX_SYNC_TASKS = 5_000
-MAX_INPUT_VALUES_BYTES = 1_048_576
-MAX_OUTPUT_VALUES_BYTES = 4_194_304
 MAX_OVERLAP = 30_000
 ITEM_INDEX_KEY = "__item_idx"
 _CHUNK = 512
-
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,6 @@ class CreateTasksPlan:
     task_count: int
     is_async: bool
     fingerprint: str
-
-
-def check_operation_id(value: str, problems: ViolationList, field: str = "operation_id") -> None:
-    """Record a violation unless `value` is empty or an RFC 4122 UUID."""
-    if value and not _UUID.match(value):
-        problems.add(field, "must be a UUID such as 3f1c2a4e-8d6b-4c1f-9a3e-2b7d5e6f8a90", "INVALID_UUID")
 
 
 def _solutions(items: Any, weight_field: str, path: str, problems: ViolationList) -> list[dict[str, Any]]:
@@ -73,9 +68,18 @@ _KNOWN_SOLUTIONS = _TASK_FIELDS["known_solutions"].number
 _BASELINE_SOLUTIONS = _TASK_FIELDS["baseline_solutions"].number
 _LOCALIZATION_CONFIG = _TASK_FIELDS["localization_config"].number
 _MESSAGE_ON_UNKNOWN_SOLUTION = _TASK_FIELDS["message_on_unknown_solution"].number
-_LISTS = frozenset(
+_TOLOKER_LISTS = frozenset(_TASK_FIELDS[name].number for name in ("reserved_for", "unavailable_for"))
+_FREE_FIELDS = frozenset(  # free text, lists and Structs: each counts toward the request's size budget
     _TASK_FIELDS[name].number
-    for name in ("reserved_for", "unavailable_for", "traits_all_of", "traits_any_of", "traits_none_of_any")
+    for name in (
+        "message_on_unknown_solution",
+        "localization_config",
+        "reserved_for",
+        "unavailable_for",
+        "traits_all_of",
+        "traits_any_of",
+        "traits_none_of_any",
+    )
 )
 
 
@@ -86,11 +90,12 @@ def _struct_at(value: Any, path: str, name: str, problems: ViolationList) -> dic
         return struct_to_json(value, f"{path}.{name}", problems)
 
 
-def task_to_json(task: pb.Task, path: str, problems: ViolationList) -> dict[str, Any]:
+def task_to_json(task: pb.Task, path: str, problems: ViolationList, tally: RequestTally) -> dict[str, Any]:
     """One Task as Toloka's JSON object, with overlap serialised exactly as Toloka expects.
 
-    Walks only the fields that are set (one `ListFields` call, dispatch on field number):
-    this runs 10,000 times per large request.
+    Walks only the fields that are set (one `ListFields` call, dispatch on field number), with
+    the common checks inline: this runs 10,000 times per large request, and a helper call per
+    task costs about 1% of the translation. Raises OverBudget (see `RequestTally`).
     """
     pool_id = task.pool_id
     out: dict[str, Any] = {"pool_id": pool_id}
@@ -104,18 +109,17 @@ def task_to_json(task: pb.Task, path: str, problems: ViolationList) -> dict[str,
             overlap = value
         elif number == _INFINITE_OVERLAP:
             infinite = value
-        elif number in _LISTS:
-            out[fd.name] = list(value)
         elif number == _KNOWN_SOLUTIONS:
             out[fd.name] = _solutions(value, "correctness_weight", f"{path}.{fd.name}", problems)
         elif number == _BASELINE_SOLUTIONS:
             out[fd.name] = _solutions(value, "confidence_weight", f"{path}.{fd.name}", problems)
-        elif number == _LOCALIZATION_CONFIG:
-            out[fd.name] = _struct_at(value, path, fd.name, problems)
-        elif number == _MESSAGE_ON_UNKNOWN_SOLUTION:
-            out[fd.name] = value
-    if not pool_id:
-        problems.add(f"{path}.pool_id", "is required", "REQUIRED")
+        elif number in _FREE_FIELDS:
+            _free_field(fd, value, path, out, problems=problems, tally=tally)
+    if pool_id not in tally.valid_pools:  # most requests name one pool: check it once
+        before = len(problems.items)
+        check_pool_id(pool_id, problems, f"{path}.pool_id")
+        if len(problems.items) == before:
+            tally.valid_pools.add(pool_id)
     values = out.get("input_values")
     if values is None or (not values and not task.input_values.fields):
         problems.add(f"{path}.input_values", "is required and must not be empty", "REQUIRED")
@@ -130,6 +134,35 @@ def task_to_json(task: pb.Task, path: str, problems: ViolationList) -> dict[str,
         out["overlap"] = overlap
         out["infinite_overlap"] = False
     return out
+
+
+def _free_field(
+    fd: FieldDescriptor,
+    value: Any,
+    path: str,
+    out: dict[str, Any],
+    *,
+    problems: ViolationList,
+    tally: RequestTally,
+) -> None:
+    """message_on_unknown_solution, localization_config, the id and trait lists: sized, then added."""
+    number, name = fd.number, fd.name
+    if number == _LOCALIZATION_CONFIG:
+        size = value.ByteSize()
+    elif number == _MESSAGE_ON_UNKNOWN_SOLUTION:
+        size = text_bytes(value)
+    else:
+        size = sum(map(text_bytes, value))
+    if not tally.add_free_field(size, f"{path}.{name}", problems):
+        return
+    if number == _LOCALIZATION_CONFIG:
+        out[name] = _struct_at(value, path, name, problems)
+    elif number == _MESSAGE_ON_UNKNOWN_SOLUTION:
+        out[name] = value
+    else:
+        if number in _TOLOKER_LISTS:
+            check_toloker_ids(value, problems, f"{path}.{name}")
+        out[name] = list(value)
 
 
 def _json_size(values: list[Any]) -> int:
@@ -150,15 +183,9 @@ def fingerprint(params: dict[str, str], body: bytes) -> str:
     return h.hexdigest()
 
 
-def plan_create_tasks(
-    req: pb.CreateTasksRequest,
-    *,
-    max_tasks: int,
-    new_operation_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-) -> CreateTasksPlan:
-    """Validate a CreateTasks request and build Toloka's body and query, or raise InvalidArgument."""
+def _check_shape(req: pb.CreateTasksRequest, is_async: bool, max_tasks: int) -> None:
+    """Refuse a request whose task count or operation_id is wrong, before any task is translated."""
     problems = ViolationList()
-    is_async = req.async_mode if req.HasField("async_mode") else True
     count = len(req.tasks)
     if count == 0:
         problems.add("tasks", "at least one task is required", "REQUIRED")
@@ -173,53 +200,55 @@ def plan_create_tasks(
     check_operation_id(req.operation_id, problems)
     problems.raise_if_any()
 
+
+def plan_create_tasks(
+    req: pb.CreateTasksRequest,
+    *,
+    max_tasks: int,
+    new_operation_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> CreateTasksPlan:
+    """Validate a CreateTasks request and build Toloka's body and query, or raise InvalidArgument."""
+    is_async = req.async_mode if req.HasField("async_mode") else True
+    _check_shape(req, is_async, max_tasks)
     operation_id = req.operation_id.lower() or new_operation_id()
     params = {"operation_id": operation_id, "async_mode": "true" if is_async else "false"}
     for flag in ("allow_defaults", "open_pool", "skip_invalid_items"):
         if getattr(req, flag):
             params[flag] = "true"
-    body, input_bytes, output_bytes = _serialise(req, is_async, problems)
-    if input_bytes > MAX_INPUT_VALUES_BYTES:
-        problems.add(
-            "tasks",
-            f"input_values total {input_bytes} bytes; Toloka takes at most {MAX_INPUT_VALUES_BYTES} per request",
-            "TOO_LARGE",
-        )
-    if output_bytes > MAX_OUTPUT_VALUES_BYTES:
-        problems.add(
-            "tasks",
-            f"output_values total {output_bytes} bytes; Toloka takes at most {MAX_OUTPUT_VALUES_BYTES}",
-            "TOO_LARGE",
-        )
+    problems = ViolationList()
+    body = _serialise(req, is_async, problems)
     problems.raise_if_any()
     return CreateTasksPlan(
         operation_id=operation_id,
         body=body,
         params=params,
-        task_count=count,
+        task_count=len(req.tasks),
         is_async=is_async,
         fingerprint=fingerprint(params, body),
     )
 
 
-def _serialise(req: pb.CreateTasksRequest, is_async: bool, problems: ViolationList) -> tuple[bytes, int, int]:
-    """The JSON array body plus the input and output byte totals, built `_CHUNK` tasks at a time.
+def _serialise(req: pb.CreateTasksRequest, is_async: bool, problems: ViolationList) -> bytes:
+    """The JSON array body, built `_CHUNK` tasks at a time; stops at the first bound passed.
 
     Only one chunk of tasks exists as Python objects at once, so a 10,000-task request holds
     its protobuf, the finished JSON chunks and the joined body: a few copies of its payload.
     """
     parts: list[bytes] = [b"["]
-    input_bytes = output_bytes = 0
+    tally = RequestTally()
     tasks = req.tasks
     for start in range(0, len(tasks), _CHUNK):
         chunk = []
-        for i in range(start, min(start + _CHUNK, len(tasks))):
-            item = task_to_json(tasks[i], f"tasks[{i}]", problems)
-            if is_async:
-                item[ITEM_INDEX_KEY] = str(i)
-            chunk.append(item)
-        input_bytes += _json_size([item.get("input_values") for item in chunk])
-        output_bytes += _json_size(
+        try:
+            for i in range(start, min(start + _CHUNK, len(tasks))):
+                item = task_to_json(tasks[i], f"tasks[{i}]", problems, tally)
+                if is_async:
+                    item[ITEM_INDEX_KEY] = str(i)
+                chunk.append(item)
+        except OverBudget:
+            break
+        tally.input_bytes += _json_size([item.get("input_values") for item in chunk])
+        tally.output_bytes += _json_size(
             [
                 sol["output_values"]
                 for item in chunk
@@ -230,10 +259,11 @@ def _serialise(req: pb.CreateTasksRequest, is_async: bool, problems: ViolationLi
         if len(parts) > 1:
             parts.append(b",")
         parts.append(orjson.dumps(chunk, option=orjson.OPT_SORT_KEYS)[1:-1])
-        if len(problems.items) >= 100:
+        tally.body_bytes += len(parts[-1]) + 1
+        if tally.over_json_bounds(problems) or len(problems.items) >= 100:
             break
     parts.append(b"]")
-    return b"".join(parts), input_bytes, output_bytes  # one allocation for the whole body
+    return b"".join(parts)  # one allocation for the whole body
 
 
 def field_errors(errors_by_path: Any) -> pb.TaskValidationErrors:
@@ -305,7 +335,12 @@ def batch_from_log(items: list[dict[str, Any]]) -> tuple[pb.TaskBatchResult, lis
             continue
         data_in = item.get("input") if isinstance(item.get("input"), dict) else {}
         raw_idx = data_in.get(ITEM_INDEX_KEY) if data_in else None
-        idx = int(raw_idx) if isinstance(raw_idx, str) and raw_idx.isdigit() else position
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        idx = (
+            int(raw_idx)
+            if isinstance(raw_idx, str) and raw_idx.isascii() and raw_idx.isdecimal()
+            else position
+        )
         position += 1
         output = item.get("output") if isinstance(item.get("output"), dict) else {}
         if item.get("success") and output:

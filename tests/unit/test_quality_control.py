@@ -10,6 +10,7 @@ import pytest
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.errors import InvalidArgument, ViolationList
 from gateway.translate import quality_control as qc
+from gateway.translate.ids import check_pool_id
 
 
 def skill(skill_id: str = "", delta: int = 1, open_pool: bool = True) -> pb.ReworkRule:
@@ -250,6 +251,17 @@ def test_parse_ignores_foreign_rules_and_non_overlap_actions() -> None:
         ),
         ("ASSIGNMENTS_ASSESSMENT", [cond("rejected_assignments_count", "GT", 1)], {"delta": 1}),
         ("ASSIGNMENTS_ASSESSMENT", [], {"delta": 1}),
+        (  # ids and counts are matched in full: a trailing newline is not the same id or number
+            "USERS_ASSESSMENT",
+            [cond("pool_access_revoked_reason", "EQ", "SKILL_CHANGE"), cond("skill_id", "EQ", "12\n")],
+            {"delta": 1},
+        ),
+        (
+            "ASSIGNMENTS_ASSESSMENT",
+            [cond("assessment_event", "EQ", "REJECT"), cond("rejected_assignments_count", "GT", "2\n")],
+            {"delta": 1},
+        ),
+        ("USERS_ASSESSMENT", [cond("pool_access_revoked_reason", "EQ", "RESTRICTION")], {"delta": "1\n"}),
     ],
 )
 def test_parse_reports_rules_the_typed_model_cannot_express(
@@ -396,7 +408,10 @@ def test_zero_delta_is_refused() -> None:
     assert violations([restriction(delta=0)]) == [("rules[0].delta", "OUT_OF_RANGE")]
 
 
-@pytest.mark.parametrize("bad", ["abc", "12a", "-1", "0", "01", " 1", "1" * 20])
+@pytest.mark.parametrize(
+    "bad",
+    ["abc", "12a", "-1", "0", "01", " 1", "1" * 20, "5\n", "5 ", "5\r\n", "5\t", "1\n2", "\uff15", "\u0665"],
+)
 def test_skill_id_that_is_not_a_decimal_id_is_refused(bad: str) -> None:
     assert violations([skill(bad)]) == [("rules[0].skill_change.skill_id", "INVALID_ID")]
 
@@ -452,13 +467,40 @@ def test_assessment_rules_are_named_by_index_for_auto_accept_pools() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "ok"), [("1", True), ("32267581", True), ("", False), ("x1", False), ("0", False)]
+    ("value", "ok"),
+    [
+        ("1", True),
+        ("32267581", True),
+        ("", False),
+        ("x1", False),
+        ("0", False),
+        ("2\n", False),
+        ("2\r\n", False),
+        (" 2", False),
+        ("2 ", False),
+        ("2\t", False),
+        ("2\x00", False),
+        ("1\n2", False),
+        ("\uff12", False),  # a full-width digit
+    ],
 )
 def test_pool_id_must_be_a_decimal_id(value: str, ok: bool) -> None:
     problems = ViolationList()
-    qc.check_pool_id(value, problems)
+    check_pool_id(value, problems)
     if ok:
         problems.raise_if_any()
     else:
         with pytest.raises(InvalidArgument):
             problems.raise_if_any()
+
+
+def test_too_many_rules_are_refused_when_over_the_bound() -> None:
+    rules = [restriction(delta=d) for d in range(1, qc.MAX_REWORK_RULES + 2)]
+    assert violations(rules) == [("rules", "TOO_MANY")]
+    assert violations(rules[: qc.MAX_REWORK_RULES]) == []
+
+
+def test_too_many_conditions_are_refused_when_over_the_bound() -> None:
+    c = (pb.CONDITION_KEY_REJECTED_ASSIGNMENTS_COUNT, pb.COMPARISON_OPERATOR_GTE, 1)
+    over = assessment(pb.ASSESSMENT_EVENT_REJECT, *[c] * (qc.MAX_CONDITIONS_PER_RULE + 1))
+    assert violations([over]) == [("rules[0].conditions", "TOO_MANY")]
