@@ -18,6 +18,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", help="Redis URL; unset means in-process state (env REDIS_URL)")
     serve.add_argument("--metrics-listen", help="Prometheus address (env GATEWAY_METRICS_LISTEN)")
     serve.add_argument("--config", help="TOML config file (env GATEWAY_CONFIG)")
+    serve.add_argument(
+        "--shutdown-delay",
+        metavar="DURATION",
+        help="after SIGTERM, how long health says NOT_SERVING while calls are still served, e.g. 5s "
+        "(env GATEWAY_SHUTDOWN_DELAY, default 5s); a second signal ends it early",
+    )
     emulator = sub.add_parser("emulator", help="run the Toloka emulator as an HTTP server")
     emulator.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (default 127.0.0.1:8080)")
     from gateway.cli import add_parser as add_client_parser
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             toloka_url=args.toloka_url,
             redis_url=args.redis_url,
             metrics_listen=args.metrics_listen,
+            shutdown_delay=args.shutdown_delay,
         )
     except SettingsError as e:
         print(f"toloka-gateway: configuration error: {e}", file=sys.stderr)

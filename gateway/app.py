@@ -182,18 +182,31 @@ class Gateway:
             await self._emulator.__aexit__(None, None, None)
 
     async def run_until_signalled(self) -> None:
-        """Serve until SIGTERM or SIGINT, then drain."""
-        stop = asyncio.Event()
+        """Serve until SIGTERM or SIGINT, then drain: NOT_SERVING for the shutdown delay, then stop.
+
+        During the delay calls are still served, so balancers and meshes that learn of the stop
+        from health checks move traffic away before the listener closes. A second signal ends
+        the delay at once (an operator's second Ctrl-C).
+        """
+        signalled = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, signalled.set)
         await self.start()
-        await stop.wait()
-        log.info("shutting down: draining in-flight calls", extra={"grace_s": self.settings.server.grace_s})
+        await signalled.wait()
+        signalled.clear()
+        server = self.settings.server
+        log.info(
+            "shutting down: health NOT_SERVING, still serving",
+            extra={"shutdown_delay_s": server.shutdown_delay_s},
+        )
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signalled.wait(), server.shutdown_delay_s)
+        log.info("shutting down: draining in-flight calls", extra={"grace_s": server.grace_s})
+        # Waits end with the latest state only now: during the delay they were answered as usual.
         if self.operations is not None:
             await self.operations.drain()
-        await asyncio.sleep(self.settings.server.shutdown_delay_s)
         await self.stop()
         log.info("stopped")

@@ -134,8 +134,10 @@ class ServerSettings:
     max_message_bytes: int = 64 * 1024 * 1024
     grace_s: float = 20.0
     # After SIGTERM, health says NOT_SERVING for this long (calls still accepted) so balancers and
-    # meshes stop routing here before the listener closes.
-    shutdown_delay_s: float = 1.0
+    # meshes stop routing here before the listener closes. It should outlast the health checker's
+    # interval x failure threshold plus propagation: 5 s covers a 2 s x 2 prober; the Helm chart
+    # derives it from the readiness probe (env GATEWAY_SHUTDOWN_DELAY, flag --shutdown-delay).
+    shutdown_delay_s: float = 5.0
     caller_metadata_key: str = "x-caller-id"
     max_tasks_per_request: int = 10_000
     keepalive_time_s: float = 30.0
@@ -359,6 +361,7 @@ def load(
     toloka_url: str | None = None,
     redis_url: str | None = None,
     metrics_listen: str | None = None,
+    shutdown_delay: str | None = None,
 ) -> Settings:
     """Build Settings from flags (the keyword arguments), environment and config file."""
     env = os.environ if env is None else env
@@ -374,6 +377,10 @@ def load(
 
     server = _apply(ServerSettings(), _section(config, "server"), "server")
     server = replace(server, listen=listen or env.get("GATEWAY_LISTEN") or server.listen)
+    delay = shutdown_delay or env.get("GATEWAY_SHUTDOWN_DELAY")
+    if delay:
+        name = "--shutdown-delay" if shutdown_delay else "GATEWAY_SHUTDOWN_DELAY"
+        server = replace(server, shutdown_delay_s=parse_duration(delay, name=name))
     if env.get("GATEWAY_CALLER_METADATA_KEY"):
         server = replace(server, caller_metadata_key=env["GATEWAY_CALLER_METADATA_KEY"].lower())
 

@@ -91,7 +91,7 @@ def test_deployment_has_the_production_shape_when_values_are_default(render: Any
         volumes[mounts["/etc/toloka-gateway"]]["configMap"]["name"]
         == rendered.one("ConfigMap")["metadata"]["name"]
     )
-    assert pod["terminationGracePeriodSeconds"] == 30
+    assert pod["terminationGracePeriodSeconds"] == 45
     assert pod["automountServiceAccountToken"] is False
     spread = {(c["topologyKey"], c["whenUnsatisfiable"]) for c in pod["topologySpreadConstraints"]}
     assert spread == {
@@ -111,6 +111,7 @@ def test_container_env_matches_the_gateway_contract_when_values_are_default(rend
         "GATEWAY_CONFIG": "/etc/toloka-gateway/config.toml",
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_CALLER_METADATA_KEY": "x-caller-id",
+        "GATEWAY_SHUTDOWN_DELAY": "13s",  # readiness probe 5 s x 2 failures + 3 s margin
         "GATEWAY_CREATE_TASKS_PER_MINUTE": "100000",
         "GATEWAY_CREATE_TASKS_PER_DAY": "2000000",
         "TOLOKA_URL": "https://toloka.dev",
@@ -261,10 +262,13 @@ def test_rendering_fails_with_a_clear_message_when_api_key_secret_is_missing(ren
 @pytest.mark.parametrize(
     "values",
     [
-        {"terminationGracePeriodSeconds": 20, "preStopSleepSeconds": 0},  # equal to the drain grace
+        {"terminationGracePeriodSeconds": 33, "preStopSleepSeconds": 0},  # equal to delay 13 + drain 20
         {"terminationGracePeriodSeconds": 10, "preStopSleepSeconds": 0},
-        {"terminationGracePeriodSeconds": 25},  # 5 s preStop + 20 s drain
-        {"server": {"drainGraceSeconds": 45}},
+        {"terminationGracePeriodSeconds": 38},  # 5 s preStop + 13 s delay + 20 s drain
+        {"terminationGracePeriodSeconds": 30},  # the old default: no room for the delay
+        {"server": {"drainGraceSeconds": 30}},
+        {"server": {"shutdownDelaySeconds": 25}},
+        {"probes": {"readiness": {"periodSeconds": 10, "failureThreshold": 3}}},  # derives 33 s
     ],
 )
 def test_rendering_fails_when_termination_grace_does_not_exceed_the_drain(
@@ -275,10 +279,39 @@ def test_rendering_fails_when_termination_grace_does_not_exceed_the_drain(
 
 
 def test_rendering_succeeds_when_termination_grace_exceeds_the_drain(render: Any) -> None:
-    values = {"terminationGracePeriodSeconds": 21, "preStopSleepSeconds": 0}
+    values = {
+        "terminationGracePeriodSeconds": 21,
+        "preStopSleepSeconds": 0,
+        "server": {"shutdownDelaySeconds": 0},
+    }
     pod = render(merged(REQUIRED, values)).one("Deployment")["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] == 21
     assert "lifecycle" not in pod["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("values", "delay"),
+    [
+        ({}, "13s"),  # readiness 5 s x 2 + 3 s margin
+        (
+            {
+                "probes": {"readiness": {"periodSeconds": 10, "failureThreshold": 3}},
+                "terminationGracePeriodSeconds": 60,
+            },
+            "33s",
+        ),
+        (
+            {"probes": {"readiness": {"periodSeconds": 2}}, "server": {"shutdownDelayMarginSeconds": 1.5}},
+            "5.5s",
+        ),
+        ({"server": {"shutdownDelaySeconds": 7}}, "7s"),  # an explicit value wins over the probe
+        ({"server": {"shutdownDelaySeconds": 0}}, "0s"),
+    ],
+)
+def test_shutdown_delay_is_derived_from_the_readiness_probe_when_not_set_explicitly(
+    render: Any, values: dict[str, Any], delay: str
+) -> None:
+    assert render(merged(REQUIRED, values)).env()["GATEWAY_SHUTDOWN_DELAY"]["value"] == delay
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,21 @@ def test_container_env_configures_the_gateway_when_redis_cluster_with_auth(
     assert loaded.redis_url == "rediss://redis-cluster-0.redis-cluster.data:6379/0?cluster=1"
     assert loaded.redis_password == "pw-test"
     assert loaded.limits.limits == gs.default_limits(100_000, 2_000_000)
+    assert loaded.server.shutdown_delay_s == 13.0  # derived from the readiness probe
+
+
+def test_shutdown_delay_reaches_the_gateway_when_the_readiness_probe_is_slower(
+    render: Any, tmp_path: Path
+) -> None:
+    values = {
+        **REQUIRED,
+        "probes": {"readiness": {"periodSeconds": 10, "failureThreshold": 3}},
+        "terminationGracePeriodSeconds": 60,
+    }
+    rendered = render(values)
+    (tmp_path / "config.toml").write_text(rendered.config_toml)
+    env = container_env(rendered, tmp_path, {"toloka-api-key/api-key": "sk-test-not-real"})
+    assert gs.load(env=env).server.shutdown_delay_s == 33.0
 
 
 def test_create_task_limits_reach_the_gateway_when_set_in_values(render: Any, tmp_path: Path) -> None:

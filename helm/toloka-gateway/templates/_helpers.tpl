@@ -117,12 +117,28 @@ the env var defined just before REDIS_URL). A literal password in the URL fails 
 {{- end }}
 {{- end }}
 
+{{/*
+Seconds of NOT_SERVING between SIGTERM and the listener closing (env GATEWAY_SHUTDOWN_DELAY):
+server.shutdownDelaySeconds, or when null the time the readiness probe needs to see the change
+(periodSeconds x failureThreshold) plus server.shutdownDelayMarginSeconds for it to propagate.
+*/}}
+{{- define "toloka-gateway.shutdownDelaySeconds" -}}
+{{- $server := .Values.server }}
+{{- if kindIs "invalid" $server.shutdownDelaySeconds }}
+{{- $r := .Values.probes.readiness }}
+{{- addf (mulf (float64 $r.periodSeconds) (float64 $r.failureThreshold)) (float64 $server.shutdownDelayMarginSeconds) }}
+{{- else }}
+{{- float64 $server.shutdownDelaySeconds }}
+{{- end }}
+{{- end }}
+
 {{/* Stops rendering on values that validate one by one but not together. */}}
 {{- define "toloka-gateway.validate" -}}
 {{- $drain := float64 .Values.server.drainGraceSeconds }}
-{{- $needed := addf $drain (float64 .Values.preStopSleepSeconds) }}
+{{- $delay := float64 (include "toloka-gateway.shutdownDelaySeconds" .) }}
+{{- $needed := addf $drain $delay (float64 .Values.preStopSleepSeconds) }}
 {{- if not (gt (float64 .Values.terminationGracePeriodSeconds) $needed) }}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must be larger than preStopSleepSeconds (%v) + server.drainGraceSeconds (%v), or Kubernetes kills pods before in-flight calls drain" .Values.terminationGracePeriodSeconds .Values.preStopSleepSeconds .Values.server.drainGraceSeconds) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be larger than preStopSleepSeconds (%v) + the shutdown delay (%v) + server.drainGraceSeconds (%v), or Kubernetes kills pods before in-flight calls drain" .Values.terminationGracePeriodSeconds .Values.preStopSleepSeconds $delay .Values.server.drainGraceSeconds) }}
 {{- end }}
 {{- $r := .Values.redis }}
 {{- if and $r.url $r.existingSecret.name }}
