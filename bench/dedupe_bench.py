@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.dedupe import LocalDeduplicator, RedisDeduplicator
+from gateway.dedupe.store import HeldClaim
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import DedupeSettings
 
@@ -69,7 +70,7 @@ class _Counter:
         client.execute_command = counted  # type: ignore[method-assign]
 
 
-async def _produce() -> bytes:
+async def _produce(_: HeldClaim) -> bytes:
     return OUTCOME
 
 

@@ -5,6 +5,7 @@
     ├── NotFound                      unknown pool / operation          -> NOT_FOUND
     ├── AlreadyExists                 operation_id reused differently   -> ALREADY_EXISTS
     ├── FailedPrecondition            wrong state (open/archived pool)  -> FAILED_PRECONDITION
+    │   └── OutcomeUnknown            a create Toloka may have performed; stored, never re-sent
     ├── Unauthenticated               caller has no identity            -> UNAUTHENTICATED
     ├── PermissionDenied              caller may not do this            -> PERMISSION_DENIED
     ├── RateLimited                   our or Toloka's quota             -> RESOURCE_EXHAUSTED
@@ -117,6 +118,18 @@ class FailedPrecondition(GatewayError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class OutcomeUnknown(FailedPrecondition):
+    """Toloka may or may not have performed a request that must not be repeated blind.
+
+    Definitive: it is stored under the operation_id and replayed to every duplicate, so no
+    retry (the caller's, a mesh's, another replica's) can create the same tasks twice. Only a
+    person can settle it: look at the pool, then send a new operation_id if nothing was created.
+    """
+
+    default_reason = "TOLOKA_OUTCOME_UNKNOWN"
+    definitive = True
+
+
 class Unauthenticated(GatewayError):
     """The caller could not be identified."""
 
@@ -172,6 +185,7 @@ _KINDS: dict[str, type[GatewayError]] = {
         NotFound,
         AlreadyExists,
         FailedPrecondition,
+        OutcomeUnknown,
         Unauthenticated,
         PermissionDenied,
         RateLimited,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
-from gateway.dedupe.store import Deduplicator
+from gateway.dedupe.store import Deduplicator, HeldClaim
 from gateway.operations.tracker import OperationTracker
 from gateway.settings import PollerSettings, ServerSettings
 from gateway.toloka.client import TolokaClient
@@ -59,9 +59,15 @@ class GatewayService:
 
         produced: list[pb.CreateTasksResponse] = []
 
-        async def produce() -> bytes:
+        async def produce(claim: HeldClaim) -> bytes:
+            # Toloka performs an async operation_id once, so only a sync create marks its claim
+            # sent: from then on no duplicate, retry or other replica re-sends it blind.
             reply = await self._toloka.create_tasks(
-                plan.body, params=plan.params, tasks=plan.task_count, call=call
+                plan.body,
+                params=plan.params,
+                tasks=plan.task_count,
+                call=call,
+                before_send=None if plan.is_async else claim.sending,
             )
             if plan.is_async and isinstance(reply.data, dict):
                 await self._operations.remember(reply.data)

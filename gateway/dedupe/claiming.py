@@ -1,16 +1,22 @@
 """The claim / wait / hold protocol shared by every dedupe backend.
 
-A backend supplies four atomic primitives on one key (claim, store, release, renew) and wakes
-local waiters through `self._hub` when a key settles; this class turns them into
+A backend supplies five atomic primitives on one key (claim, mark sent, store, release, renew)
+and wakes local waiters through `self._hub` when a key settles; this class turns them into
 `Deduplicator.run`:
 
-    claim ──CLAIMED──▶ hold: renew the lease every lease/3 while produce runs
+    claim ──CLAIMED──▶ hold (a task of its own: a caller that leaves does not stop it),
+      │                renewing the lease every lease/3 while produce runs
       │                  ├─ bytes outcome / definitive GatewayError ─▶ store (retention) + wake
-      │                  └─ anything else (incl. cancellation)       ─▶ release + wake, re-raise
+      │                  ├─ other GatewayError (Toloka did not act)  ─▶ release + wake, re-raise
+      │                  └─ anything else (incl. cancellation)       ─▶ release + wake, or, once
+      │                                                                 marked sent, OutcomeUnknown
       ├─Done──────▶ replay the stored outcome, or re-raise the stored error
       ├─Mismatch──▶ AlreadyExists (OPERATION_ID_REUSED)
       └─Busy──────▶ wait for a wake-up, the lease's end or a safety re-check, then claim again;
                     a claim won after waiting is a takeover. The caller's deadline bounds it all.
+
+A claim marked sent (`HeldClaim.sending`, before a synchronous create leaves) is never taken
+over: when its lease ends with nothing stored, the next claim attempt stores OutcomeUnknown.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from gateway.dedupe.records import (
     fingerprint_digest,
     in_progress_error,
     reused_error,
+    unknown_outcome_body,
 )
-from gateway.dedupe.store import DedupeCounters
+from gateway.dedupe.store import DedupeCounters, Produce
 from gateway.dedupe.wakeups import WakeupHub
 from gateway.settings import DedupeSettings
 
@@ -73,6 +80,7 @@ class ClaimingDeduplicator(ABC):
         self._new_token = new_token
         self._hub = WakeupHub()
         self.counters = DedupeCounters()
+        self._holders: set[asyncio.Task[bytes]] = set()
 
     @property
     def degraded(self) -> bool:
@@ -83,7 +91,7 @@ class ClaimingDeduplicator(ABC):
         self,
         key: str,
         fingerprint: str,
-        produce: Callable[[], Awaitable[bytes]],
+        produce: Produce,
         *,
         call: Call,
     ) -> tuple[bytes, bool]:
@@ -108,7 +116,7 @@ class ClaimingDeduplicator(ABC):
                 else:
                     timeout = min(poll, reply.lease_left_s + _LEASE_MARGIN_S)
                     poll = min(poll * 2, _POLL_MAX_S)
-                await _wait(woken, timeout, call, key)
+                await _wait(woken, timeout, call, key, reply.lease_left_s)
         return await self._settle(reply, key, fp, token, produce, waited=waited)
 
     async def _settle(
@@ -117,7 +125,7 @@ class ClaimingDeduplicator(ABC):
         key: str,
         fp: bytes,
         token: bytes,
-        produce: Callable[[], Awaitable[bytes]],
+        produce: Produce,
         *,
         waited: bool,
     ) -> tuple[bytes, bool]:
@@ -131,35 +139,56 @@ class ClaimingDeduplicator(ABC):
         self.counters.claims += 1
         if waited:
             self.counters.takeovers += 1
-        return await self._hold(key, fp, token, produce), False
+        # The hold is a task of its own: a caller cancelled mid-request (a mesh's per-try timeout,
+        # a client gone) must not cut a create short and leave its outcome unknown; the hold
+        # finishes, stores the outcome, and the caller's retry replays it.
+        holder = asyncio.create_task(self._hold(_Holding(self, key, fp, token), produce))
+        self._holders.add(holder)
+        holder.add_done_callback(self._holder_done)
+        try:
+            return await asyncio.shield(holder), False
+        except asyncio.CancelledError:
+            if not holder.done():
+                self.counters.detached += 1
+            raise
 
-    async def _hold(
-        self, key: str, fp: bytes, token: bytes, produce: Callable[[], Awaitable[bytes]]
-    ) -> bytes:
+    def _holder_done(self, holder: asyncio.Task[bytes]) -> None:
+        self._holders.discard(holder)
+        if not holder.cancelled():
+            holder.exception()  # retrieved: a detached holder's failure was already handled
+
+    async def _hold(self, claim: _Holding, produce: Produce) -> bytes:
         """Run produce under a renewed lease; store a definitive outcome, release otherwise."""
+        key, fp, token = claim.key, claim.fp, claim.token
         renewer = asyncio.create_task(self._keep_lease(key, fp, token))
         try:
-            outcome = await produce()
+            outcome = await produce(claim)
         except errors.GatewayError as err:
             renewer.cancel()
             if type(err).definitive:
-                await self._finish(key, fp, token, KIND_ERROR, orjson.dumps(err.to_dict()))
-            else:
+                await self._finish(claim, KIND_ERROR, orjson.dumps(err.to_dict()))
+            else:  # by HeldClaim's contract Toloka did not act, even after sending()
                 await self._give_up(key, fp, token)
             raise
         except BaseException:
             renewer.cancel()
-            await self._give_up(key, fp, token)
+            if claim.sent:
+                await self._store_unknown(claim, "")
+            else:
+                await self._give_up(key, fp, token)
             raise
         renewer.cancel()
-        await self._finish(key, fp, token, KIND_OUTCOME, outcome)
+        await self._finish(claim, KIND_OUTCOME, outcome)
         return outcome
 
-    async def _finish(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
+    async def _finish(self, claim: _Holding, kind: bytes, body: bytes) -> None:
+        key, fp, token = claim.key, claim.fp, claim.token
         if len(body) > self._settings.max_stored_bytes:
-            # Too big to keep: duplicates re-send instead (Toloka's operation-id idempotency holds).
             self.counters.oversize += 1
-            await self._give_up(key, fp, token)
+            if claim.sent:  # a duplicate must not re-send it: keep what can be said
+                await self._store_unknown(claim, " (its result was too large to keep for replays)")
+            else:  # duplicates re-send instead (Toloka's operation-id idempotency holds)
+                await self._give_up(key, fp, token)
             return
         try:
             await self._store(key, fp, token, kind, body)
@@ -167,6 +196,17 @@ class ClaimingDeduplicator(ABC):
             # The outcome is the caller's anyway; duplicates re-send once the lease lapses.
             self.counters.backend_errors += 1
             log.warning("dedupe: could not store the outcome of operation_id %s", key)
+
+    async def _store_unknown(self, claim: _Holding, why: str) -> None:
+        self.counters.unknown += 1
+        try:
+            await self._store(
+                claim.key, claim.fp, claim.token, KIND_ERROR, unknown_outcome_body(claim.key, why)
+            )
+        except DedupeBackendUnavailable:
+            # The sent mark stays; when its lease ends, the next claim attempt stores the same answer.
+            self.counters.backend_errors += 1
+            log.warning("dedupe: could not store the unknown outcome of operation_id %s", claim.key)
 
     async def _give_up(self, key: str, fp: bytes, token: bytes) -> None:
         self.counters.releases += 1
@@ -189,8 +229,19 @@ class ClaimingDeduplicator(ABC):
                 log.warning("dedupe: lost the claim on operation_id %s while producing", key)
                 return
 
-    async def close(self) -> None:  # noqa: B027 (optional hook)
-        """Nothing to release by default."""
+    async def close(self) -> None:
+        """Let holders whose callers left finish (for at most one lease), then stop them."""
+        await self._drain_holders()
+
+    async def _drain_holders(self) -> None:
+        holders = set(self._holders)
+        if not holders:
+            return
+        _, pending = await asyncio.wait(holders, timeout=self._settings.lease_s)
+        for holder in pending:  # a cancelled holder still settles its claim (release or unknown)
+            holder.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=self._settings.lease_s)
 
     def _before_run(self) -> None:  # noqa: B027 (optional hook)
         """Hook: start background machinery lazily, inside the running loop."""
@@ -201,7 +252,15 @@ class ClaimingDeduplicator(ABC):
 
     @abstractmethod
     async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
-        """Claim an absent (or lapsed) key for `token`, or say what holds it."""
+        """Claim an absent (or lapsed) key for `token`, or say what holds it.
+
+        A sent claim whose lease has ended is not lapsed: it becomes a stored OutcomeUnknown
+        (`unknown_outcome_body`), answered as Done.
+        """
+
+    @abstractmethod
+    async def _mark_sent(self, key: str, fp: bytes, token: bytes) -> bool:
+        """Turn `token`'s claim into a sent claim; False when `token` no longer holds it."""
 
     @abstractmethod
     async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
@@ -209,18 +268,52 @@ class ClaimingDeduplicator(ABC):
 
     @abstractmethod
     async def _release(self, key: str, fp: bytes, token: bytes) -> None:
-        """Drop the claim if `token` still holds it; wake waiters."""
+        """Drop the claim (sent or not) if `token` still holds it; wake waiters."""
 
     @abstractmethod
     async def _renew(self, key: str, fp: bytes, token: bytes) -> bool:
         """Extend the lease if `token` still holds the claim; False when it does not."""
 
 
-async def _wait(woken: asyncio.Event, recheck_s: float, call: Call, key: str) -> None:
+class _Holding:
+    """The claim a holder runs produce under (`HeldClaim`)."""
+
+    def __init__(self, store: ClaimingDeduplicator, key: str, fp: bytes, token: bytes) -> None:
+        self._store = store
+        self.key = key
+        self.fp = fp
+        self.token = token
+        self.sent = False
+
+    async def sending(self) -> None:
+        """See `HeldClaim.sending`."""
+        if self.sent:
+            return
+        try:
+            held = await self._store._mark_sent(self.key, self.fp, self.token)
+        except DedupeBackendUnavailable:
+            # Not DedupeBackendUnavailable itself: that one tells the fallback to run produce anyway.
+            raise errors.Unavailable(
+                "the shared state that keeps a synchronous create from running twice is unreachable; "
+                "nothing was sent to Toloka",
+                reason="SHARED_STATE_UNAVAILABLE",
+                retry_after=1.0,
+            ) from None
+        if not held:
+            raise errors.Unavailable(
+                "another request took over this operation_id; nothing was sent by this one: retry with "
+                "the same operation_id to get its outcome",
+                reason="CLAIM_LOST",
+                retry_after=0.1,
+            )
+        self.sent = True
+
+
+async def _wait(woken: asyncio.Event, recheck_s: float, call: Call, key: str, lease_left_s: float) -> None:
     remaining = call.remaining()
     if remaining is not None:
         if remaining <= 0:
-            raise in_progress_error(key)
+            raise in_progress_error(key, lease_left_s)
         recheck_s = min(recheck_s, remaining)
     try:
         async with asyncio.timeout(recheck_s):

@@ -1,19 +1,21 @@
 """Degraded mode: with Redis unreachable, run produce directly until Redis answers again.
 
 Without the shared store, Toloka's own operation-id idempotency is what prevents a second
-creation: a duplicate re-sends the same operation_id and Toloka answers with the existing
-operation. Mismatch detection and replays are unavailable while degraded.
+creation of an async create: a duplicate re-sends the same operation_id and Toloka answers with
+the existing operation. Toloka does not dedupe synchronous creates, and another replica could be
+sending the same one, so a produce that asks to mark its claim sent (`HeldClaim.sending`) is
+refused before anything leaves. Mismatch detection and replays are unavailable while degraded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
+from gateway import errors
 from gateway.call import Call
 from gateway.dedupe.records import DedupeBackendUnavailable
 from gateway.dedupe.redis_store import RedisDeduplicator
-from gateway.dedupe.store import DedupeCounters
+from gateway.dedupe.store import DedupeCounters, Produce
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class FallbackDeduplicator:
         self,
         key: str,
         fingerprint: str,
-        produce: Callable[[], Awaitable[bytes]],
+        produce: Produce,
         *,
         call: Call,
     ) -> tuple[bytes, bool]:
@@ -55,8 +57,25 @@ class FallbackDeduplicator:
                 # Raised only before this call's produce ran, so running it now is not a repeat.
                 log.warning("dedupe: Redis unreachable, running operation_id %s without it: %s", key, e)
         self._inner.counters.bypassed += 1
-        return await produce(), False
+        return await produce(_UNSHARED), False
 
     async def close(self) -> None:
         """Close the inner store (and with it the health probe)."""
         await self._inner.close()
+
+
+class _UnsharedClaim:
+    """The claim of a degraded call: nothing can be marked, so nothing unrepeatable may leave."""
+
+    async def sending(self) -> None:
+        """Refuse: without the shared store another replica may be sending the same request."""
+        raise errors.Unavailable(
+            "synchronous creates are refused while the gateway's shared state (Redis) is unreachable: "
+            "Toloka does not dedupe them, so the gateway could not keep them from running twice; "
+            "nothing was sent. Retry later, or use async_mode",
+            reason="SHARED_STATE_UNAVAILABLE",
+            retry_after=1.0,
+        )
+
+
+_UNSHARED = _UnsharedClaim()

@@ -9,7 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.dedupe.claiming import ClaimingDeduplicator, Sleep, random_token
-from gateway.dedupe.records import CLAIMED, KIND_CLAIM, MISMATCH, Busy, Done, Reply
+from gateway.dedupe.records import (
+    CLAIMED,
+    KIND_CLAIM,
+    KIND_ERROR,
+    KIND_SENT,
+    MISMATCH,
+    Busy,
+    Done,
+    Reply,
+    unknown_outcome_body,
+)
 from gateway.settings import DedupeSettings
 
 
@@ -20,6 +30,7 @@ class _Entry:
     body: bytes  # the holder's token for a claim, else the stored outcome
     expires_at: float
     seq: int
+    lease_until: float = 0.0  # a sent claim's lease (the entry itself lives for the retention)
 
 
 class LocalDeduplicator(ClaimingDeduplicator):
@@ -57,12 +68,28 @@ class LocalDeduplicator(ClaimingDeduplicator):
             return MISMATCH
         if entry.kind == KIND_CLAIM:
             return Busy(entry.expires_at - now)
+        if entry.kind == KIND_SENT:
+            if entry.lease_until > now:
+                return Busy(entry.lease_until - now)
+            # Its holder is gone after its request may have reached Toloka: never re-send.
+            body = unknown_outcome_body(key)
+            self._put(key, KIND_ERROR, fp, body, now + self._settings.retention_s)
+            self._hub.notify(key)
+            return Done(KIND_ERROR, body)
         return Done(entry.kind, entry.body)
+
+    async def _mark_sent(self, key: str, fp: bytes, token: bytes) -> bool:
+        if not self._holds(key, fp, token):
+            return False
+        now = self._clock()
+        self._put(key, KIND_SENT, fp, token, now + self._settings.retention_s)
+        self._entries[key].lease_until = now + self._settings.lease_s
+        return True
 
     async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
         now = self._clock()
         entry = self._live_entry(key, now)
-        if entry is not None and (entry.kind != KIND_CLAIM or entry.fp != fp):
+        if entry is not None and (entry.kind not in (KIND_CLAIM, KIND_SENT) or entry.fp != fp):
             return
         self._put(key, kind, fp, body, now + self._settings.retention_s)
         self._hub.notify(key)
@@ -75,12 +102,21 @@ class LocalDeduplicator(ClaimingDeduplicator):
     async def _renew(self, key: str, fp: bytes, token: bytes) -> bool:
         if not self._holds(key, fp, token):
             return False
-        self._entries[key].expires_at = self._clock() + self._settings.lease_s
+        entry = self._entries[key]
+        if entry.kind == KIND_SENT:
+            entry.lease_until = self._clock() + self._settings.lease_s
+        else:
+            entry.expires_at = self._clock() + self._settings.lease_s
         return True
 
     def _holds(self, key: str, fp: bytes, token: bytes) -> bool:
         entry = self._live_entry(key, self._clock())
-        return entry is not None and entry.kind == KIND_CLAIM and entry.fp == fp and entry.body == token
+        return (
+            entry is not None
+            and entry.kind in (KIND_CLAIM, KIND_SENT)
+            and entry.fp == fp
+            and entry.body == token
+        )
 
     def _live_entry(self, key: str, now: float) -> _Entry | None:
         entry = self._entries.get(key)

@@ -5,6 +5,10 @@ One record per key, the same bytes in every backend:
     kind (1 byte) | fingerprint digest (16 bytes) | body
 
     kind b"C"  an in-flight claim; body = the holder's random token (8 bytes); lives for the lease
+    kind b"S"  an in-flight claim whose request may have reached Toloka and must not be repeated
+               blind (a synchronous create); body = token (8 bytes) + the lease's end in ms (ASCII).
+               It lives for the retention: once its lease ends with no outcome stored (the holder
+               died), the next claim attempt turns it into a stored OutcomeUnknown error
     kind b"O"  a stored outcome; body = the bytes `produce` returned; lives for the retention
     kind b"E"  a stored definitive error; body = orjson of `GatewayError.to_dict()`
 """
@@ -22,6 +26,7 @@ from gateway import errors
 KIND_CLAIM: Final = b"C"
 KIND_OUTCOME: Final = b"O"
 KIND_ERROR: Final = b"E"
+KIND_SENT: Final = b"S"
 FP_BYTES: Final = 16
 HEADER_BYTES: Final = 1 + FP_BYTES
 
@@ -92,14 +97,35 @@ def reused_error(key: str) -> errors.AlreadyExists:
     )
 
 
-def in_progress_error(key: str) -> errors.DeadlineExceeded:
-    """The answer to a duplicate whose deadline passed while the first request was still running."""
+def in_progress_error(key: str, lease_left_s: float | None = None) -> errors.DeadlineExceeded:
+    """The answer to a duplicate whose deadline passed while the first request was still running.
+
+    RetryInfo says when the holder's lease ends at the latest, so a client (or a mesh) retrying
+    then finds the outcome, or takes the claim over if the holder died.
+    """
     operation_id = operation_id_of(key)
     return errors.DeadlineExceeded(
         f"operation_id {operation_id} is still being processed by another request; "
         "retry with the same operation_id",
         metadata={"operation_id": operation_id},
+        retry_after=None if lease_left_s is None else max(0.05, round(lease_left_s, 3)),
     )
+
+
+def unknown_outcome(key: str, why: str = "") -> errors.OutcomeUnknown:
+    """The stored answer for a request Toloka may have performed, but whose outcome is not known."""
+    operation_id = operation_id_of(key)
+    return errors.OutcomeUnknown(
+        f"Toloka may or may not have performed operation_id {operation_id}{why}; it is synchronous, "
+        "so it is never re-sent blind. Check the pool for the tasks; if they are not there, send the "
+        "request again with a new operation_id (or use async_mode, which Toloka performs once per id)",
+        metadata={"operation_id": operation_id, "ambiguous": "true"},
+    )
+
+
+def unknown_outcome_body(key: str, why: str = "") -> bytes:
+    """`unknown_outcome` as the body of a stored error record."""
+    return orjson.dumps(unknown_outcome(key, why).to_dict())
 
 
 class DedupeBackendUnavailable(errors.Unavailable):

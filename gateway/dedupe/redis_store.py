@@ -4,9 +4,11 @@ Key layout (one string per operation_id, so each key lives in its own cluster sl
 
     {prefix}:d:{operation_id}  ->  kind | fingerprint digest | body      (see `records`)
                                    TTL = the lease while claimed, the retention once stored
+                                   or once marked sent (a sent claim's lease is in its value)
 
-Round trips: a replay is one EVALSHA; a first call is two (claim, store); the lease renewal
-runs in the background only while produce outlasts a third of the lease.
+Round trips: a replay is one EVALSHA; a first call is two (claim, store), three for a
+synchronous create (claim, mark sent, store); the lease renewal runs in the background only
+while produce outlasts a third of the lease.
 
 Wake-ups: the store and release scripts PUBLISH the operation_id on `{prefix}:d:wake`; every
 replica keeps one subscription to it and wakes its local waiters of that key. In a cluster a
@@ -35,6 +37,7 @@ from gateway.dedupe.records import (
     Done,
     Reply,
     claim_record,
+    unknown_outcome_body,
 )
 from gateway.dedupe.wakeups import WakeupHub
 from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable, health_of
@@ -43,25 +46,57 @@ from gateway.settings import DedupeSettings
 
 log = logging.getLogger(__name__)
 
+# Records: kind (1 byte) | fingerprint digest (16) | token (8) [| lease end in ms, for 'S'] (see records).
+# A claim's identity is bytes 2..25 (digest and token), the same in its 'C' and 'S' forms.
+
 CLAIM_LUA = """
 -- Claim an operation_id, or say what already holds it.
 -- KEYS[1]  the operation's key
--- ARGV[1]  the claim record: 'C' .. fingerprint digest (16 bytes) .. holder token
+-- ARGV[1]  the claim record: 'C' .. fingerprint digest (16 bytes) .. holder token (8 bytes)
 -- ARGV[2]  lease in milliseconds
+-- ARGV[3]  the body of the error stored when a sent claim's holder is gone (an unknown outcome)
+-- ARGV[4]  retention in milliseconds   ARGV[5] wake channel   ARGV[6] operation_id
 -- returns  0 when claimed now; -1 when the key holds another fingerprint; n > 0 when another
---          request holds the claim for n more ms; else the stored record (kind, digest, body)
+--          request holds the claim for n more ms; else the stored record (kind, digest, body).
+--          A sent claim ('S') whose lease has ended is stored as the unknown outcome ('E').
 local v = redis.call('GET', KEYS[1])
 if not v then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 0
 end
-if string.sub(v, 2, 17) ~= string.sub(ARGV[1], 2, 17) then return -1 end
-if string.sub(v, 1, 1) == 'C' then
+local fp = string.sub(ARGV[1], 2, 17)
+if string.sub(v, 2, 17) ~= fp then return -1 end
+local kind = string.sub(v, 1, 1)
+if kind == 'C' then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl < 1 then ttl = 1 end
   return ttl
 end
+if kind == 'S' then
+  local t = redis.call('TIME')
+  local left = tonumber(string.sub(v, 26)) - (t[1] * 1000 + math.floor(t[2] / 1000))
+  if left > 0 then return math.ceil(left) end
+  v = 'E' .. fp .. ARGV[3]
+  redis.call('SET', KEYS[1], v, 'PX', ARGV[4])
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+end
 return v
+"""
+
+MARK_SENT_LUA = """
+-- Mark a claim sent: its request may reach Toloka, so it must never be repeated blind.
+-- KEYS[1]  the operation's key
+-- ARGV[1]  the caller's claim record   ARGV[2] lease in milliseconds   ARGV[3] retention in ms
+-- returns  1 when marked (the record lives for the retention; its lease end is in its value),
+--          0 when the caller no longer holds the claim
+local v = redis.call('GET', KEYS[1])
+if not v or string.sub(v, 2, 25) ~= string.sub(ARGV[1], 2, 25) then return 0 end
+local kind = string.sub(v, 1, 1)
+if kind ~= 'C' and kind ~= 'S' then return 0 end
+local t = redis.call('TIME')
+local lease_end = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[2])
+redis.call('SET', KEYS[1], 'S' .. string.sub(ARGV[1], 2, 25) .. string.format('%.0f', lease_end), 'PX', ARGV[3])
+return 1
 """
 
 STORE_LUA = """
@@ -71,8 +106,11 @@ STORE_LUA = """
 -- ARGV[3]  retention in milliseconds   ARGV[4] wake channel   ARGV[5] operation_id
 -- returns  1 when stored, 0 when left as it was
 local v = redis.call('GET', KEYS[1])
-if v and (string.sub(v, 1, 1) ~= 'C' or string.sub(v, 2, 17) ~= string.sub(ARGV[1], 2, 17)) then
-  return 0
+if v then
+  local kind = string.sub(v, 1, 1)
+  if (kind ~= 'C' and kind ~= 'S') or string.sub(v, 2, 17) ~= string.sub(ARGV[1], 2, 17) then
+    return 0
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
@@ -80,11 +118,14 @@ return 1
 """
 
 RELEASE_LUA = """
--- Drop a claim if the caller still holds it; wake waiters so one of them takes over.
+-- Drop a claim (sent or not) if the caller still holds it; wake waiters so one of them takes over.
 -- KEYS[1]  the operation's key
 -- ARGV[1]  the caller's claim record   ARGV[2] wake channel   ARGV[3] operation_id
 -- returns  1 when released, 0 when the caller no longer held it
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local v = redis.call('GET', KEYS[1])
+if not v or string.sub(v, 2, 25) ~= string.sub(ARGV[1], 2, 25) then return 0 end
+local kind = string.sub(v, 1, 1)
+if kind ~= 'C' and kind ~= 'S' then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
@@ -95,8 +136,17 @@ RENEW_LUA = """
 -- KEYS[1]  the operation's key
 -- ARGV[1]  the caller's claim record   ARGV[2] lease in milliseconds
 -- returns  1 when renewed, 0 when the claim is gone or held by another token
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local v = redis.call('GET', KEYS[1])
+if not v or string.sub(v, 2, 25) ~= string.sub(ARGV[1], 2, 25) then return 0 end
+local kind = string.sub(v, 1, 1)
+if kind == 'C' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if kind ~= 'S' then return 0 end
+local t = redis.call('TIME')
+local lease_end = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[2])
+redis.call('SET', KEYS[1], string.sub(v, 1, 25) .. string.format('%.0f', lease_end), 'KEEPTTL')
 return 1
 """
 
@@ -127,6 +177,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
         self._retention_ms = max(1, round(settings.retention_s * 1000))
         self.health = health or health_of(redis)
         self._claim_script = LuaScript(redis, CLAIM_LUA)
+        self._mark_sent_script = LuaScript(redis, MARK_SENT_LUA)
         self._store_script = LuaScript(redis, STORE_LUA)
         self._release_script = LuaScript(redis, RELEASE_LUA)
         self._renew_script = LuaScript(redis, RENEW_LUA)
@@ -151,7 +202,8 @@ class RedisDeduplicator(ClaimingDeduplicator):
                 self._cluster_pending = None
 
     async def close(self) -> None:
-        """Stop the wake-up subscription and the health probe (the Redis client is the caller's)."""
+        """Let detached holders settle, then stop the wake-up subscription and the health probe."""
+        await self._drain_holders()
         await self._wakeups.close()
         await self.health.close()
 
@@ -162,7 +214,15 @@ class RedisDeduplicator(ClaimingDeduplicator):
         return self._wakeups.live
 
     async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
-        reply = await self._eval(self._claim_script, key, (claim_record(fp, token), self._lease_ms))
+        args = (
+            claim_record(fp, token),
+            self._lease_ms,
+            unknown_outcome_body(key),
+            self._retention_ms,
+            self._channel,
+            key,
+        )
+        reply = await self._eval(self._claim_script, key, args)
         if isinstance(reply, bytes):
             return Done.parse(reply)
         if reply == 0:
@@ -170,6 +230,10 @@ class RedisDeduplicator(ClaimingDeduplicator):
         if reply < 0:
             return MISMATCH
         return Busy(reply / 1000)
+
+    async def _mark_sent(self, key: str, fp: bytes, token: bytes) -> bool:
+        args = (claim_record(fp, token), self._lease_ms, self._retention_ms)
+        return bool(await self._eval(self._mark_sent_script, key, args))
 
     async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
         args = (claim_record(fp, token), kind + fp + body, self._retention_ms, self._channel, key)
@@ -271,7 +335,7 @@ class RedisWakeups:
                 self._hub.notify_all()  # switch waiters to polling
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._health.op_timeout_s):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             if owned:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self._health.op_timeout_s):

@@ -9,6 +9,25 @@ from typing import Protocol
 from gateway.call import Call
 
 
+class HeldClaim(Protocol):
+    """What `produce` gets: the claim it runs under."""
+
+    async def sending(self) -> None:
+        """Mark the claim: a request that must not be repeated blind is about to leave.
+
+        Call it right before the first attempt of such a request (a synchronous create). From
+        then on the claim outlives its holder: one that dies, is cancelled or fails unexpectedly
+        leaves `OutcomeUnknown` stored for the id, so no duplicate re-sends. After `sending()`,
+        `produce` must raise a definitive error (e.g. OutcomeUnknown) when Toloka may have
+        acted; any other `GatewayError` says Toloka did not act, and releases the claim. Raises
+        `errors.Unavailable` (nothing sent) when the mark cannot be recorded.
+        """
+        ...
+
+
+Produce = Callable[[HeldClaim], Awaitable[bytes]]
+
+
 @dataclass
 class DedupeCounters:
     """Plain counters for metrics; each backend increments its own instance."""
@@ -23,6 +42,8 @@ class DedupeCounters:
     lost_leases: int = 0  # a renewal found the claim gone or taken over
     backend_errors: int = 0  # a shared-backend call failed
     bypassed: int = 0  # degraded mode ran produce without dedupe
+    unknown: int = 0  # an outcome stored as unknown (a marked claim whose holder died or failed)
+    detached: int = 0  # a holder kept running after its caller left (cancelled or timed out)
 
 
 class Deduplicator(Protocol):
@@ -32,13 +53,15 @@ class Deduplicator(Protocol):
         self,
         key: str,
         fingerprint: str,
-        produce: Callable[[], Awaitable[bytes]],
+        produce: Produce,
         *,
         call: Call,
     ) -> tuple[bytes, bool]:
         """Return `(outcome, replayed)`.
 
-        The first call for `key` claims it (with a renewed lease) and runs `produce`.
+        The first call for `key` claims it (with a renewed lease) and runs `produce`, which
+        finishes and settles the claim even when this caller leaves early (cancelled, or its
+        deadline passed).
         Concurrent duplicates wait for its outcome until `call.deadline`; later ones get the
         stored outcome. A different `fingerprint` under the same key raises
         `errors.AlreadyExists`. A `GatewayError` raised by `produce` whose class is

@@ -95,6 +95,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except Exception:
         _log.exception("emulator handler failed for %s %s", request.method, path)
         response = json_response(error_body("INTERNAL_ERROR", "Internal emulator error"), 500)
+    if fault is not None and fault.latency_after_work_s > 0:
+        await asyncio.sleep(fault.latency_after_work_s)
     if fault is not None and fault.drop_after_work:
         return _drop(request)
     return response

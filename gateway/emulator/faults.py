@@ -29,6 +29,8 @@ class Fault:
     this order: wait `latency_s`; then either answer `status` (a Toloka error body; for 429 an optional
     `Retry-After` header and/or `payload.interval`), or drop the connection without a response — before
     doing the work (`drop_before_work`) or after it (`drop_after_work`, e.g. the operation exists).
+    `latency_after_work_s` holds the answer back after the work is done (the request's effect is
+    visible at once, its reply arrives late or, if the client is gone by then, never).
     A fault with only `latency_s` delays the request and then handles it normally.
     Note: aiohttp's client silently retries an idempotent request (GET, PUT, ...) once after a server
     disconnect, so a drop fault on such a request needs `times=2` for the client to see the disconnect.
@@ -43,6 +45,7 @@ class Fault:
     retry_after: float | None = None
     interval: str | None = None
     latency_s: float = 0.0
+    latency_after_work_s: float = 0.0
     drop_after_work: bool = False
     drop_before_work: bool = False
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -84,6 +87,7 @@ class Fault:
             "retry_after": self.retry_after,
             "interval": self.interval,
             "latency_s": self.latency_s,
+            "latency_after_work_s": self.latency_after_work_s,
             "drop_after_work": self.drop_after_work,
             "drop_before_work": self.drop_before_work,
         }

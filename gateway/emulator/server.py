@@ -34,7 +34,10 @@ class EmulatorServer:
 
     async def start(self) -> None:
         """Bind and start serving."""
-        runner = web.AppRunner(create_app(self.state), access_log=None, handle_signals=False)
+        # A stopping emulator does not wait for stalled requests (fault latencies) to finish.
+        runner = web.AppRunner(
+            create_app(self.state), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=1024)
         await site.start()

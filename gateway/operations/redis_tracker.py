@@ -233,7 +233,7 @@ class RedisOperationTracker(TrackerBase):
             if pubsub is not None:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(health.op_timeout_s):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     # -- lifecycle ---------------------------------------------------------------------------
 

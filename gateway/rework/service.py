@@ -17,7 +17,7 @@ import orjson
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
-from gateway.dedupe.store import Deduplicator
+from gateway.dedupe.store import Deduplicator, HeldClaim
 from gateway.rework.pool_lock import PoolLock
 from gateway.rework.pool_writer import PoolWriter
 from gateway.toloka.client import TolokaClient
@@ -87,7 +87,7 @@ class ReworkService:
             return await self._apply(req, call)
         operation_id = req.operation_id.lower()
 
-        async def produce() -> bytes:
+        async def produce(_: HeldClaim) -> bytes:
             resp = await self._apply(req, call)
             resp.operation_id = operation_id
             return resp.SerializeToString()

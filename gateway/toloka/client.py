@@ -118,7 +118,9 @@ class TolokaClient:
     async def start(self) -> None:
         """Open the connection pool."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._settings.max_connections, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(
+                limit=self._settings.max_connections, ttl_dns_cache=300, timeout_ceil_threshold=math.inf
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector, headers=self._headers, json_serialize=lambda o: orjson.dumps(o).decode()
             )
@@ -131,11 +133,21 @@ class TolokaClient:
 
     # ---- endpoints -------------------------------------------------------------------------
 
-    async def create_tasks(self, body: bytes, *, params: Mapping[str, str], tasks: int, call: Call) -> Reply:
+    async def create_tasks(
+        self,
+        body: bytes,
+        *,
+        params: Mapping[str, str],
+        tasks: int,
+        call: Call,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> Reply:
         """`POST /tasks`: 202 Operation (async) or 201 batch result (sync).
 
         A 409 OPERATION_ALREADY_EXISTS, or an ambiguous failure, resolves to the existing
-        operation read with `GET /operations/{operation_id}` (async mode).
+        operation read with `GET /operations/{operation_id}` (async mode). A sync create that
+        Toloka may have performed raises OutcomeUnknown and is never re-sent; `before_send` runs
+        once, right before its first attempt leaves (after the rate limit admitted it).
         """
         operation_id = params.get("operation_id", "")
         is_async = params.get("async_mode") == "true"
@@ -154,7 +166,7 @@ class TolokaClient:
                 call=call, settle=settle, field_prefix="tasks",
                 # Toloka's operation-id idempotency is documented for async mode only: a sync
                 # create that may have been performed is reported, never repeated blind.
-                resend_after_send=is_async,
+                resend_after_send=is_async, before_send=before_send,
             )  # fmt: skip
         except errors.FailedPrecondition as e:
             if e.toloka_code != OPERATION_ALREADY_EXISTS:
@@ -217,17 +229,21 @@ class TolokaClient:
         settle: Callable[[], Awaitable[Reply | None]] | None = None,
         field_prefix: str = "",
         resend_after_send: bool = True,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> Reply:
         """Send one logical request: rate limit, deadline, retries, error mapping.
 
         After a failure that Toloka may have acted on (sent without an answer, or a 5xx),
         `settle` is asked first; a request that must not be repeated blind
-        (`resend_after_send=False`) then fails as ambiguous instead of being re-sent.
+        (`resend_after_send=False`) then fails as OutcomeUnknown instead of being re-sent.
+        Any other error raised here means Toloka did not act on such a request.
         """
         attempt = 0
         while True:
             attempt += 1
             await self._limiter.acquire(kind, tasks=tasks, call=call)
+            if before_send is not None and attempt == 1:
+                await before_send()
             outcome = await self._attempt(
                 method, path, kind=kind, call=call, params=params, body=body,
                 field_prefix=field_prefix, attempt=attempt,
@@ -235,12 +251,17 @@ class TolokaClient:
             if isinstance(outcome, Reply):
                 return outcome
             failure, may_have_acted = outcome
-            if may_have_acted and settle is not None and not call.expired():
+            if may_have_acted and not resend_after_send:
+                raise _ambiguous(failure)
+            if call.expired():
+                raise errors.DeadlineExceeded(
+                    "the call's deadline passed before Toloka answered",
+                    metadata={"attempts": str(attempt), **failure.metadata},
+                )
+            if may_have_acted and settle is not None:
                 settled = await settle()
                 if settled is not None:
                     return settled
-            if may_have_acted and not resend_after_send:
-                raise _ambiguous(failure)
             delay = self._retry_delay(failure, attempt, call)
             if self._metrics is not None:
                 self._metrics.toloka_retries.labels(kind).inc()
@@ -268,10 +289,6 @@ class TolokaClient:
             status, data, headers = await self._request(method, path, params, body, timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._observe(kind, "network", sent_at)
-            if call.expired():
-                raise errors.DeadlineExceeded(
-                    "the call's deadline passed before Toloka answered", metadata={"attempts": str(attempt)}
-                ) from None
             sent = not isinstance(exc, aiohttp.ClientConnectorError)
             return network_error(exc, sent=sent), sent
         self._observe(kind, str(status), sent_at)
@@ -325,7 +342,9 @@ class TolokaClient:
             URL(url, encoded=True),  # built once here; aiohttp would otherwise parse and re-encode it
             data=data,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=limit_s),
+            # aiohttp rounds a timeout above ceil_threshold (5 s) up to a whole second, which
+            # would let an attempt outlive the caller's deadline: never round.
+            timeout=aiohttp.ClientTimeout(total=limit_s, ceil_threshold=math.inf),
         ) as resp:
             raw = await resp.read()
             parsed: Any = None
@@ -357,11 +376,12 @@ class TolokaClient:
         return max(delay, retry_after or 0.0)
 
 
-def _ambiguous(failure: errors.GatewayError) -> errors.Unavailable:
-    """A synchronous create that Toloka may or may not have performed."""
-    return errors.Unavailable(
+def _ambiguous(failure: errors.GatewayError) -> errors.OutcomeUnknown:
+    """A synchronous create that Toloka may or may not have performed (stored and replayed)."""
+    return errors.OutcomeUnknown(
         "Toloka may or may not have created the tasks (no definite answer to a synchronous create); "
-        "check the pool before retrying, or use async_mode, which is idempotent by operation_id",
+        "it is never re-sent blind: check the pool, and if the tasks are not there send the request "
+        "again with a new operation_id (or use async_mode, which Toloka performs once per id)",
         reason="TOLOKA_OUTCOME_UNKNOWN",
         toloka_code=failure.toloka_code,
         toloka_request_id=failure.toloka_request_id,

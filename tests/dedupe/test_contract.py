@@ -11,20 +11,32 @@ import pytest
 
 from gateway import errors
 from gateway.call import Call
+from gateway.dedupe.store import HeldClaim
 from tests.dedupe.conftest import Harness, frozen_sleep
 
 
 class Producer:
-    """A produce() that counts its runs and can be held at a gate or made to fail."""
+    """A produce() that counts its runs and can be held at a gate or made to fail.
 
-    def __init__(self, outcome: bytes = b"op-1", *, gate: asyncio.Event | None = None) -> None:
+    With `sends=True` it marks its claim sent first, as a synchronous create does before its
+    request leaves.
+    """
+
+    def __init__(
+        self, outcome: bytes = b"op-1", *, gate: asyncio.Event | None = None, sends: bool = False
+    ) -> None:
         self.outcome = outcome
         self.gate = gate
+        self.sends = sends
+        self.sent = 0
         self.runs = 0
         self.fail: BaseException | None = None
 
-    async def __call__(self) -> bytes:
+    async def __call__(self, claim: HeldClaim) -> bytes:
         self.runs += 1
+        if self.sends:
+            await claim.sending()
+            self.sent += 1
         if self.gate is not None:
             await self.gate.wait()
         if self.fail is not None:
@@ -140,16 +152,25 @@ async def test_waiter_takes_over_at_once_when_holder_fails_transiently(harness: 
     assert waiter_store.counters.takeovers == 1
 
 
-async def test_waiter_takes_over_when_cancelled_holder_releases(harness: Harness) -> None:
+async def test_holder_finishes_and_waiter_replays_when_the_first_caller_is_cancelled(
+    harness: Harness,
+) -> None:
     store = harness.make(lease_s=30.0)
     key, holder = op_id(), Producer(gate=asyncio.Event())
     first = asyncio.create_task(store.run(key, "fp", holder, call=call()))
     await until(lambda: holder.runs == 1)
     waiter_store = harness.replica(store)
-    waiter = asyncio.create_task(waiter_store.run(key, "fp", Producer(b"second"), call=call()))
+    second = Producer(b"second")
+    waiter = asyncio.create_task(waiter_store.run(key, "fp", second, call=call()))
     await until(lambda: waiter_store.counters.waits == 1)
-    first.cancel()
-    assert await waiter == (b"second", False)
+    first.cancel()  # e.g. a mesh's per-try timeout: the create itself must not be cut short
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert store.counters.detached == 1
+    assert holder.gate is not None
+    holder.gate.set()
+    assert await waiter == (b"op-1", True)
+    assert (holder.runs, second.runs) == (1, 0)
 
 
 async def test_waiter_takes_over_when_holder_dies_and_its_lease_lapses(harness: Harness) -> None:
@@ -165,9 +186,10 @@ async def test_waiter_takes_over_when_holder_dies_and_its_lease_lapses(harness: 
     assert await waiter == (b"second", False)
     assert second.runs == 1
     assert waiter_store.counters.takeovers == 1
-    holder.cancel()  # the old holder's late release must not drop the new outcome
+    holder.cancel()
     with pytest.raises(asyncio.CancelledError):
         await holder
+    await dead.close()  # stops the old hold: its late release must not drop the new outcome
     assert await waiter_store.run(key, "fp", second, call=call()) == (b"second", True)
 
 
@@ -205,9 +227,10 @@ async def test_waiter_gets_deadline_exceeded_when_holder_outlasts_its_deadline(h
         await harness.replica(store).run(key, "fp", Producer(), call=call(0.2))
     assert 0.15 < time.monotonic() - started < 1.5
     assert not type(info.value).definitive
-    holder.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await holder
+    assert info.value.retry_after is not None and 0 < info.value.retry_after <= store_lease(harness)
+    assert hung.gate is not None
+    hung.gate.set()
+    assert await holder == (b"op-1", False)
 
 
 async def test_outcome_is_not_stored_when_larger_than_the_bound(harness: Harness) -> None:
@@ -219,4 +242,92 @@ async def test_outcome_is_not_stored_when_larger_than_the_bound(harness: Harness
     assert store.counters.oversize == 2
 
 
-Produce = Callable[[], Awaitable[bytes]]
+def store_lease(harness: Harness) -> float:
+    return harness.settings().lease_s
+
+
+async def test_sent_claim_is_stored_as_unknown_not_resent_when_its_holder_dies(harness: Harness) -> None:
+    dead = harness.make(lease_s=0.4, sleep=frozen_sleep)  # never renews: a process that died
+    key, hung = op_id(), Producer(b"never", gate=asyncio.Event(), sends=True)
+    holder = asyncio.create_task(dead.run(key, "fp", hung, call=call(None)))
+    await until(lambda: hung.sent == 1)
+    waiter_store = harness.replica(dead, lease_s=0.4)
+    second = Producer(b"second", sends=True)
+    waiter = asyncio.create_task(waiter_store.run(key, "fp", second, call=call()))
+    await until(lambda: waiter_store.counters.waits == 1)
+    await harness.elapse(0.5)
+    with pytest.raises(errors.OutcomeUnknown) as info:
+        await waiter
+    assert info.value.reason == "TOLOKA_OUTCOME_UNKNOWN"
+    assert info.value.metadata["operation_id"] == key
+    assert second.runs == 0  # never re-sent blind
+    with pytest.raises(errors.OutcomeUnknown):  # and replayed to every later duplicate
+        await harness.replica(dead).run(key, "fp", second, call=call())
+    assert second.runs == 0
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+
+
+async def test_unknown_is_stored_when_the_holder_fails_unexpectedly_after_sending(harness: Harness) -> None:
+    store = harness.make()
+    key, produce = op_id(), Producer(sends=True)
+    produce.fail = RuntimeError("bug after the request left")
+    with pytest.raises(RuntimeError):
+        await store.run(key, "fp", produce, call=call())
+    produce.fail = None
+    with pytest.raises(errors.OutcomeUnknown):
+        await harness.replica(store).run(key, "fp", produce, call=call())
+    assert produce.runs == 1 and store.counters.unknown == 1
+
+
+async def test_unknown_is_stored_when_the_holder_is_stopped_after_sending(harness: Harness) -> None:
+    store = harness.make()
+    key, hung = op_id(), Producer(gate=asyncio.Event(), sends=True)
+    first = asyncio.create_task(store.run(key, "fp", hung, call=call()))
+    await until(lambda: hung.sent == 1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await store.close()  # shutdown stops the detached hold: its outcome is unknown from then on
+    with pytest.raises(errors.OutcomeUnknown):
+        await harness.replica(store).run(key, "fp", Producer(sends=True), call=call())
+    assert hung.runs == 1
+
+
+async def test_claim_is_released_when_toloka_did_not_act_after_sending(harness: Harness) -> None:
+    store = harness.make()
+    key, produce = op_id(), Producer(sends=True)
+    produce.fail = errors.RateLimited("429 before Toloka acted")
+    with pytest.raises(errors.RateLimited):
+        await store.run(key, "fp", produce, call=call())
+    produce.fail = None
+    assert await harness.replica(store).run(key, "fp", produce, call=call()) == (b"op-1", False)
+    assert produce.runs == 2
+
+
+async def test_sent_claim_keeps_its_lease_when_produce_outlasts_it(harness: Harness) -> None:
+    store = harness.make(lease_s=0.3)
+    key, slow = op_id(), Producer(b"slow", gate=asyncio.Event(), sends=True)
+    holder = asyncio.create_task(store.run(key, "fp", slow, call=call()))
+    await until(lambda: slow.sent == 1)
+    await asyncio.sleep(0.6)  # two leases of real time: renewals keep the sent claim alive
+    other = harness.replica(store)
+    waiter = asyncio.create_task(other.run(key, "fp", Producer(b"dup", sends=True), call=call()))
+    await until(lambda: other.counters.waits >= 1)
+    assert slow.gate is not None
+    slow.gate.set()
+    assert await holder == (b"slow", False)
+    assert await waiter == (b"slow", True)
+
+
+async def test_sent_outcome_too_large_to_keep_is_replayed_as_unknown_not_resent(harness: Harness) -> None:
+    store = harness.make(max_stored_bytes=10)
+    key, produce = op_id(), Producer(b"x" * 11, sends=True)
+    assert await store.run(key, "fp", produce, call=call()) == (b"x" * 11, False)
+    with pytest.raises(errors.OutcomeUnknown) as info:
+        await store.run(key, "fp", produce, call=call())
+    assert "too large" in info.value.message and produce.runs == 1
+
+
+Produce = Callable[[HeldClaim], Awaitable[bytes]]

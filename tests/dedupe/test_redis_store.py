@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway import errors
 from gateway.dedupe import FallbackDeduplicator, LocalDeduplicator, build_deduplicator
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import DedupeSettings
@@ -104,6 +105,11 @@ async def test_produce_runs_directly_when_redis_is_down_and_dedupe_returns_with_
         assert await store.run(key, "other-fp", produce, call=call()) == (b"op-1", False)
         assert time.monotonic() - started < 0.05  # degraded calls do not wait on Redis
         assert store.counters.bypassed == 2
+        unrepeatable = Producer(sends=True)
+        with pytest.raises(errors.Unavailable) as info:  # Toloka would not dedupe it: refused
+            await store.run(op_id(), "fp", unrepeatable, call=call())
+        assert info.value.reason == "SHARED_STATE_UNAVAILABLE" and info.value.retry_after
+        assert (unrepeatable.runs, unrepeatable.sent) == (1, 0)
 
         await asyncio.to_thread(server.start)
         await until(lambda: not store.degraded, within_s=5.0)

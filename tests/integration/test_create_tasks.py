@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -15,7 +16,7 @@ from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
 from gateway.translate.values import json_to_struct
-from tests.support.gateway_harness import InProcessGateway, rich_status
+from tests.support.gateway_harness import InProcessGateway, rich_status, start_gateway
 
 
 def task(pool_id: str = "1", **values: object) -> pb.Task:
@@ -201,6 +202,32 @@ async def test_deadline_is_respected_when_toloka_is_slow(
     assert time.monotonic() - started < 1.5
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("deadline_s", [5.5, 7.3])
+async def test_gateway_answers_with_error_info_before_the_deadline_when_it_is_over_five_seconds(
+    emulator: EmulatorServer, tmp_path: Path, deadline_s: float
+) -> None:
+    # An HTTP timeout above 5 s must not be rounded up to a whole second (it would outlive the
+    # deadline, and the caller would get a bare DEADLINE_EXCEEDED from gRPC with no details).
+    config = tmp_path / "slow-toloka.toml"
+    config.write_text("[toloka]\nrequest_timeout_s = 30\n")
+    gw = await start_gateway(toloka_url=emulator.url, config_path=str(config))
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=None, latency_s=30))
+    started = time.monotonic()
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gw.stub.CreateTasks(
+                pb.CreateTasksRequest(tasks=[task()]), metadata=gw.md(), timeout=deadline_s
+            )
+    finally:
+        elapsed = time.monotonic() - started
+        await gw.close()
+    details = rich_status(info.value)
+    assert details["code"] == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert details["ErrorInfo"].reason == "DEADLINE_EXCEEDED"  # the gateway's answer, not gRPC's
+    assert elapsed < deadline_s
+
+
 async def test_health_and_reflection_answer_when_serving(gw: InProcessGateway) -> None:
     health = health_pb2_grpc.HealthStub(gw.channel)
     for service in ("", "toloka.gateway.v1.TolokaGateway"):
@@ -225,17 +252,23 @@ async def test_ten_thousand_task_request_fits_the_message_size_when_async(
     assert req.body_size > 1_000_000  # type: ignore[attr-defined]
 
 
-async def test_sync_create_is_reported_ambiguous_not_resent_when_the_reply_is_lost(
+async def test_sync_create_is_stored_as_unknown_and_replayed_not_resent_when_the_reply_is_lost(
     gw: InProcessGateway, emulator: EmulatorServer
 ) -> None:
     emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=1, drop_after_work=True))
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await gw.stub.CreateTasks(pb.CreateTasksRequest(tasks=[task()], async_mode=False), metadata=gw.md())
-    details = rich_status(info.value)
-    assert details["code"] == grpc.StatusCode.UNAVAILABLE
-    assert details["ErrorInfo"].reason == "TOLOKA_OUTCOME_UNKNOWN"
-    assert details["ErrorInfo"].metadata["ambiguous"] == "true"
+    req = pb.CreateTasksRequest(tasks=[task()], async_mode=False, operation_id=str(uuid.uuid4()))
+    before = len(emulator.state.tasks)
+    for _ in range(3):  # the caller's retries (or a mesh's) get the same answer
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gw.stub.CreateTasks(req, metadata=gw.md())
+        details = rich_status(info.value)
+        assert details["code"] == grpc.StatusCode.FAILED_PRECONDITION  # not retryable: a person decides
+        assert details["ErrorInfo"].reason == "TOLOKA_OUTCOME_UNKNOWN"
+        assert details["ErrorInfo"].metadata["ambiguous"] == "true"
+        assert "RetryInfo" not in details
+        assert "new operation_id" in details["message"]
     assert len(posts(emulator)) == 1  # never re-sent blind
+    assert len(emulator.state.tasks) == before + 1
 
 
 async def test_sync_create_is_retried_when_toloka_did_not_act(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
 from gateway.emulator.state import EmulatorState
-from tests.support.gateway_harness import GatewayProcess, write_config
+from tests.support.gateway_harness import GatewayProcess, rich_status, write_config
 from tests.support.redis_servers import RedisCluster, RedisServer
 
 pytestmark = pytest.mark.slow
@@ -147,12 +148,41 @@ async def test_retry_yields_one_operation_when_the_claiming_replica_is_killed(
     while posts(emulator, op_id) == 0:  # noqa: ASYNC110 - the emulator log has no event hook
         await asyncio.sleep(0.01)
     fleet.procs[0].signal(signal.SIGKILL)
+    killed = time.monotonic()
     with pytest.raises(grpc.aio.AioRpcError):
         await doomed
     reply = await fleet.stub(1).CreateTasks(create_request(op_id), timeout=20)
+    assert time.monotonic() - killed < 10  # the dead holder's short lease blocks the id briefly
     assert reply.operation.id == op_id
     assert [o for o in emulator.state.operations if o == op_id] == [op_id]
     assert posts(emulator, op_id) == 2  # the re-send got 409 and was settled by reading the operation
+
+
+async def test_sync_create_is_never_resent_when_the_claiming_replica_is_killed_mid_request(
+    start_fleet: StartFleet, emulator: EmulatorServer
+) -> None:
+    fleet = await start_fleet(size=2)
+    # Toloka performs the create at once, but its reply is late: the sender dies before it arrives.
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=1, latency_after_work_s=30.0))
+    op_id = str(uuid.uuid4())
+    req = create_request(op_id)
+    req.async_mode = False
+    before = len(emulator.state.tasks)
+    doomed = asyncio.ensure_future(fleet.stub(0).CreateTasks(req, timeout=20))
+    while len(emulator.state.tasks) == before:  # noqa: ASYNC110 - the emulator has no event hook
+        await asyncio.sleep(0.01)
+    fleet.procs[0].signal(signal.SIGKILL)
+    killed = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError):
+        await doomed
+    for stub in (fleet.stub(1), fleet.stub(1)):  # the duplicate, then its retry
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.CreateTasks(req, timeout=20)
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert rich_status(info.value)["ErrorInfo"].reason == "TOLOKA_OUTCOME_UNKNOWN"
+    assert time.monotonic() - killed < 10
+    assert posts(emulator, op_id) == 1  # never re-sent blind
+    assert len(emulator.state.tasks) == before + 1
 
 
 async def test_polling_stays_one_loop_when_a_thousand_waiters_spread_over_replicas(
