@@ -142,6 +142,11 @@ class ServerSettings:
     max_tasks_per_request: int = 10_000
     keepalive_time_s: float = 30.0
     keepalive_timeout_s: float = 10.0
+    # Shortest interval between a client's pings that the listener tolerates. gRPC's own default (5 min)
+    # answers GOAWAY too_many_pings to clients and meshes that keep long calls alive with 10-30 s pings.
+    min_ping_interval_s: float = 10.0
+    # Memory that requests in flight may hold together, charged before decoding (see rpc/request_budget.py).
+    max_inflight_request_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,28 @@ def channel_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | N
     )
 
 
+# A `wait` can sit silent for minutes: keepalive pings keep NAT boxes and proxies from dropping the
+# connection, no more often than the gateway's minimum ping interval (10 s by default).
+KEEPALIVE_TIME_MS = 30_000
+
+
+def channel_options(args: argparse.Namespace) -> list[tuple[str, str | int]]:
+    """gRPC channel options (every name one gRPC core knows: it ignores unknown names silently)."""
+    options: list[tuple[str, str | int]] = [
+        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", 10_000),
+    ]
+    if uses_tls(args) and args.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", args.tls_server_name))
+    return options
+
+
 def open_channel(args: argparse.Namespace) -> grpc.Channel:
     """A secure channel when any TLS option is given, else a plaintext one."""
     credentials = channel_credentials(args)
+    options = channel_options(args)
     if credentials is None:
-        return grpc.insecure_channel(args.target)
-    options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
+        return grpc.insecure_channel(args.target, options=options)
     return grpc.secure_channel(args.target, credentials, options=options)
 
 

@@ -92,6 +92,10 @@ class GatewayMetrics:
             _ComponentCollector(limiter=limiter, dedupe=dedupe, operations=operations, pool_lock=pool_lock)
         )
 
+    def watch_request_budget(self, budget: Any) -> None:
+        """Export the request memory budget: bytes reserved by requests in flight, capacity, refusals."""
+        self.registry.register(_RequestBudgetCollector(budget))
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
@@ -205,3 +209,26 @@ class _ComponentCollector(Collector):
         )
         waiters.add_metric([], float(getattr(ops, "waiters", 0)))
         yield waiters
+
+
+class _RequestBudgetCollector(Collector):
+    """Reads the request memory budget's counters at scrape time."""
+
+    def __init__(self, budget: Any) -> None:
+        self._budget = budget
+
+    def collect(self) -> Iterator[Metric]:
+        b = self._budget
+        yield GaugeMetricFamily(
+            f"{PREFIX}_request_memory_reserved_bytes",
+            "Memory reserved by requests in flight (raw size x factor), against the budget",
+            value=float(b.reserved_bytes),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_request_memory_budget_bytes", "The in-flight request memory budget",
+            value=float(b.capacity_bytes),
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            f"{PREFIX}_request_memory_refused", "Requests refused because the memory budget had no room",
+            value=float(b.refused),
+        )  # fmt: skip

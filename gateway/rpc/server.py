@@ -2,33 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import _async as health_aio  # published as grpc_health.v1.health.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
-from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from gateway.rpc.incoming import RequestDecoder
+from gateway.rpc.request_budget import RequestMemoryBudget
 from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.settings import ServerSettings
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TolokaGateway"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["TolokaGateway"]
+SERVICE_NAME = SERVICE.full_name
+# Connections are rotated this often so new replicas get traffic behind L4 balancers.
+MAX_CONNECTION_AGE_MS = 30 * 60 * 1000
+
+_HANDLER_KINDS: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
 
 
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
-    """Channel options: message size for 10,000-task requests; keepalive a service mesh tolerates."""
+    """Channel options: message size for 10,000-task requests; keepalive a service mesh tolerates.
+
+    Every name must be one gRPC core knows: it ignores an unknown name without a word (a test checks).
+    """
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        # Clients and meshes may ping this often, with or without calls, without a GOAWAY too_many_pings.
+        ("grpc.http2.min_ping_interval_without_data_ms", int(settings.min_ping_interval_s * 1000)),
         ("grpc.http2.max_pings_without_data", 0),
-        # Rotate long-lived connections so new replicas get traffic behind L4 balancers.
-        ("grpc.max_connection_age_ms", 30 * 60 * 1000),
+        ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
         ("grpc.max_connection_age_grace_ms", int(settings.grace_s * 1000)),
     ]
+
+
+def _method_handler(
+    servicer: TolokaGatewayServicer, method: MethodDescriptor, budget: RequestMemoryBudget
+) -> grpc.RpcMethodHandler[Any, Any]:
+    request_type: Any = message_factory.GetMessageClass(method.input_type)
+    response_type: Any = message_factory.GetMessageClass(method.output_type)
+    kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+    return kind(
+        getattr(servicer, method.name),
+        request_deserializer=RequestDecoder(request_type, budget),
+        response_serializer=response_type.SerializeToString,
+    )
+
+
+def gateway_handlers(
+    servicer: TolokaGatewayServicer, budget: RequestMemoryBudget
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The TolokaGateway methods the servicer implements, with a decoder that never raises.
+
+    The generated registration would decode with `FromString`, whose errors gRPC answers with
+    UNKNOWN before any handler (or authentication) runs. A method the servicer lacks stays
+    UNIMPLEMENTED.
+    """
+    return {
+        method.name: _method_handler(servicer, method, budget)
+        for method in SERVICE.methods
+        if hasattr(servicer, method.name)
+    }
 
 
 def build_server(
@@ -39,7 +87,12 @@ def build_server(
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
     """The server (not started), its health servicer, and the bound port."""
     server = grpc.aio.server(options=server_options(settings))
-    pb_grpc.add_TolokaGatewayServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    budget = RequestMemoryBudget(capacity_bytes=settings.max_inflight_request_bytes)
+    if servicer.metrics is not None:
+        servicer.metrics.watch_request_budget(budget)
+    handlers = gateway_handlers(servicer, budget)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,35 +1,64 @@
-"""The thin gRPC servicer: metadata and deadline in, service call, domain errors out as statuses."""
+"""The thin gRPC servicer: metadata and deadline in, service call, domain errors out as statuses.
+
+Each method receives the request as `Incoming` (see `gateway.rpc.incoming`): decoding never fails
+before the handler runs, so every call, undecodable or refused by the memory budget included, is
+authenticated first, answered with a proper status, logged once and counted in metrics.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from grpc_status import rpc_status
 
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
-from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.call import Call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.rework.service import ReworkService
 from gateway.rpc.auth import CallerAuth, pools_of
-from gateway.rpc.status import grpc_code, to_status
+from gateway.rpc.incoming import Incoming
+from gateway.rpc.status import grpc_code, to_trailers
 from gateway.service import GatewayService
 
 log = logging.getLogger("gateway.calls")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Context = grpc.aio.ServicerContext[Any, Any]
 
 # Answer this much before the RPC deadline, so a wait that runs out of time still gets its reply out.
 DEADLINE_MARGIN_S = 0.05
+# Envoy sends the per-try timeout of a call here; the mesh cuts the try when it passes, so every wait
+# must end before it, just as before the gRPC deadline.
+MESH_TIMEOUT_KEY = "x-envoy-expected-rq-timeout-ms"
+_MILLISECONDS = re.compile(r"[0-9]{1,12}")
 
 
-class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
+def mesh_timeout_s(context: Context) -> float | None:
+    """The mesh's per-try timeout in seconds, or None when absent, malformed or not positive."""
+    for key, value in context.invocation_metadata() or ():
+        if key == MESH_TIMEOUT_KEY and isinstance(value, str):
+            text = value.strip()
+            return int(text) / 1000 if _MILLISECONDS.fullmatch(text) and int(text) > 0 else None
+    return None
+
+
+def call_deadline(context: Context) -> float | None:
+    """The call's absolute deadline: the earlier of the gRPC deadline and the mesh's per-try timeout,
+    less a margin to get the answer out."""
+    limits = [t for t in (context.time_remaining(), mesh_timeout_s(context)) if t is not None]
+    if not limits:
+        return None
+    remaining = min(limits)
+    return time.monotonic() + remaining - min(DEADLINE_MARGIN_S, max(remaining, 0.0) * 0.1)
+
+
+class TolokaGatewayServicer:
     """Adapts gRPC calls to GatewayService and ReworkService."""
 
     def __init__(
@@ -41,46 +70,44 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self._service = service
-        self._metrics = metrics
+        self.metrics = metrics
         self._rework = rework
         self._auth = auth
 
-    def _call_for(self, context: grpc.aio.ServicerContext[Any, Any]) -> Call:
-        remaining = context.time_remaining()
-        deadline = None
-        if remaining is not None:
-            deadline = time.monotonic() + remaining - min(DEADLINE_MARGIN_S, remaining * 0.1)
-        return Call(caller="unidentified", deadline=deadline)
+    def _admit(self, method: str, incoming: Incoming[Req], context: Context, call: Call) -> Req:
+        """The request, once the caller is identified and allowed to call (no quota is spent before).
 
-    def _admit(
-        self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any], call: Call
-    ) -> None:
-        """Identify and authorise the caller before any service code runs (no quota is spent)."""
+        A request that could not be decoded, or that the memory budget refused, is refused only
+        after authentication, so an unauthenticated caller learns nothing and costs one log line.
+        """
         call.caller = self._auth.identify(context)
-        self._auth.authorize(call.caller, method, pools_of(request))
+        if incoming.refusal is not None or incoming.message is None:
+            self._auth.authorize(call.caller, method, ())
+            raise incoming.refusal or errors.InvalidArgument("the request is empty")
+        self._auth.authorize(call.caller, method, pools_of(incoming.message))
+        return incoming.message
 
-    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], call: Call, exc: Exception) -> None:
+    async def _fail(self, context: Context, call: Call, exc: Exception) -> None:
         if isinstance(exc, errors.GatewayError):
             error = exc
         else:
             log.error("unhandled error", exc_info=exc, extra={"request_id": call.request_id})
             error = errors.Internal(f"internal error; quote request id {call.request_id}")
-        await context.abort_with_status(  # type: ignore[attr-defined]
-            rpc_status.to_status(to_status(error, request_id=call.request_id))
-        )
+        trailers = to_trailers(error, request_id=call.request_id)
+        await context.abort(trailers.code, trailers.message, trailing_metadata=trailers.metadata)
 
     async def _unary(
         self,
         method: str,
         fn: Callable[[Req, Call], Awaitable[Resp]],
-        request: Req,
-        context: grpc.aio.ServicerContext[Any, Any],
+        incoming: Incoming[Req],
+        context: Context,
     ) -> Resp:
-        call = self._call_for(context)
+        call = Call(caller="unidentified", deadline=call_deadline(context))
         started = time.perf_counter()
         code = "OK"
         try:
-            self._admit(method, request, context, call)
+            request = self._admit(method, incoming, context, call)
             return await fn(request, call)
         except asyncio.CancelledError:
             code = "CANCELLED"
@@ -90,12 +117,13 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
             await self._fail(context, call, exc)
             raise  # unreachable: abort raises
         finally:
+            incoming.release()
             self._log(method, call, code, started)
 
     def _log(self, method: str, call: Call, code: str, started: float) -> None:
         elapsed = time.perf_counter() - started
-        if self._metrics is not None:
-            self._metrics.observe_call(method, code, elapsed)
+        if self.metrics is not None:
+            self.metrics.observe_call(method, code, elapsed)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "call",
@@ -110,39 +138,39 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
             )
 
     async def CreateTasks(
-        self, request: pb.CreateTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: Incoming[pb.CreateTasksRequest], context: Context
     ) -> pb.CreateTasksResponse:
         return await self._unary("CreateTasks", self._service.create_tasks, request, context)
 
     async def GetOperation(
-        self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: Incoming[pb.GetOperationRequest], context: Context
     ) -> pb.GetOperationResponse:
         return await self._unary("GetOperation", self._service.get_operation, request, context)
 
     async def WaitOperation(
-        self, request: pb.WaitOperationRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: Incoming[pb.WaitOperationRequest], context: Context
     ) -> pb.WaitOperationResponse:
         return await self._unary("WaitOperation", self._service.wait_operation, request, context)
 
     async def SetReworkRules(
-        self, request: pb.SetReworkRulesRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: Incoming[pb.SetReworkRulesRequest], context: Context
     ) -> pb.SetReworkRulesResponse:
         return await self._unary("SetReworkRules", self._rework.set_rework_rules, request, context)
 
     async def GetReworkRules(
-        self, request: pb.GetReworkRulesRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: Incoming[pb.GetReworkRulesRequest], context: Context
     ) -> pb.GetReworkRulesResponse:
         return await self._unary("GetReworkRules", self._rework.get_rework_rules, request, context)
 
     async def WatchOperation(
-        self, request: pb.WatchOperationRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: Incoming[pb.WatchOperationRequest], context: Context
     ) -> AsyncIterator[pb.WatchOperationResponse]:
-        call = self._call_for(context)
+        call = Call(caller="unidentified", deadline=call_deadline(context))
         started = time.perf_counter()
         code = "OK"
         try:
-            self._admit("WatchOperation", request, context, call)
-            async for update in self._service.watch_operation(request, call):
+            message = self._admit("WatchOperation", request, context, call)
+            async for update in self._service.watch_operation(message, call):
                 yield update
         except asyncio.CancelledError:
             code = "CANCELLED"
@@ -151,4 +179,5 @@ class TolokaGatewayServicer(pb_grpc.TolokaGatewayServicer):
             code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
             await self._fail(context, call, exc)
         finally:
+            request.release()
             self._log("WatchOperation", call, code, started)
