@@ -17,6 +17,8 @@ class Call:
 
     caller: str = "anonymous"
     deadline: float | None = None
+    # The pools the caller may use, or None for every pool (set once the caller is authorised).
+    pools: frozenset[str] | None = None
     # Correlates log lines; not a secret, so a cheap PRNG (no syscall per call) is enough.
     request_id: str = field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     toloka_request_ids: list[str] = field(default_factory=list)

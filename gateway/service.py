@@ -70,7 +70,7 @@ class GatewayService:
                 before_send=None if plan.is_async else claim.sending,
             )
             if plan.is_async and isinstance(reply.data, dict):
-                await self._operations.remember(reply.data)
+                await self._operations.remember(reply.data, pools={t.pool_id for t in req.tasks})
             produced.append(create_tasks_response(plan, reply.data))
             return produced[0].SerializeToString()
 
@@ -83,16 +83,35 @@ class GatewayService:
         resp.replayed = replayed
         return resp
 
+    async def _readable_operation_id(self, operation_id: str, call: Call) -> str:
+        """The checked operation id, or PermissionDenied when the caller may not read it.
+
+        A caller limited to some pools may read only operations the gateway created in those
+        pools; others cannot be attributed to a pool, so they are refused before any Toloka read.
+        """
+        operation_id = required_operation_id(operation_id)
+        if call.pools is None:
+            return operation_id
+        pools = await self._operations.pools_of(operation_id)
+        if pools is None or not pools <= call.pools:
+            raise errors.PermissionDenied(
+                f"caller {call.caller!r} may not read operation {operation_id}: it was not created "
+                "through this gateway in a pool the caller may use",
+                reason="OPERATION_NOT_ALLOWED",
+                metadata={"caller": call.caller, "operation_id": operation_id},
+            )
+        return operation_id
+
     async def get_operation(self, req: pb.GetOperationRequest, call: Call) -> pb.GetOperationResponse:
         """The operation's current state."""
-        op = await self._operations.get(required_operation_id(req.operation_id), call=call)
+        op = await self._operations.get(await self._readable_operation_id(req.operation_id, call), call=call)
         resp = pb.GetOperationResponse()
         operation_from_json(op, resp.operation)
         return resp
 
     async def wait_operation(self, req: pb.WaitOperationRequest, call: Call) -> pb.WaitOperationResponse:
         """Wait for the end of an operation, or return its latest state when time runs out."""
-        operation_id = required_operation_id(req.operation_id)
+        operation_id = await self._readable_operation_id(req.operation_id, call)
         if req.HasField("timeout"):
             seconds = req.timeout.ToTimedelta().total_seconds()
             if seconds < 0:
@@ -122,7 +141,7 @@ class GatewayService:
         self, req: pb.WatchOperationRequest, call: Call
     ) -> AsyncIterator[pb.WatchOperationResponse]:
         """Each change of status or progress, until the operation is finished."""
-        operation_id = required_operation_id(req.operation_id)
+        operation_id = await self._readable_operation_id(req.operation_id, call)
         async for op in self._operations.watch(operation_id, call=call):
             resp = pb.WatchOperationResponse()
             operation_from_json(op, resp.operation)

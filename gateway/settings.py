@@ -84,9 +84,13 @@ class RateLimitSettings:
 
 @dataclass(frozen=True)
 class DedupeSettings:
-    """Operation-id dedupe: how long a claim is leased and how long outcomes are kept."""
+    """Operation-id dedupe: how long a claim is leased and how long outcomes are kept.
 
-    lease_s: float = 30.0
+    The holder renews its lease every lease_s/3, so a short lease costs little and lets the
+    duplicates of a holder that died (SIGKILL, node loss) proceed within about lease_s.
+    """
+
+    lease_s: float = 6.0
     retention_s: float = 86400.0
     max_stored_bytes: int = 4 * 1024 * 1024
     key_prefix: str = "tgw"
@@ -119,6 +123,10 @@ class TolokaSettings:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
     max_connections: int = 100
+    # Process-wide retry budget (gRPC retry throttling's scheme): each retryable failure takes a
+    # token, each success returns retry_budget_ratio; retries stop while half or fewer are left.
+    retry_budget_tokens: float = 10.0
+    retry_budget_ratio: float = 0.1
 
     @property
     def uses_emulator(self) -> bool:

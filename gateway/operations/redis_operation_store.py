@@ -7,6 +7,8 @@ Keys (the hash tag keeps one operation's keys in one Cluster slot, so a script m
     {prefix}:op:{<id>}:lease     the lease on polling it: a replica's random token, PX lease_s
     {prefix}:op:{<id>}:waiters   replicas that have waiters: sorted set replica id -> expiry (ms,
                                  Redis TIME), refreshed by each replica's heartbeat
+    {prefix}:op:{<id>}:pools     the pools the operation touches (a JSON list), recorded by the
+                                 replica that created it, for pool permissions; TTL final_retention_s
 Channel `{prefix}:op:events` carries every new state (the JSON) and `!<id>` for an unknown id.
 """
 
@@ -183,6 +185,20 @@ class RedisOperationStore:
                 args=[payload, rank(op), self._retention_ms, self.channel],
             )
         return bool(int(done))
+
+    async def record_pools(self, operation_id: str, pools: frozenset[str]) -> None:
+        """Keep the pools an operation touches for the retention."""
+        async with self.health.guard():
+            redis = await self.ready()
+            key = f"{self.state_key(operation_id)}:pools"
+            await redis.set(key, orjson.dumps(sorted(pools)), px=self._retention_ms)
+
+    async def read_pools(self, operation_id: str) -> frozenset[str] | None:
+        """The pools recorded for an operation, or None."""
+        async with self.health.guard():
+            redis = await self.ready()
+            raw = await redis.get(f"{self.state_key(operation_id)}:pools")
+        return None if raw is None else frozenset(str(p) for p in orjson.loads(raw))
 
     async def mark_not_found(self, operation_id: str) -> None:
         """Tell every replica, for one lease period, that Toloka does not know the id."""

@@ -132,6 +132,22 @@ class RedisOperationTracker(TrackerBase):
             await self._store.mark_not_found(entry.operation_id)
         await super()._publish_not_found(entry, error)
 
+    async def _share_pools(self, operation_id: str, pools: frozenset[str]) -> None:
+        try:
+            await self._store.record_pools(operation_id, pools)
+        except RedisUnavailable:  # this replica still knows; others answer Unavailable until then
+            log.warning("operations: could not record the pools of operation %s", operation_id)
+
+    async def _shared_pools(self, operation_id: str) -> frozenset[str] | None:
+        try:
+            return await self._store.read_pools(operation_id)
+        except RedisUnavailable:
+            raise errors.Unavailable(
+                "cannot check which pools this operation touches while the shared state is unreachable",
+                reason="SHARED_STATE_UNAVAILABLE",
+                retry_after=1.0,
+            ) from None
+
     # -- agents ------------------------------------------------------------------------------
 
     async def _run_agent(self, entry: OperationEntry, agent: _Agent) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, Protocol
 
 from gateway.call import Call
@@ -15,8 +15,15 @@ FetchOperation = Callable[[str, Call], Awaitable[dict[str, Any]]]
 class OperationTracker(Protocol):
     """Knows the latest state of operations and wakes waiters when it changes."""
 
-    async def remember(self, operation: dict[str, Any]) -> None:
-        """Record an operation Toloka just returned (e.g. from CreateTasks)."""
+    async def remember(self, operation: dict[str, Any], *, pools: Collection[str] = ()) -> None:
+        """Record an operation Toloka just returned (e.g. from CreateTasks) and the pools it touches."""
+        ...
+
+    async def pools_of(self, operation_id: str) -> frozenset[str] | None:
+        """The pools recorded by `remember` (on any replica), or None when none were recorded.
+
+        Raises errors.Unavailable when the shared record cannot be read.
+        """
         ...
 
     async def get(self, operation_id: str, *, call: Call) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +25,8 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 
 POLLER_CALLER = "operation-poller"
+# Operations whose pools this process remembers without asking shared state (oldest dropped first).
+POOLS_KEPT = 100_000
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +58,7 @@ class TrackerBase:
         self.waiters = 0
         self._draining = False
         self._drained: asyncio.Future[None] | None = None
+        self._pools: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -82,11 +86,37 @@ class TrackerBase:
         entry.fail(error)
         self._board.forget(entry)
 
+    async def _share_pools(self, operation_id: str, pools: frozenset[str]) -> None:
+        """Hook: make an operation's pools known to other replicas (never raises)."""
+
+    async def _shared_pools(self, operation_id: str) -> frozenset[str] | None:
+        """Hook: the pools another replica recorded, or None (raises errors.Unavailable)."""
+        return None
+
     # -- OperationTracker --------------------------------------------------------------------
 
-    async def remember(self, operation: dict[str, Any]) -> None:
+    async def remember(self, operation: dict[str, Any], *, pools: Collection[str] = ()) -> None:
         """Record an operation Toloka just returned, so a wait can start from it."""
-        await self._publish(self._board.entry(str(operation["id"])), operation)
+        operation_id = str(operation["id"])
+        if pools:
+            self._keep_pools(operation_id, frozenset(pools))
+            await self._share_pools(operation_id, frozenset(pools))
+        await self._publish(self._board.entry(operation_id), operation)
+
+    async def pools_of(self, operation_id: str) -> frozenset[str] | None:
+        """The pools recorded for an operation here or on another replica, or None."""
+        pools = self._pools.get(operation_id)
+        if pools is None:
+            pools = await self._shared_pools(operation_id)
+            if pools is not None:
+                self._keep_pools(operation_id, pools)
+        return pools
+
+    def _keep_pools(self, operation_id: str, pools: frozenset[str]) -> None:
+        self._pools[operation_id] = pools
+        self._pools.move_to_end(operation_id)
+        while len(self._pools) > POOLS_KEPT:
+            self._pools.popitem(last=False)
 
     async def get(self, operation_id: str, *, call: Call) -> dict[str, Any]:
         """The cached state when final or fresher than `fresh_s`, else one shared read."""

@@ -43,6 +43,7 @@ from gateway.settings import (
     TolokaSettings,
 )
 from gateway.toloka.error_map import RETRYABLE_STATUSES, error_from_response, network_error
+from gateway.toloka.retry_budget import RetryBudget
 
 OPERATION_ALREADY_EXISTS = "OPERATION_ALREADY_EXISTS"
 DEFAULT_THROTTLE_S = 1.0
@@ -104,6 +105,9 @@ class TolokaClient:
         self._rng = rng
         self._session: aiohttp.ClientSession | None = None
         self._metrics = metrics
+        self.retry_budget = RetryBudget(
+            max_tokens=settings.retry_budget_tokens, token_ratio=settings.retry_budget_ratio
+        )
         self._headers = {"Accept": "application/json", "User-Agent": "toloka-gateway"}
         if settings.api_key:
             self._headers["Authorization"] = authorization_header(settings.api_key)
@@ -249,7 +253,9 @@ class TolokaClient:
                 field_prefix=field_prefix, attempt=attempt,
             )  # fmt: skip
             if isinstance(outcome, Reply):
+                self.retry_budget.on_success()
                 return outcome
+            self.retry_budget.on_failure()
             failure, may_have_acted = outcome
             if may_have_acted and not resend_after_send:
                 raise _ambiguous(failure)
@@ -301,6 +307,7 @@ class TolokaClient:
         if status == 429:
             await self._limiter.report_throttled(retry_after or DEFAULT_THROTTLE_S, kind=kind)
         if status not in RETRYABLE_STATUSES:
+            self.retry_budget.on_success()  # a definite answer: Toloka is up
             raise failure
         return failure, status >= 500  # 408 and 429: Toloka did not act on it
 
@@ -312,6 +319,12 @@ class TolokaClient:
         would outlast the caller's deadline.
         """
         if attempt >= self._settings.max_attempts:
+            raise failure
+        if not self.retry_budget.allows_retry():
+            # Most recent attempts failed: retrying would multiply Toloka's trouble (and, behind a
+            # mesh that retries too, multiply it again). The caller gets RetryInfo instead.
+            failure.metadata["retries_throttled"] = "true"
+            failure.retry_after = failure.retry_after or self._backoff(attempt, None)
             raise failure
         asked = failure.retry_after
         if asked is not None and asked > self._settings.backoff_max_s:

@@ -294,3 +294,21 @@ async def test_long_retry_after_is_returned_to_the_caller_not_slept_when_over_th
     assert details["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert details["RetryInfo"].retry_delay.seconds == 3600
     assert time.monotonic() - started < 2 and len(posts(emulator)) == 1
+
+
+async def test_gateway_stops_retrying_when_toloka_fails_most_requests(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=None, status=503))
+    calls = 20
+    for _ in range(calls):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gw.stub.CreateTasks(pb.CreateTasksRequest(tasks=[task()]), metadata=gw.md(), timeout=10)
+        details = rich_status(info.value)
+        assert details["code"] == grpc.StatusCode.UNAVAILABLE and "RetryInfo" in details
+    # Without a budget each call would make max_attempts (5) POSTs: 100. With it, the first call
+    # retries while the budget lasts and the others make one attempt each.
+    assert len(posts(emulator)) <= calls + 5
+    assert details["ErrorInfo"].metadata["retries_throttled"] == "true"
+    emulator.state.faults.clear()
+    assert (await gw.stub.CreateTasks(pb.CreateTasksRequest(tasks=[task()]), metadata=gw.md())).operation.id

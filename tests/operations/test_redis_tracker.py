@@ -13,7 +13,7 @@ from gateway.operations import RedisOperationTracker, build_operation_tracker
 from gateway.operations.local_tracker import LocalOperationTracker
 from gateway.redis_client import connect_redis
 from tests.operations.conftest import SETTINGS, MakeTracker
-from tests.operations.scripted_operations import TO_SUCCESS, ScriptedOperations
+from tests.operations.scripted_operations import TO_SUCCESS, ScriptedOperations, operation
 from tests.support.redis_servers import redis_server
 
 SLOW_SUCCESS = (*(("RUNNING", p) for p in range(0, 100, 4)), ("SUCCESS", 100))
@@ -146,3 +146,14 @@ async def test_not_found_reaches_waiters_on_every_replica(
     )
     assert all(type(o).__name__ == "NotFound" for o in outcomes), outcomes
     assert source.reads["never-created"] == 1
+
+
+async def test_pools_recorded_on_one_replica_are_known_to_another_when_they_share_redis(
+    make_replica: MakeTracker, source: ScriptedOperations
+) -> None:
+    creator, reader = await make_replica(), await make_replica()
+    op_id = source.add(TO_SUCCESS)
+    assert await reader.pools_of(op_id) is None
+    await creator.remember(operation(op_id, "RUNNING", 0), pools={"7", "8"})
+    assert await reader.pools_of(op_id) == frozenset({"7", "8"})
+    assert await creator.pools_of(op_id) == frozenset({"7", "8"})
