@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from gateway import errors
-from gateway.settings import AuthSettings, SettingsError
+from gateway.settings import ALL, AuthSettings, SettingsError
 
 ANONYMOUS = "anonymous"
 
@@ -82,6 +82,13 @@ class CallerAuth:
         if not found:
             raise errors.Unauthenticated("the bearer token is not valid", reason="INVALID_BEARER_TOKEN")
         return found
+
+    def allowed_pools(self, caller: str) -> frozenset[str] | None:
+        """The pools an authorised caller may use, or None when it may use every pool."""
+        perms = self._settings.permissions_for(caller)
+        if perms is None or ALL in perms.pools:
+            return None
+        return perms.pools
 
     def authorize(self, caller: str, method: str, pools: Iterable[str]) -> None:
         """PermissionDenied (or Unauthenticated for an unknown caller) unless the call is allowed."""

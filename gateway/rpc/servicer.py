@@ -85,6 +85,7 @@ class TolokaGatewayServicer:
             self._auth.authorize(call.caller, method, ())
             raise incoming.refusal or errors.InvalidArgument("the request is empty")
         self._auth.authorize(call.caller, method, pools_of(incoming.message))
+        call.pools = self._auth.allowed_pools(call.caller)
         return incoming.message
 
     async def _fail(self, context: Context, call: Call, exc: Exception) -> None:

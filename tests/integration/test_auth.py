@@ -95,6 +95,37 @@ async def test_pool_outside_the_callers_list_is_denied_when_creating_tasks(
     assert (await gw.stub.CreateTasks(create(pool_id="1"), metadata=gw.md("writer"))).operation.id
 
 
+async def test_operations_are_readable_only_in_the_callers_pools_when_it_is_limited_to_some(
+    start: Start, emulator: EmulatorServer
+) -> None:
+    gw = await start(
+        "[auth]\nrequire_known_callers = true\n"
+        + PERMISSIONS
+        + '[auth.callers.other]\nmethods = ["*"]\npools = ["2"]\n'
+    )
+    mine = (await gw.stub.CreateTasks(create(pool_id="1"), metadata=gw.md("writer"))).operation.id
+    theirs = (await gw.stub.CreateTasks(create(pool_id="2"), metadata=gw.md("admin"))).operation.id
+    unknown = str(uuid.uuid4())  # not created through the gateway: no pool to attribute it to
+    read = pb.GetOperationRequest
+    assert (
+        await gw.stub.GetOperation(read(operation_id=mine), metadata=gw.md("writer"))
+    ).operation.id == mine
+    before = toloka_calls(emulator)
+    for caller, op_id in (("writer", theirs), ("other", mine), ("writer", unknown)):
+        for call in (
+            gw.stub.GetOperation(read(operation_id=op_id), metadata=gw.md(caller)),
+            gw.stub.WaitOperation(pb.WaitOperationRequest(operation_id=op_id), metadata=gw.md(caller)),
+        ):
+            details = await refused(call)
+            assert details["code"] == grpc.StatusCode.PERMISSION_DENIED, (caller, op_id)
+            assert details["ErrorInfo"].reason == "OPERATION_NOT_ALLOWED"  # type: ignore[attr-defined]
+    assert toloka_calls(emulator) == before  # refused before any Toloka read
+    for op_id in (mine, theirs):  # a caller allowed every pool reads any operation
+        assert (await gw.stub.GetOperation(read(operation_id=op_id), metadata=gw.md("admin"))).operation.id
+    details = await refused(gw.stub.GetOperation(read(operation_id=unknown), metadata=gw.md("admin")))
+    assert details["code"] == grpc.StatusCode.NOT_FOUND
+
+
 async def test_bearer_tokens_identify_callers_when_token_mode(
     start: Start, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
