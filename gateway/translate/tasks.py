@@ -20,7 +20,7 @@ from gateway.errors import ViolationList
 
 # Re-exported: the service layer imports the operation-id check from here.
 from gateway.translate.ids import check_operation_id as check_operation_id  # noqa: PLC0414
-from gateway.translate.ids import check_pool_id, check_toloker_ids
+from gateway.translate.ids import check_pool_id, check_toloker_ids, is_toloka_id
 from gateway.translate.operations import operation_from_json, timestamp_from_toloka
 from gateway.translate.request_size import OverBudget, RequestTally, text_bytes
 from gateway.translate.values import NonFiniteNumber, struct_to_json, struct_values
@@ -116,10 +116,10 @@ def task_to_json(task: pb.Task, path: str, problems: ViolationList, tally: Reque
         elif number in _FREE_FIELDS:
             _free_field(fd, value, path, out, problems=problems, tally=tally)
     if pool_id not in tally.valid_pools:  # most requests name one pool: check it once
-        before = len(problems.items)
-        check_pool_id(pool_id, problems, f"{path}.pool_id")
-        if len(problems.items) == before:
+        if is_toloka_id(pool_id):
             tally.valid_pools.add(pool_id)
+        else:
+            check_pool_id(pool_id, problems, f"{path}.pool_id")
     values = out.get("input_values")
     if values is None or (not values and not task.input_values.fields):
         problems.add(f"{path}.input_values", "is required and must not be empty", "REQUIRED")
