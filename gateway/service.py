@@ -12,13 +12,9 @@ from gateway.dedupe.store import Deduplicator, HeldClaim
 from gateway.operations.tracker import OperationTracker
 from gateway.settings import PollerSettings, ServerSettings
 from gateway.toloka.client import TolokaClient
+from gateway.translate.ids import check_operation_id
 from gateway.translate.operations import is_final, operation_from_json
-from gateway.translate.tasks import (
-    batch_from_log,
-    check_operation_id,
-    create_tasks_response,
-    plan_create_tasks,
-)
+from gateway.translate.tasks import batch_from_log, create_tasks_response, plan_create_tasks
 from gateway.translate.values import json_to_struct
 
 TASK_BATCH_CREATE = "TASK.BATCH_CREATE"

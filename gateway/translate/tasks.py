@@ -17,10 +17,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.errors import ViolationList
-
-# Re-exported: the service layer imports the operation-id check from here.
-from gateway.translate.ids import check_operation_id as check_operation_id  # noqa: PLC0414
-from gateway.translate.ids import check_pool_id, check_toloker_ids, is_toloka_id
+from gateway.translate.ids import check_operation_id, check_pool_id, check_toloker_ids, is_toloka_id
 from gateway.translate.operations import operation_from_json, timestamp_from_toloka
 from gateway.translate.request_size import OverBudget, RequestTally, text_bytes
 from gateway.translate.values import NonFiniteNumber, struct_to_json, struct_values

@@ -114,7 +114,8 @@ class GatewayProcess:
 
     def start(self, log_dir: Path) -> GatewayProcess:
         self.log_path = log_dir / f"gateway-{self.port}.log"
-        env = {**os.environ, **self.env, "GATEWAY_LISTEN": self.target}
+        # A short drain delay unless a test asks for another: no prober watches these processes.
+        env = {**os.environ, "GATEWAY_SHUTDOWN_DELAY": "200ms", **self.env, "GATEWAY_LISTEN": self.target}
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
