@@ -7,7 +7,6 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -17,18 +16,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.emulator.server import EmulatorServer
-from gateway.emulator.state import EmulatorState
 from gateway.translate.values import json_to_struct
 from tests.support.gateway_harness import GatewayProcess, write_config
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVE = [sys.executable, "-m", "gateway", "serve"]
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[EmulatorServer]:
-    async with EmulatorServer(EmulatorState(operation_duration_s=0.2)) as emu:
-        yield emu
 
 
 def create_request() -> pb.CreateTasksRequest:
