@@ -137,6 +137,7 @@ class Gateway:
         self.metrics.watch(
             limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock
         )
+        self.metrics.watch_retry_budget(self.toloka.retry_budget)
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
         self._server, self._health, self.port = build_server(

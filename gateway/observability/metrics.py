@@ -92,6 +92,10 @@ class GatewayMetrics:
             _ComponentCollector(limiter=limiter, dedupe=dedupe, operations=operations, pool_lock=pool_lock)
         )
 
+    def watch_retry_budget(self, budget: Any) -> None:
+        """Export the Toloka client's retry budget (tokens left; retries stop at half or fewer)."""
+        self.registry.register(_RetryBudgetCollector(budget))
+
     def watch_request_budget(self, budget: Any) -> None:
         """Export the request memory budget: bytes reserved by requests in flight, capacity, refusals."""
         self.registry.register(_RequestBudgetCollector(budget))
@@ -232,3 +236,17 @@ class _RequestBudgetCollector(Collector):
             f"{PREFIX}_request_memory_refused", "Requests refused because the memory budget had no room",
             value=float(b.refused),
         )  # fmt: skip
+
+
+class _RetryBudgetCollector(Collector):
+    """Reads the Toloka client's retry budget at scrape time."""
+
+    def __init__(self, budget: Any) -> None:
+        self._budget = budget
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            f"{PREFIX}_toloka_retry_budget_tokens",
+            "Retry tokens left; the gateway stops retrying Toloka while half or fewer are left",
+            value=float(self._budget.tokens),
+        )

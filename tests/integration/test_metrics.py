@@ -52,4 +52,5 @@ async def test_metrics_count_calls_toloka_requests_and_dedupe_when_scraped(
     assert "toloka_gateway_call_duration_seconds_bucket" in text
     assert 'toloka_gateway_ratelimit_admitted_total{limit="' in text
     assert 'toloka_gateway_degraded{component="ratelimit"} 0.0' in text
+    assert "toloka_gateway_toloka_retry_budget_tokens 10.0" in text  # a full budget: no failures yet
     assert SECRET not in text
