@@ -171,7 +171,8 @@ class Gateway:
         if self._server is not None:
             await self._server.stop(self.settings.server.grace_s if grace is None else grace)
         lock = self.rework.lock if self.rework is not None else None
-        for part in (self.operations, self.dedupe, lock, self.limiter, self.toloka):
+        # Dedupe first: creates whose callers left still finish (and remember their operations).
+        for part in (self.dedupe, self.operations, lock, self.limiter, self.toloka):
             if part is not None:
                 with contextlib.suppress(Exception):
                     await part.close()

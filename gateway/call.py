@@ -19,6 +19,9 @@ class Call:
     deadline: float | None = None
     # The pools the caller may use, or None for every pool (set once the caller is authorised).
     pools: frozenset[str] | None = None
+    # An id the caller's infrastructure keeps across retries of this request (a mesh's x-request-id),
+    # or "": a create without operation_id derives its id from it, so a mesh retry is a duplicate.
+    retry_key: str = ""
     # Correlates log lines; not a secret, so a cheap PRNG (no syscall per call) is enough.
     request_id: str = field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     toloka_request_ids: list[str] = field(default_factory=list)

@@ -166,6 +166,11 @@ class Unavailable(GatewayError):
     default_reason = "TOLOKA_UNAVAILABLE"
 
 
+def shared_state_unavailable(message: str) -> Unavailable:
+    """The refusal of what needs the shared state (Redis) while it is unreachable; nothing was sent."""
+    return Unavailable(message, reason="SHARED_STATE_UNAVAILABLE", retry_after=1.0)
+
+
 class DeadlineExceeded(GatewayError):
     """The caller's deadline passed before the outcome was known."""
 

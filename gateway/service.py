@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 from gateway import errors
@@ -19,6 +20,21 @@ from gateway.translate.values import json_to_struct
 
 TASK_BATCH_CREATE = "TASK.BATCH_CREATE"
 LOG_RESERVE_S = 2.0  # of a WaitOperation deadline, kept for GET /operations/{id}/log
+
+
+# Namespace of the operation ids the gateway derives for creates sent without one.
+DERIVED_OPERATION_IDS = uuid.UUID("6f1d3c1e-2b7a-5d48-9a51-3e0c7b9f4a21")
+
+
+def new_operation_id(call: Call) -> str:
+    """An operation_id for a create that came without one.
+
+    Derived from the caller and the mesh's request id when there is one, so a mesh's retry of the
+    same request is a duplicate of it (one creation), not a new request; else a random one.
+    """
+    if call.retry_key:
+        return str(uuid.uuid5(DERIVED_OPERATION_IDS, f"{call.caller}\n{call.retry_key}"))
+    return str(uuid.uuid4())
 
 
 def required_operation_id(value: str) -> str:
@@ -51,7 +67,9 @@ class GatewayService:
 
     async def create_tasks(self, req: pb.CreateTasksRequest, call: Call) -> pb.CreateTasksResponse:
         """Create tasks once per operation_id, however many callers and replicas send it."""
-        plan = plan_create_tasks(req, max_tasks=self._server.max_tasks_per_request)
+        plan = plan_create_tasks(
+            req, max_tasks=self._server.max_tasks_per_request, new_operation_id=lambda: new_operation_id(call)
+        )
 
         produced: list[pb.CreateTasksResponse] = []
 

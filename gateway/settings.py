@@ -92,6 +92,9 @@ class DedupeSettings:
 
     lease_s: float = 6.0
     retention_s: float = 86400.0
+    # How long an unknown outcome (a synchronous create that may have happened) and the mark of one
+    # in flight are kept; 0 keeps them until someone deletes them, since a person settles them.
+    unknown_retention_s: float = 0.0
     max_stored_bytes: int = 4 * 1024 * 1024
     key_prefix: str = "tgw"
 

@@ -35,6 +35,7 @@ from gateway.dedupe.records import (
     CLAIMED,
     KIND_ERROR,
     KIND_OUTCOME,
+    KIND_UNKNOWN,
     MISMATCH,
     Busy,
     DedupeBackendUnavailable,
@@ -43,7 +44,6 @@ from gateway.dedupe.records import (
     fingerprint_digest,
     in_progress_error,
     reused_error,
-    unknown_outcome_body,
 )
 from gateway.dedupe.store import DedupeCounters, Produce
 from gateway.dedupe.wakeups import WakeupHub
@@ -58,6 +58,10 @@ _POLL_FIRST_S = 0.02
 _POLL_MAX_S = 1.0
 # A lease that ends now is re-checked just after it ends, not before.
 _LEASE_MARGIN_S = 0.005
+# When a caller's time runs out while its request is still being produced: retry after this.
+DETACHED_RETRY_S = 1.0
+# A stopped holder only settles its claim (one store or release): this long is plenty.
+_STOPPED_HOLDER_S = 1.0
 
 
 def random_token() -> bytes:
@@ -117,7 +121,7 @@ class ClaimingDeduplicator(ABC):
                     timeout = min(poll, reply.lease_left_s + _LEASE_MARGIN_S)
                     poll = min(poll * 2, _POLL_MAX_S)
                 await _wait(woken, timeout, call, key, reply.lease_left_s)
-        return await self._settle(reply, key, fp, token, produce, waited=waited)
+        return await self._settle(reply, key, fp, token, produce, waited=waited, call=call)
 
     async def _settle(
         self,
@@ -128,10 +132,11 @@ class ClaimingDeduplicator(ABC):
         produce: Produce,
         *,
         waited: bool,
+        call: Call,
     ) -> tuple[bytes, bool]:
         if isinstance(reply, Done):
             self.counters.replays += 1
-            return reply.replay()
+            return reply.replay(key)
         if reply is MISMATCH:
             self.counters.mismatches += 1
             raise reused_error(key)
@@ -139,14 +144,19 @@ class ClaimingDeduplicator(ABC):
         self.counters.claims += 1
         if waited:
             self.counters.takeovers += 1
-        # The hold is a task of its own: a caller cancelled mid-request (a mesh's per-try timeout,
-        # a client gone) must not cut a create short and leave its outcome unknown; the hold
-        # finishes, stores the outcome, and the caller's retry replays it.
+        # The hold is a task of its own: a caller that leaves mid-request (cancelled, a mesh's
+        # per-try timeout, its deadline) must not cut a create short and leave its outcome unknown;
+        # the hold finishes, stores the outcome, and the caller's retry replays it.
         holder = asyncio.create_task(self._hold(_Holding(self, key, fp, token), produce))
         self._holders.add(holder)
         holder.add_done_callback(self._holder_done)
         try:
-            return await asyncio.shield(holder), False
+            return await asyncio.wait_for(asyncio.shield(holder), timeout=call.remaining()), False
+        except TimeoutError:
+            if holder.done():
+                return holder.result(), False  # it finished as the caller's time ran out
+            self.counters.detached += 1
+            raise in_progress_error(key, DETACHED_RETRY_S) from None
         except asyncio.CancelledError:
             if not holder.done():
                 self.counters.detached += 1
@@ -158,7 +168,11 @@ class ClaimingDeduplicator(ABC):
             holder.exception()  # retrieved: a detached holder's failure was already handled
 
     async def _hold(self, claim: _Holding, produce: Produce) -> bytes:
-        """Run produce under a renewed lease; store a definitive outcome, release otherwise."""
+        """Run produce under a renewed lease, then settle the claim.
+
+        A reply or definitive error is stored; a failure Toloka did not act on releases the claim;
+        any other end of a claim marked sent stores the unknown outcome.
+        """
         key, fp, token = claim.key, claim.fp, claim.token
         renewer = asyncio.create_task(self._keep_lease(key, fp, token))
         try:
@@ -173,7 +187,7 @@ class ClaimingDeduplicator(ABC):
         except BaseException:
             renewer.cancel()
             if claim.sent:
-                await self._store_unknown(claim, "")
+                await self._store_unknown(claim)
             else:
                 await self._give_up(key, fp, token)
             raise
@@ -186,25 +200,23 @@ class ClaimingDeduplicator(ABC):
         if len(body) > self._settings.max_stored_bytes:
             self.counters.oversize += 1
             if claim.sent:  # a duplicate must not re-send it: keep what can be said
-                await self._store_unknown(claim, " (its result was too large to keep for replays)")
+                await self._store_unknown(claim)
             else:  # duplicates re-send instead (Toloka's operation-id idempotency holds)
                 await self._give_up(key, fp, token)
             return
         try:
             await self._store(key, fp, token, kind, body)
-        except DedupeBackendUnavailable:
-            # The outcome is the caller's anyway; duplicates re-send once the lease lapses.
+        except Exception:  # unreachable, or refused (OOM, read-only replica): never fail the call for it
+            # The outcome is the caller's anyway; duplicates re-send once the lease lapses (a sent
+            # claim's mark stays and answers them as unknown instead).
             self.counters.backend_errors += 1
             log.warning("dedupe: could not store the outcome of operation_id %s", key)
 
-    async def _store_unknown(self, claim: _Holding, why: str) -> None:
+    async def _store_unknown(self, claim: _Holding) -> None:
         self.counters.unknown += 1
         try:
-            await self._store(
-                claim.key, claim.fp, claim.token, KIND_ERROR, unknown_outcome_body(claim.key, why)
-            )
-        except DedupeBackendUnavailable:
-            # The sent mark stays; when its lease ends, the next claim attempt stores the same answer.
+            await self._store(claim.key, claim.fp, claim.token, KIND_UNKNOWN, b"")
+        except Exception:  # the sent mark stays, and becomes the same answer at its lease's end
             self.counters.backend_errors += 1
             log.warning("dedupe: could not store the unknown outcome of operation_id %s", claim.key)
 
@@ -212,7 +224,7 @@ class ClaimingDeduplicator(ABC):
         self.counters.releases += 1
         try:
             await self._release(key, fp, token)
-        except DedupeBackendUnavailable:
+        except Exception:  # the lease lapses by itself
             self.counters.backend_errors += 1
             log.warning("dedupe: could not release operation_id %s; its lease will lapse", key)
 
@@ -221,7 +233,7 @@ class ClaimingDeduplicator(ABC):
             await self._sleep(self._settings.lease_s / 3)
             try:
                 held = await self._renew(key, fp, token)
-            except DedupeBackendUnavailable:
+            except Exception:  # try again at the next beat; the lease outlives two missed ones
                 self.counters.backend_errors += 1
                 continue
             if not held:
@@ -241,7 +253,7 @@ class ClaimingDeduplicator(ABC):
         for holder in pending:  # a cancelled holder still settles its claim (release or unknown)
             holder.cancel()
         if pending:
-            await asyncio.wait(pending, timeout=self._settings.lease_s)
+            await asyncio.wait(pending, timeout=_STOPPED_HOLDER_S)
 
     def _before_run(self) -> None:  # noqa: B027 (optional hook)
         """Hook: start background machinery lazily, inside the running loop."""
@@ -254,8 +266,8 @@ class ClaimingDeduplicator(ABC):
     async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
         """Claim an absent (or lapsed) key for `token`, or say what holds it.
 
-        A sent claim whose lease has ended is not lapsed: it becomes a stored OutcomeUnknown
-        (`unknown_outcome_body`), answered as Done.
+        A sent claim whose lease has ended is not lapsed: it becomes a `KIND_UNKNOWN` record,
+        answered as Done.
         """
 
     @abstractmethod
@@ -264,7 +276,8 @@ class ClaimingDeduplicator(ABC):
 
     @abstractmethod
     async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
-        """Keep the outcome for the retention unless one is stored already; wake waiters."""
+        """Keep the outcome for the retention (the unknown-outcome retention for `KIND_UNKNOWN`)
+        unless one is stored already; wake waiters."""
 
     @abstractmethod
     async def _release(self, key: str, fp: bytes, token: bytes) -> None:
@@ -293,11 +306,9 @@ class _Holding:
             held = await self._store._mark_sent(self.key, self.fp, self.token)
         except DedupeBackendUnavailable:
             # Not DedupeBackendUnavailable itself: that one tells the fallback to run produce anyway.
-            raise errors.Unavailable(
+            raise errors.shared_state_unavailable(
                 "the shared state that keeps a synchronous create from running twice is unreachable; "
-                "nothing was sent to Toloka",
-                reason="SHARED_STATE_UNAVAILABLE",
-                retry_after=1.0,
+                "nothing was sent to Toloka"
             ) from None
         if not held:
             raise errors.Unavailable(

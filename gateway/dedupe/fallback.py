@@ -69,12 +69,10 @@ class _UnsharedClaim:
 
     async def sending(self) -> None:
         """Refuse: without the shared store another replica may be sending the same request."""
-        raise errors.Unavailable(
+        raise errors.shared_state_unavailable(
             "synchronous creates are refused while the gateway's shared state (Redis) is unreachable: "
             "Toloka does not dedupe them, so the gateway could not keep them from running twice; "
-            "nothing was sent. Retry later, or use async_mode",
-            reason="SHARED_STATE_UNAVAILABLE",
-            retry_after=1.0,
+            "nothing was sent. Retry later, or use async_mode"
         )
 
 

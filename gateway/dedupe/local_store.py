@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +13,12 @@ from gateway.dedupe.claiming import ClaimingDeduplicator, Sleep, random_token
 from gateway.dedupe.records import (
     CLAIMED,
     KIND_CLAIM,
-    KIND_ERROR,
     KIND_SENT,
+    KIND_UNKNOWN,
     MISMATCH,
     Busy,
     Done,
     Reply,
-    unknown_outcome_body,
 )
 from gateway.settings import DedupeSettings
 
@@ -72,26 +72,30 @@ class LocalDeduplicator(ClaimingDeduplicator):
             if entry.lease_until > now:
                 return Busy(entry.lease_until - now)
             # Its holder is gone after its request may have reached Toloka: never re-send.
-            body = unknown_outcome_body(key)
-            self._put(key, KIND_ERROR, fp, body, now + self._settings.retention_s)
+            self._put(key, KIND_UNKNOWN, fp, b"", self._unknown_until(now))
             self._hub.notify(key)
-            return Done(KIND_ERROR, body)
+            return Done(KIND_UNKNOWN, b"")
         return Done(entry.kind, entry.body)
 
     async def _mark_sent(self, key: str, fp: bytes, token: bytes) -> bool:
         if not self._holds(key, fp, token):
             return False
         now = self._clock()
-        self._put(key, KIND_SENT, fp, token, now + self._settings.retention_s)
+        self._put(key, KIND_SENT, fp, token, self._unknown_until(now))
         self._entries[key].lease_until = now + self._settings.lease_s
         return True
+
+    def _unknown_until(self, now: float) -> float:
+        retention = self._settings.unknown_retention_s
+        return now + retention if retention > 0 else math.inf
 
     async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
         now = self._clock()
         entry = self._live_entry(key, now)
         if entry is not None and (entry.kind not in (KIND_CLAIM, KIND_SENT) or entry.fp != fp):
             return
-        self._put(key, kind, fp, body, now + self._settings.retention_s)
+        until = self._unknown_until(now) if kind == KIND_UNKNOWN else now + self._settings.retention_s
+        self._put(key, kind, fp, body, until)
         self._hub.notify(key)
 
     async def _release(self, key: str, fp: bytes, token: bytes) -> None:

@@ -7,8 +7,11 @@ One record per key, the same bytes in every backend:
     kind b"C"  an in-flight claim; body = the holder's random token (8 bytes); lives for the lease
     kind b"S"  an in-flight claim whose request may have reached Toloka and must not be repeated
                blind (a synchronous create); body = token (8 bytes) + the lease's end in ms (ASCII).
-               It lives for the retention: once its lease ends with no outcome stored (the holder
-               died), the next claim attempt turns it into a stored OutcomeUnknown error
+               It lives for the unknown-outcome retention: once its lease ends with no outcome
+               stored (the holder died), the next claim attempt turns it into a b"U" record
+    kind b"U"  an outcome Toloka may or may not have produced; no body (the answer, OutcomeUnknown,
+               is built from the key). It lives for the unknown-outcome retention (by default until
+               someone deletes it): a person settles it, the time does not
     kind b"O"  a stored outcome; body = the bytes `produce` returned; lives for the retention
     kind b"E"  a stored definitive error; body = orjson of `GatewayError.to_dict()`
 """
@@ -27,6 +30,7 @@ KIND_CLAIM: Final = b"C"
 KIND_OUTCOME: Final = b"O"
 KIND_ERROR: Final = b"E"
 KIND_SENT: Final = b"S"
+KIND_UNKNOWN: Final = b"U"
 FP_BYTES: Final = 16
 HEADER_BYTES: Final = 1 + FP_BYTES
 
@@ -62,7 +66,7 @@ class Busy:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """A stored outcome (`KIND_OUTCOME`) or definitive error (`KIND_ERROR`)."""
+    """A stored outcome (`KIND_OUTCOME`), definitive error (`KIND_ERROR`) or unknown outcome (`KIND_UNKNOWN`)."""
 
     kind: bytes
     body: bytes
@@ -72,10 +76,12 @@ class Done:
         """Split a stored record into kind and body."""
         return cls(record[:1], record[HEADER_BYTES:])
 
-    def replay(self) -> tuple[bytes, bool]:
+    def replay(self, key: str) -> tuple[bytes, bool]:
         """The stored outcome with replayed=True, or raise the stored error."""
         if self.kind == KIND_ERROR:
             raise errors.GatewayError.from_dict(orjson.loads(self.body))
+        if self.kind == KIND_UNKNOWN:
+            raise unknown_outcome(key)
         return self.body, True
 
 
@@ -112,20 +118,15 @@ def in_progress_error(key: str, lease_left_s: float | None = None) -> errors.Dea
     )
 
 
-def unknown_outcome(key: str, why: str = "") -> errors.OutcomeUnknown:
-    """The stored answer for a request Toloka may have performed, but whose outcome is not known."""
+def unknown_outcome(key: str) -> errors.OutcomeUnknown:
+    """The answer for a request Toloka may have performed, but whose outcome is not known."""
     operation_id = operation_id_of(key)
     return errors.OutcomeUnknown(
-        f"Toloka may or may not have performed operation_id {operation_id}{why}; it is synchronous, "
+        f"Toloka may or may not have performed operation_id {operation_id}; it is synchronous, "
         "so it is never re-sent blind. Check the pool for the tasks; if they are not there, send the "
         "request again with a new operation_id (or use async_mode, which Toloka performs once per id)",
         metadata={"operation_id": operation_id, "ambiguous": "true"},
     )
-
-
-def unknown_outcome_body(key: str, why: str = "") -> bytes:
-    """`unknown_outcome` as the body of a stored error record."""
-    return orjson.dumps(unknown_outcome(key, why).to_dict())
 
 
 class DedupeBackendUnavailable(errors.Unavailable):

@@ -3,8 +3,9 @@
 Key layout (one string per operation_id, so each key lives in its own cluster slot):
 
     {prefix}:d:{operation_id}  ->  kind | fingerprint digest | body      (see `records`)
-                                   TTL = the lease while claimed, the retention once stored
-                                   or once marked sent (a sent claim's lease is in its value)
+                                   TTL = the lease while claimed, the retention once stored;
+                                   once marked sent, and as an unknown outcome, the unknown-outcome
+                                   retention (none by default: kept until deleted)
 
 Round trips: a replay is one EVALSHA; a first call is two (claim, store), three for a
 synchronous create (claim, mark sent, store); the lease renewal runs in the background only
@@ -31,13 +32,13 @@ from redis.asyncio.connection import ConnectionPool
 from gateway.dedupe.claiming import ClaimingDeduplicator, Sleep, random_token
 from gateway.dedupe.records import (
     CLAIMED,
+    KIND_UNKNOWN,
     MISMATCH,
     Busy,
     DedupeBackendUnavailable,
     Done,
     Reply,
     claim_record,
-    unknown_outcome_body,
 )
 from gateway.dedupe.wakeups import WakeupHub
 from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable, health_of
@@ -54,11 +55,11 @@ CLAIM_LUA = """
 -- KEYS[1]  the operation's key
 -- ARGV[1]  the claim record: 'C' .. fingerprint digest (16 bytes) .. holder token (8 bytes)
 -- ARGV[2]  lease in milliseconds
--- ARGV[3]  the body of the error stored when a sent claim's holder is gone (an unknown outcome)
--- ARGV[4]  retention in milliseconds   ARGV[5] wake channel   ARGV[6] operation_id
+-- ARGV[3]  unknown-outcome retention in milliseconds ('0': kept until deleted)
+-- ARGV[4]  wake channel   ARGV[5] operation_id
 -- returns  0 when claimed now; -1 when the key holds another fingerprint; n > 0 when another
 --          request holds the claim for n more ms; else the stored record (kind, digest, body).
---          A sent claim ('S') whose lease has ended is stored as the unknown outcome ('E').
+--          A sent claim ('S') whose lease has ended is stored as an unknown outcome ('U').
 local v = redis.call('GET', KEYS[1])
 if not v then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -76,9 +77,13 @@ if kind == 'S' then
   local t = redis.call('TIME')
   local left = tonumber(string.sub(v, 26)) - (t[1] * 1000 + math.floor(t[2] / 1000))
   if left > 0 then return math.ceil(left) end
-  v = 'E' .. fp .. ARGV[3]
-  redis.call('SET', KEYS[1], v, 'PX', ARGV[4])
-  redis.call('PUBLISH', ARGV[5], ARGV[6])
+  v = 'U' .. fp
+  if ARGV[3] == '0' then
+    redis.call('SET', KEYS[1], v)
+  else
+    redis.call('SET', KEYS[1], v, 'PX', ARGV[3])
+  end
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
 end
 return v
 """
@@ -86,8 +91,9 @@ return v
 MARK_SENT_LUA = """
 -- Mark a claim sent: its request may reach Toloka, so it must never be repeated blind.
 -- KEYS[1]  the operation's key
--- ARGV[1]  the caller's claim record   ARGV[2] lease in milliseconds   ARGV[3] retention in ms
--- returns  1 when marked (the record lives for the retention; its lease end is in its value),
+-- ARGV[1]  the caller's claim record   ARGV[2] lease in milliseconds
+-- ARGV[3]  unknown-outcome retention in milliseconds ('0': kept until deleted)
+-- returns  1 when marked (the record lives for that retention; its lease end is in its value),
 --          0 when the caller no longer holds the claim
 local v = redis.call('GET', KEYS[1])
 if not v or string.sub(v, 2, 25) ~= string.sub(ARGV[1], 2, 25) then return 0 end
@@ -95,15 +101,21 @@ local kind = string.sub(v, 1, 1)
 if kind ~= 'C' and kind ~= 'S' then return 0 end
 local t = redis.call('TIME')
 local lease_end = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[2])
-redis.call('SET', KEYS[1], 'S' .. string.sub(ARGV[1], 2, 25) .. string.format('%.0f', lease_end), 'PX', ARGV[3])
+local record = 'S' .. string.sub(ARGV[1], 2, 25) .. string.format('%.0f', lease_end)
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], record)
+else
+  redis.call('SET', KEYS[1], record, 'PX', ARGV[3])
+end
 return 1
 """
 
 STORE_LUA = """
 -- Keep an outcome unless one is stored already or a different request claimed the key; wake waiters.
 -- KEYS[1]  the operation's key
--- ARGV[1]  the caller's claim record   ARGV[2] the outcome record ('O' or 'E' .. digest .. body)
--- ARGV[3]  retention in milliseconds   ARGV[4] wake channel   ARGV[5] operation_id
+-- ARGV[1]  the caller's claim record   ARGV[2] the outcome record ('O', 'E' or 'U' .. digest .. body)
+-- ARGV[3]  retention in milliseconds ('0': kept until deleted)
+-- ARGV[4]  wake channel   ARGV[5] operation_id
 -- returns  1 when stored, 0 when left as it was
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -112,7 +124,11 @@ if v then
     return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
@@ -175,6 +191,10 @@ class RedisDeduplicator(ClaimingDeduplicator):
         self._channel = f"{settings.key_prefix}:d:wake"
         self._lease_ms = max(1, round(settings.lease_s * 1000))
         self._retention_ms = max(1, round(settings.retention_s * 1000))
+        # 0 (kept until deleted) is passed as such; any positive retention is at least 1 ms.
+        self._unknown_ms = (
+            max(1, round(settings.unknown_retention_s * 1000)) if settings.unknown_retention_s > 0 else 0
+        )
         self.health = health or health_of(redis)
         self._claim_script = LuaScript(redis, CLAIM_LUA)
         self._mark_sent_script = LuaScript(redis, MARK_SENT_LUA)
@@ -203,7 +223,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
 
     async def close(self) -> None:
         """Let detached holders settle, then stop the wake-up subscription and the health probe."""
-        await self._drain_holders()
+        await super().close()
         await self._wakeups.close()
         await self.health.close()
 
@@ -214,14 +234,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
         return self._wakeups.live
 
     async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
-        args = (
-            claim_record(fp, token),
-            self._lease_ms,
-            unknown_outcome_body(key),
-            self._retention_ms,
-            self._channel,
-            key,
-        )
+        args = (claim_record(fp, token), self._lease_ms, self._unknown_ms, self._channel, key)
         reply = await self._eval(self._claim_script, key, args)
         if isinstance(reply, bytes):
             return Done.parse(reply)
@@ -232,11 +245,12 @@ class RedisDeduplicator(ClaimingDeduplicator):
         return Busy(reply / 1000)
 
     async def _mark_sent(self, key: str, fp: bytes, token: bytes) -> bool:
-        args = (claim_record(fp, token), self._lease_ms, self._retention_ms)
+        args = (claim_record(fp, token), self._lease_ms, self._unknown_ms)
         return bool(await self._eval(self._mark_sent_script, key, args))
 
     async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
-        args = (claim_record(fp, token), kind + fp + body, self._retention_ms, self._channel, key)
+        retention = self._unknown_ms if kind == KIND_UNKNOWN else self._retention_ms
+        args = (claim_record(fp, token), kind + fp + body, retention, self._channel, key)
         await self._eval(self._store_script, key, args)
 
     async def _release(self, key: str, fp: bytes, token: bytes) -> None:

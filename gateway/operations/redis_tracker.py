@@ -135,17 +135,17 @@ class RedisOperationTracker(TrackerBase):
     async def _share_pools(self, operation_id: str, pools: frozenset[str]) -> None:
         try:
             await self._store.record_pools(operation_id, pools)
-        except RedisUnavailable:  # this replica still knows; others answer Unavailable until then
+        except RedisUnavailable:
+            # This replica still knows them; on other replicas a caller limited to some pools is
+            # refused this operation (PERMISSION_DENIED), as for any operation of unknown pools.
             log.warning("operations: could not record the pools of operation %s", operation_id)
 
     async def _shared_pools(self, operation_id: str) -> frozenset[str] | None:
         try:
             return await self._store.read_pools(operation_id)
         except RedisUnavailable:
-            raise errors.Unavailable(
-                "cannot check which pools this operation touches while the shared state is unreachable",
-                reason="SHARED_STATE_UNAVAILABLE",
-                retry_after=1.0,
+            raise errors.shared_state_unavailable(
+                "cannot check which pools this operation touches while the shared state is unreachable"
             ) from None
 
     # -- agents ------------------------------------------------------------------------------

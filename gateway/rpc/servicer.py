@@ -37,6 +37,9 @@ DEADLINE_MARGIN_S = 0.05
 # must end before it, just as before the gRPC deadline.
 MESH_TIMEOUT_KEY = "x-envoy-expected-rq-timeout-ms"
 _MILLISECONDS = re.compile(r"[0-9]{1,12}")
+# Envoy gives every request an id and keeps it across its retries of that request.
+MESH_REQUEST_ID_KEY = "x-request-id"
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 def mesh_timeout_s(context: Context) -> float | None:
@@ -46,6 +49,19 @@ def mesh_timeout_s(context: Context) -> float | None:
             text = value.strip()
             return int(text) / 1000 if _MILLISECONDS.fullmatch(text) and int(text) > 0 else None
     return None
+
+
+def mesh_request_id(context: Context) -> str:
+    """The mesh's id of this request (the same on each of its retries), or "" when absent or odd."""
+    for key, value in context.invocation_metadata() or ():
+        if key == MESH_REQUEST_ID_KEY and isinstance(value, str):
+            return value if _REQUEST_ID.fullmatch(value) else ""
+    return ""
+
+
+def new_call(context: Context) -> Call:
+    """The call's context before the caller is known: its deadline and the mesh's request id."""
+    return Call(caller="unidentified", deadline=call_deadline(context), retry_key=mesh_request_id(context))
 
 
 def call_deadline(context: Context) -> float | None:
@@ -104,7 +120,7 @@ class TolokaGatewayServicer:
         incoming: Incoming[Req],
         context: Context,
     ) -> Resp:
-        call = Call(caller="unidentified", deadline=call_deadline(context))
+        call = new_call(context)
         started = time.perf_counter()
         code = "OK"
         try:
@@ -166,7 +182,7 @@ class TolokaGatewayServicer:
     async def WatchOperation(
         self, request: Incoming[pb.WatchOperationRequest], context: Context
     ) -> AsyncIterator[pb.WatchOperationResponse]:
-        call = Call(caller="unidentified", deadline=call_deadline(context))
+        call = new_call(context)
         started = time.perf_counter()
         code = "OK"
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import io
+import logging
 import math
 import random
 import time
@@ -44,6 +45,8 @@ from gateway.settings import (
 )
 from gateway.toloka.error_map import RETRYABLE_STATUSES, error_from_response, network_error
 from gateway.toloka.retry_budget import RetryBudget
+
+log = logging.getLogger(__name__)
 
 OPERATION_ALREADY_EXISTS = "OPERATION_ALREADY_EXISTS"
 DEFAULT_THROTTLE_S = 1.0
@@ -173,7 +176,7 @@ class TolokaClient:
                 resend_after_send=is_async, before_send=before_send,
             )  # fmt: skip
         except errors.FailedPrecondition as e:
-            if e.toloka_code != OPERATION_ALREADY_EXISTS:
+            if e.toloka_code != OPERATION_ALREADY_EXISTS or isinstance(e, errors.OutcomeUnknown):
                 raise
             existing = await settle()
             if existing is None:
@@ -250,7 +253,7 @@ class TolokaClient:
                 await before_send()
             outcome = await self._attempt(
                 method, path, kind=kind, call=call, params=params, body=body,
-                field_prefix=field_prefix, attempt=attempt,
+                field_prefix=field_prefix, attempt=attempt, cut_at_deadline=resend_after_send,
             )  # fmt: skip
             if isinstance(outcome, Reply):
                 self.retry_budget.on_success()
@@ -284,19 +287,21 @@ class TolokaClient:
         body: bytes | None,
         field_prefix: str,
         attempt: int,
+        cut_at_deadline: bool,
     ) -> Reply | tuple[errors.GatewayError, bool]:
         """One HTTP exchange: a Reply, or a retryable failure and whether Toloka may have acted on it.
 
         Failures that no retry can fix are raised here.
         """
-        timeout = self._attempt_timeout(call)
+        timeout = self._attempt_timeout(call, cut_at_deadline)
         sent_at = time.perf_counter()
         try:
             status, data, headers = await self._request(method, path, params, body, timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._observe(kind, "network", sent_at)
             sent = not isinstance(exc, aiohttp.ClientConnectorError)
-            return network_error(exc, sent=sent), sent
+            log.debug("toloka %s %s: %s", method, path, type(exc).__name__)
+            return network_error(sent=sent), sent
         self._observe(kind, str(status), sent_at)
         if status < 300:
             return Reply(status, data)
@@ -372,12 +377,19 @@ class TolokaClient:
         if self._metrics is not None:
             self._metrics.observe_toloka(kind, outcome, time.perf_counter() - sent_at)
 
-    def _attempt_timeout(self, call: Call) -> float:
+    def _attempt_timeout(self, call: Call, cut_at_deadline: bool) -> float:
+        """How long one attempt may take; nothing is sent once the caller's deadline has passed.
+
+        An attempt that must not be repeated blind (a sync create) is not cut at the caller's
+        deadline: cut, its outcome would be unknown for good. It runs to `request_timeout_s`
+        while the caller is answered DEADLINE_EXCEEDED at its deadline (the dedupe hold outlives
+        the caller) and its retry gets the stored outcome.
+        """
         left = call.remaining()
-        if left is None:
-            return self._settings.request_timeout_s
-        if left <= 0:
+        if left is not None and left <= 0:
             raise errors.DeadlineExceeded("the call's deadline passed before Toloka answered")
+        if left is None or not cut_at_deadline:
+            return self._settings.request_timeout_s
         return min(self._settings.request_timeout_s, left)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

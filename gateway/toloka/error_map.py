@@ -85,11 +85,18 @@ def error_from_response(
     )
 
 
-def network_error(exc: BaseException, *, sent: bool) -> errors.Unavailable:
-    """A transport failure; `sent` says the request may have reached Toloka."""
-    what = "no answer from Toloka" if sent else "cannot reach Toloka"
+def network_error(*, sent: bool) -> errors.Unavailable:
+    """A transport failure; `sent` says the request may have reached Toloka.
+
+    The message names no exception class: that would name the HTTP library, not what happened.
+    """
+    what = (
+        "no answer from Toloka (the connection failed or timed out after sending)"
+        if sent
+        else "cannot reach Toloka"
+    )
     return errors.Unavailable(
-        f"{what}: {type(exc).__name__}",
+        what,
         reason="TOLOKA_UNREACHABLE",
         metadata={"ambiguous": str(sent).lower()},
     )

@@ -327,7 +327,54 @@ async def test_sent_outcome_too_large_to_keep_is_replayed_as_unknown_not_resent(
     assert await store.run(key, "fp", produce, call=call()) == (b"x" * 11, False)
     with pytest.raises(errors.OutcomeUnknown) as info:
         await store.run(key, "fp", produce, call=call())
-    assert "too large" in info.value.message and produce.runs == 1
+    assert info.value.reason == "TOLOKA_OUTCOME_UNKNOWN" and produce.runs == 1
+
+
+async def test_unknown_outcome_outlives_the_retention_when_no_unknown_retention_is_set(
+    harness: Harness,
+) -> None:
+    store = harness.make(retention_s=0.3)
+    key, produce = op_id(), Producer(sends=True)
+    produce.fail = RuntimeError("bug after the request left")
+    with pytest.raises(RuntimeError):
+        await store.run(key, "fp", produce, call=call())
+    await harness.elapse(0.5)  # past the retention of ordinary outcomes
+    produce.fail = None
+    with pytest.raises(errors.OutcomeUnknown):  # a person settles it, not the time
+        await harness.replica(store, retention_s=0.3).run(key, "fp", produce, call=call())
+    assert produce.runs == 1
+
+
+async def test_unknown_outcome_expires_when_an_unknown_retention_is_set(harness: Harness) -> None:
+    store = harness.make(unknown_retention_s=0.3)
+    key, produce = op_id(), Producer(sends=True)
+    produce.fail = RuntimeError("bug after the request left")
+    with pytest.raises(RuntimeError):
+        await store.run(key, "fp", produce, call=call())
+    await harness.elapse(0.5)
+    produce.fail = None
+    assert await harness.replica(store, unknown_retention_s=0.3).run(key, "fp", produce, call=call()) == (
+        b"op-1",
+        False,
+    )
+
+
+async def test_caller_gets_deadline_exceeded_and_its_retry_the_outcome_when_produce_outlasts_it(
+    harness: Harness,
+) -> None:
+    store = harness.make()
+    key, slow = op_id(), Producer(b"late", gate=asyncio.Event(), sends=True)
+    started = time.monotonic()
+    with pytest.raises(errors.DeadlineExceeded) as info:
+        await store.run(key, "fp", slow, call=call(0.2))
+    assert time.monotonic() - started < 1.0
+    assert info.value.retry_after  # when to come back for the outcome
+    assert store.counters.detached == 1
+    retry = asyncio.create_task(harness.replica(store).run(key, "fp", slow, call=call()))
+    assert slow.gate is not None
+    slow.gate.set()  # the create finishes after its first caller left
+    assert await retry == (b"late", True)
+    assert slow.runs == 1
 
 
 Produce = Callable[[HeldClaim], Awaitable[bytes]]

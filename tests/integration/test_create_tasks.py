@@ -312,3 +312,38 @@ async def test_gateway_stops_retrying_when_toloka_fails_most_requests(
     assert details["ErrorInfo"].metadata["retries_throttled"] == "true"
     emulator.state.faults.clear()
     assert (await gw.stub.CreateTasks(pb.CreateTasksRequest(tasks=[task()]), metadata=gw.md())).operation.id
+
+
+async def test_sync_create_slower_than_the_deadline_finishes_and_its_retry_gets_the_outcome(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    # Toloka does the work, but answers after the caller's deadline: cutting the request would
+    # leave its outcome unknown for good, so the gateway lets it finish and keeps the answer.
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=1, latency_after_work_s=1.0))
+    req = pb.CreateTasksRequest(tasks=[task()], async_mode=False, operation_id=str(uuid.uuid4()))
+    before = len(emulator.state.tasks)
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gw.stub.CreateTasks(req, metadata=gw.md(), timeout=0.5)
+    assert time.monotonic() - started < 0.6
+    details = rich_status(info.value)
+    assert details["code"] == grpc.StatusCode.DEADLINE_EXCEEDED and "RetryInfo" in details
+    retried = await gw.stub.CreateTasks(req, metadata=gw.md(), timeout=10)
+    assert retried.replayed and len(retried.batch.items) == 1
+    assert len(posts(emulator)) == 1 and len(emulator.state.tasks) == before + 1
+
+
+async def test_mesh_retry_of_a_create_without_operation_id_is_a_duplicate_when_it_keeps_x_request_id(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    req = pb.CreateTasksRequest(tasks=[task()])  # no operation_id
+    mesh = (*gw.md(), ("x-request-id", "7c1e0b6a-0d5b-4bbf-9d0e-3f1c2b4a5e6d"))
+    first = await gw.stub.CreateTasks(req, metadata=mesh)
+    again = await gw.stub.CreateTasks(req, metadata=mesh)  # Envoy's retry keeps x-request-id
+    assert again.operation_id == first.operation_id and again.replayed
+    assert len(posts(emulator)) == 1
+    other = await gw.stub.CreateTasks(req, metadata=(*gw.md(), ("x-request-id", "another-request")))
+    fresh = await gw.stub.CreateTasks(req, metadata=gw.md())  # no mesh id: a new operation each time
+    assert len({first.operation_id, other.operation_id, fresh.operation_id}) == 3
+    other_caller = await gw.stub.CreateTasks(req, metadata=(*gw.md("someone-else"), mesh[-1]))
+    assert other_caller.operation_id != first.operation_id  # derived per caller
