@@ -74,6 +74,12 @@ async def _produce(_: HeldClaim) -> bytes:
     return OUTCOME
 
 
+async def _produce_sent(claim: HeldClaim) -> bytes:
+    """A synchronous create's produce: it marks its claim sent before its request would leave."""
+    await claim.sending()
+    return OUTCOME
+
+
 def _summary(samples_s: list[float]) -> dict[str, float]:
     ordered = sorted(samples_s)
     return {
@@ -116,11 +122,17 @@ async def _redis_figures(url: str) -> dict[str, Any]:
         _, replayed = await store.run(key, "fp", _produce, call=Call())
         replays.append(time.perf_counter() - started)
         assert replayed
-    firsts = []
+    await store.run(str(uuid.uuid4()), "fp", _produce_sent, call=Call())  # loads the mark script
+    before = counter.sent
+    await store.run(f"tasks:{uuid.uuid4()}", "fp", _produce_sent, call=Call())
+    sync_first_round_trips = counter.sent - before
+    # Async (claim, store) and sync (claim, mark sent, store) first calls, interleaved.
+    firsts, sync_firsts = [], []
     for _ in range(500):
-        started = time.perf_counter()
-        await store.run(str(uuid.uuid4()), "fp", _produce, call=Call())
-        firsts.append(time.perf_counter() - started)
+        for produce, samples in ((_produce, firsts), (_produce_sent, sync_firsts)):
+            started = time.perf_counter()
+            await store.run(str(uuid.uuid4()), "fp", produce, call=Call())
+            samples.append(time.perf_counter() - started)
     memory = await client.memory_usage(f"tgw:d:{key}")
     replay, ping = _summary(replays), _summary(pings)
     await store.close()
@@ -131,6 +143,11 @@ async def _redis_figures(url: str) -> dict[str, Any]:
         "replay_latency": replay,
         "replay_added_over_bare_ping_median_us": round(replay["median_us"] - ping["median_us"], 1),
         "first_call_latency_500": _summary(firsts),
+        "sync_first_call_round_trips": sync_first_round_trips,
+        "sync_first_call_latency_500": _summary(sync_firsts),
+        "sync_over_async_first_call_median_ratio": round(
+            statistics.median(sync_firsts) / statistics.median(firsts), 2
+        ),
         "ping_latency_reference": ping,
         "memory_usage_bytes_200b_outcome": memory,
         "key_example": f"tgw:d:{key}",
