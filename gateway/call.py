@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Releasable(Protocol):
+    """Something a call holds until its work ends (a request's memory reservation)."""
+
+    def release(self) -> None:
+        """Give it back (idempotent)."""
+        ...
 
 
 @dataclass
@@ -25,6 +35,9 @@ class Call:
     # Correlates log lines; not a secret, so a cheap PRNG (no syscall per call) is enough.
     request_id: str = field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     toloka_request_ids: list[str] = field(default_factory=list)
+    # What the call's work holds (its request's memory reservation): released when the call ends,
+    # unless work that outlives the caller takes it over (`hand_over_held`).
+    held: list[Releasable] = field(default_factory=list)
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), or None without one."""
@@ -34,3 +47,19 @@ class Call:
         """True once the deadline has passed."""
         left = self.remaining()
         return left is not None and left <= 0
+
+    def release_held(self) -> None:
+        """Give back what the call's work holds (the call has ended)."""
+        held, self.held = self.held, []
+        for item in held:
+            item.release()
+
+    def hand_over_held(self) -> Callable[[], None]:
+        """Take over what the call holds, for work that goes on after the caller left; returns its release."""
+        held, self.held = self.held, []
+
+        def release() -> None:
+            for item in held:
+                item.release()
+
+        return release

@@ -155,12 +155,18 @@ class ClaimingDeduplicator(ABC):
         except TimeoutError:
             if holder.done():
                 return holder.result(), False  # it finished as the caller's time ran out
-            self.counters.detached += 1
+            self._detach(holder, call)
             raise in_progress_error(key, DETACHED_RETRY_S) from None
         except asyncio.CancelledError:
             if not holder.done():
-                self.counters.detached += 1
+                self._detach(holder, call)
             raise
+
+    def _detach(self, holder: asyncio.Task[bytes], call: Call) -> None:
+        """The caller left: the holder goes on, holding what the call held (its request's memory)."""
+        self.counters.detached += 1
+        release = call.hand_over_held()
+        holder.add_done_callback(lambda _: release())
 
     def _holder_done(self, holder: asyncio.Task[bytes]) -> None:
         self._holders.discard(holder)

@@ -121,6 +121,8 @@ class TolokaGatewayServicer:
         context: Context,
     ) -> Resp:
         call = new_call(context)
+        if incoming.reservation is not None:
+            call.held.append(incoming.reservation)  # work that outlives the call may take it over
         started = time.perf_counter()
         code = "OK"
         try:
@@ -134,7 +136,7 @@ class TolokaGatewayServicer:
             await self._fail(context, call, exc)
             raise  # unreachable: abort raises
         finally:
-            incoming.release()
+            call.release_held()
             self._log(method, call, code, started)
 
     def _log(self, method: str, call: Call, code: str, started: float) -> None:
