@@ -9,7 +9,8 @@ memory reservation; the handler authenticates the caller before it answers eithe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from gateway import errors
@@ -26,6 +27,8 @@ class Incoming(Generic[Req]):
     message: Req | None
     refusal: errors.GatewayError | None = None
     reservation: Reservation | None = None
+    # When the whole message had arrived (before decoding): a mesh's per-try timer was already running.
+    received_at: float = field(default_factory=time.monotonic)
 
     def release(self) -> None:
         """Give the request's memory back to the budget (idempotent)."""
@@ -56,6 +59,7 @@ class RequestDecoder:
             return Incoming(None, _undecodable())
 
     def _decode(self, raw: bytes) -> Incoming[Any]:
+        received_at = time.monotonic()
         reservation = None
         if self._budget is not None:
             try:
@@ -68,4 +72,4 @@ class RequestDecoder:
             if reservation is not None:
                 reservation.release()
             return Incoming(None, _undecodable())
-        return Incoming(message, None, reservation)
+        return Incoming(message, None, reservation, received_at)

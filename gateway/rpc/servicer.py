@@ -59,15 +59,26 @@ def mesh_request_id(context: Context) -> str:
     return ""
 
 
-def new_call(context: Context) -> Call:
+def new_call(context: Context, received_at: float | None = None) -> Call:
     """The call's context before the caller is known: its deadline and the mesh's request id."""
-    return Call(caller="unidentified", deadline=call_deadline(context), retry_key=mesh_request_id(context))
+    return Call(
+        caller="unidentified",
+        deadline=call_deadline(context, received_at),
+        retry_key=mesh_request_id(context),
+    )
 
 
-def call_deadline(context: Context) -> float | None:
+def call_deadline(context: Context, received_at: float | None = None) -> float | None:
     """The call's absolute deadline: the earlier of the gRPC deadline and the mesh's per-try timeout,
-    less a margin to get the answer out."""
-    limits = [t for t in (context.time_remaining(), mesh_timeout_s(context)) if t is not None]
+    less a margin to get the answer out.
+
+    The per-try timeout counts from `received_at` (the message had arrived; decoding a large one
+    takes a while) when given: the mesh's timer was running by then.
+    """
+    mesh = mesh_timeout_s(context)
+    if mesh is not None and received_at is not None:
+        mesh -= time.monotonic() - received_at
+    limits = [t for t in (context.time_remaining(), mesh) if t is not None]
     if not limits:
         return None
     remaining = min(limits)
@@ -120,7 +131,7 @@ class TolokaGatewayServicer:
         incoming: Incoming[Req],
         context: Context,
     ) -> Resp:
-        call = new_call(context)
+        call = new_call(context, incoming.received_at)
         if incoming.reservation is not None:
             call.held.append(incoming.reservation)  # work that outlives the call may take it over
         started = time.perf_counter()
@@ -184,7 +195,7 @@ class TolokaGatewayServicer:
     async def WatchOperation(
         self, request: Incoming[pb.WatchOperationRequest], context: Context
     ) -> AsyncIterator[pb.WatchOperationResponse]:
-        call = new_call(context)
+        call = new_call(context, request.received_at)
         started = time.perf_counter()
         code = "OK"
         try:
