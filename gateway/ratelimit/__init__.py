@@ -1,7 +1,6 @@
 """Fleet-wide rate limits and per-caller quotas: RateLimiter and its backends."""
 
 from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
-from gateway.ratelimit.clock import Clock, MonotonicClock
 from gateway.ratelimit.decision import Decision, LimitRef, Refusal
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
@@ -13,13 +12,11 @@ from gateway.ratelimit.stats import LimiterStats
 __all__ = [
     "AdmissionLimiter",
     "BackendUnavailable",
-    "Clock",
     "Decision",
     "FallbackRateLimiter",
     "LimitRef",
     "LimiterStats",
     "LocalRateLimiter",
-    "MonotonicClock",
     "RateLimiter",
     "RedisRateLimiter",
     "Refusal",

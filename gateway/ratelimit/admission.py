@@ -14,8 +14,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from gateway.call import Call
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import QuotaViolation, RateLimited
-from gateway.ratelimit.clock import Clock, MonotonicClock
 from gateway.ratelimit.decision import (
     COOLDOWN_SUBJECT,
     Charge,
@@ -40,10 +40,10 @@ class AdmissionLimiter(ABC):
     """A RateLimiter built on one atomic `decide()`; subclasses choose where counters live."""
 
     def __init__(
-        self, *, settings: RateLimitSettings, clock: Clock | None = None, share: float = 1.0
+        self, *, settings: RateLimitSettings, clock: Clock = SYSTEM_CLOCK, share: float = 1.0
     ) -> None:
         self.settings = settings
-        self.clock: Clock = clock or MonotonicClock()
+        self.clock = clock
         self.planner = ChargePlanner(settings=settings, share=share)
         self.stats = LimiterStats()
 

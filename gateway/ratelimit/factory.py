@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.ratelimit.clock import Clock
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.ratelimit.local_limiter import LocalRateLimiter
@@ -12,7 +12,7 @@ from gateway.settings import RateLimitSettings
 
 
 def build_rate_limiter(
-    settings: RateLimitSettings, redis: AnyRedis | None, *, clock: Clock | None = None
+    settings: RateLimitSettings, redis: AnyRedis | None, *, clock: Clock = SYSTEM_CLOCK
 ) -> RateLimiter:
     """Redis with a degraded local fallback when `redis` is given; otherwise the whole limit locally."""
     if redis is None:

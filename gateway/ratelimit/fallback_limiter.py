@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import logging
 
+from gateway.clock import Clock
 from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
-from gateway.ratelimit.clock import Clock
 from gateway.ratelimit.decision import PLAN_CACHE_SIZE, Charge, Decision
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.ratelimit.admission import AdmissionLimiter
-from gateway.ratelimit.clock import Clock
 from gateway.ratelimit.decision import ACCOUNT_WIDE, Charge, Decision, Refusal, scaled_capacity
 from gateway.ratelimit.window import US, Debit, SlidingWindow
 from gateway.settings import RateLimitSettings
@@ -24,7 +24,7 @@ class LocalRateLimiter(AdmissionLimiter):
     """Holds `share` of every limit in this process: alone (no Redis) or as the degraded fallback."""
 
     def __init__(
-        self, *, settings: RateLimitSettings, clock: Clock | None = None, share: float = 1.0
+        self, *, settings: RateLimitSettings, clock: Clock = SYSTEM_CLOCK, share: float = 1.0
     ) -> None:
         super().__init__(settings=settings, clock=clock, share=share)
         self.share = share

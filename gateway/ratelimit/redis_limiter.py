@@ -9,8 +9,8 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
-from gateway.ratelimit.clock import Clock
 from gateway.ratelimit.decision import ACCOUNT_WIDE, Charge, Decision, Refusal, cooldown_key
 from gateway.ratelimit.window import US, Debit
 from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis
@@ -33,7 +33,7 @@ class RedisRateLimiter(AdmissionLimiter):
         *,
         redis: AnyRedis,
         settings: RateLimitSettings,
-        clock: Clock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         op_timeout_s: float = 1.0,
         server_time: Callable[[], float] | None = None,
     ) -> None:

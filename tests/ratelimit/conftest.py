@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -10,32 +9,11 @@ import pytest
 from gateway.ratelimit import AdmissionLimiter, LocalRateLimiter, RedisRateLimiter
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import RateLimitSettings
+from tests.support.clock import ManualClock
 
 CLUSTER_BUS_OFFSET = 10_000
 
 T0 = 1000.0  # on a bucket boundary for every period the suites use
-
-
-class ManualClock:
-    """Time that moves only when a test (or a limiter's sleep) moves it."""
-
-    def __init__(self, start: float = T0) -> None:
-        self._now = start
-        self.slept = 0.0
-
-    def now(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-
-    def set(self, when: float) -> None:
-        self._now = when
-
-    async def sleep(self, seconds: float) -> None:
-        self._now += max(0.0, seconds)
-        self.slept += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 MakeLimiter = Callable[[RateLimitSettings], AdmissionLimiter]
@@ -43,7 +21,8 @@ MakeLimiter = Callable[[RateLimitSettings], AdmissionLimiter]
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """Time that moves only when a test, or a limiter's own wait, moves it (autojump)."""
+    return ManualClock(T0, autojump=True)
 
 
 @pytest.fixture(params=["local", "redis"])

@@ -23,7 +23,8 @@ from gateway.settings import (
     LimitSpec,
     RateLimitSettings,
 )
-from tests.ratelimit.conftest import T0, MakeLimiter, ManualClock
+from tests.ratelimit.conftest import T0, MakeLimiter
+from tests.support.clock import ManualClock
 
 
 def settings(*limits: LimitSpec, **kw: object) -> RateLimitSettings:
@@ -51,18 +52,18 @@ async def test_eleventh_request_is_refused_with_retry_after_until_oldest_bucket_
 ) -> None:
     limiter = make_limiter(settings(ten_per_second()))
     for i in range(10):
-        clock.set(T0 + i * 0.05)
+        await clock.advance_to(T0 + i * 0.05)
         assert await admitted(limiter, now_call(clock))
-    clock.set(T0 + 0.6)
+    await clock.advance_to(T0 + 0.6)
     with pytest.raises(RateLimited) as refused:
         await limiter.acquire(KIND_GET_POOL, tasks=1, call=now_call(clock))
     # The bucket of the first admission (10 ms wide, T0) stops being counted at T0 + 1.01 s.
     assert refused.value.retry_after == pytest.approx(0.41, abs=1e-6)
     assert [q.subject for q in refused.value.quota] == ["ten_per_s"]
     assert refused.value.metadata["limit"] == "ten_per_s"
-    clock.set(T0 + 1.0099)
+    await clock.advance_to(T0 + 1.0099)
     assert not await admitted(limiter, now_call(clock))
-    clock.set(T0 + 1.01)
+    await clock.advance_to(T0 + 1.01)
     assert await admitted(limiter, now_call(clock))
     assert limiter.stats.admitted["global/ten_per_s"] == 11
     assert limiter.stats.refused["global/ten_per_s"] == 2
@@ -73,12 +74,12 @@ async def test_burst_across_a_window_edge_is_held_to_capacity_when_fixed_window_
     make_limiter: MakeLimiter, clock: ManualClock
 ) -> None:
     limiter = make_limiter(settings(ten_per_second()))
-    clock.set(T0 + 0.95)
+    await clock.advance_to(T0 + 0.95)
     assert [await admitted(limiter, now_call(clock)) for _ in range(10)] == [True] * 10
     for step in range(20):  # the next clock-aligned window: all still inside (t - 1 s, t]
-        clock.set(T0 + 1.0 + step * 0.045)
+        await clock.advance_to(T0 + 1.0 + step * 0.045)
         assert not await admitted(limiter, now_call(clock))
-    clock.set(T0 + 0.95 + 1.01)
+    await clock.advance_to(T0 + 0.95 + 1.01)
     assert [await admitted(limiter, now_call(clock)) for _ in range(11)] == [True] * 10 + [False]
 
 
@@ -93,7 +94,7 @@ async def test_no_sliding_window_exceeds_capacity_and_utilisation_is_high_when_d
     t = T0
     while t < T0 + 10 * period:
         t += rng.expovariate(200.0)  # demand ~4x the limit
-        clock.set(t)
+        await clock.advance_to(t)
         tasks = rng.randint(1, 4)
         if await admitted(limiter, now_call(clock), tasks=tasks):
             times.append(t)
@@ -251,7 +252,7 @@ async def test_cooldown_holds_back_only_that_kind_when_toloka_throttled_a_kind_w
     await limiter.report_throttled(3.0, kind=KIND_UPDATE_POOL_OVERLAP)
     assert not await admitted(limiter, now_call(clock), KIND_UPDATE_POOL_OVERLAP)
     assert await admitted(limiter, now_call(clock), KIND_GET_OPERATION)
-    clock.advance(2.0)
+    await clock.advance(2.0)
     assert await admitted(limiter, now_call(clock), KIND_CREATE_TASKS)
     assert not await admitted(limiter, now_call(clock), KIND_UPDATE_POOL_OVERLAP)  # its own, 3 s
 
@@ -268,7 +269,7 @@ async def test_cooldown_holds_back_every_kind_when_toloka_throttled_a_kind_witho
         with pytest.raises(RateLimited) as refused:
             await limiter.acquire(kind, tasks=1, call=now_call(clock))
         assert refused.value.retry_after == pytest.approx(1.5, abs=1e-6)
-    clock.advance(1.5)
+    await clock.advance(1.5)
     assert await admitted(limiter, now_call(clock), KIND_CREATE_TASKS)
 
 
@@ -282,7 +283,7 @@ async def test_cooldown_is_capped_when_toloka_asks_for_a_long_retry_after(
         with pytest.raises(RateLimited) as refused:
             await limiter.acquire(kind, tasks=1, call=now_call(clock))
         assert refused.value.retry_after == pytest.approx(MAX_COOLDOWN_S, abs=1e-6)
-    clock.advance(MAX_COOLDOWN_S)
+    await clock.advance(MAX_COOLDOWN_S)
     assert await admitted(limiter, now_call(clock), KIND_UPDATE_POOL_OVERLAP)
     assert await admitted(limiter, now_call(clock), KIND_CREATE_TASKS)
 

@@ -13,7 +13,6 @@ window.py states ("Degraded mode"): for every window W of the period,
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import math
 import uuid
@@ -30,7 +29,8 @@ from gateway.ratelimit import FallbackRateLimiter, LocalRateLimiter, RedisRateLi
 from gateway.ratelimit.decision import scaled_capacity
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import KIND_CREATE_TASKS, LimitSpec, RateLimitSettings
-from tests.ratelimit.conftest import T0, ManualClock
+from tests.ratelimit.conftest import T0
+from tests.support.clock import ManualClock
 
 CAPACITY, PERIOD, SHARE, REPLICAS = 100, 30.0, 0.34, 3
 USED_BEFORE = 90  # most of the limit is used when Redis goes
@@ -53,19 +53,6 @@ class Partition:
             raise redis_errors.ConnectionError("partitioned (test)")
 
         return refused
-
-
-class ProbeByHand:
-    """The manual clock for `now`; a probe sleep that never ends, so the test runs each probe."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self._clock = clock
-
-    def now(self) -> float:
-        return self._clock.now()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(3600)
 
 
 @dataclass
@@ -94,7 +81,7 @@ def in_window(items: list[Admission], start: float) -> list[Admission]:
 async def test_fleet_stays_within_the_stated_bound_across_an_outage_and_recovery_when_most_was_used(
     partitions: list[Partition], outage_s: float
 ) -> None:
-    clock = ManualClock()
+    clock = ManualClock(T0, autojump=True)
     spec = LimitSpec("fleet_long", (KIND_CREATE_TASKS,), CAPACITY, PERIOD)
     settings = RateLimitSettings(
         limits=(spec,), key_prefix=f"tgw-{uuid.uuid4().hex[:8]}", degraded_share=SHARE
@@ -105,7 +92,7 @@ async def test_fleet_stays_within_the_stated_bound_across_an_outage_and_recovery
                 redis=cast(AnyRedis, p), settings=settings, clock=clock, server_time=clock.now
             ),
             fallback=LocalRateLimiter(settings=settings, clock=clock, share=SHARE),
-            clock=ProbeByHand(clock),
+            clock=clock.never_waking(),  # its probe never wakes: the test runs each probe
         )
         for p in partitions
     ]
@@ -121,19 +108,19 @@ async def test_fleet_stays_within_the_stated_bound_across_an_outage_and_recovery
 
     async def run_until(end: float, each_step: Callable[[], Awaitable[None]] | None = None) -> None:
         while clock.now() < end - 1e-9:
-            clock.advance(STEP)
+            await clock.advance(STEP)
             if each_step is not None:
                 await each_step()
             await round_of_requests()
 
     try:
         while len(admitted) < USED_BEFORE:  # the fleet uses 90 of 100, all on Redis
-            clock.advance(STEP)
+            await clock.advance(STEP)
             await round_of_requests()
         assert len(admitted) == USED_BEFORE
         last_report = {a.replica: a.remaining for a in admitted}  # what Redis said was left, last
         reported_at = {a.replica: a.at for a in admitted}  # ... and when
-        clock.set(T0 + 10.0)
+        await clock.advance_to(T0 + 10.0)
         for p in partitions:
             p.down = True
         down_at = clock.now()

@@ -23,7 +23,8 @@ from gateway.ratelimit.decision import limit_key
 from gateway.ratelimit.window import Geometry
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import ALL_KINDS, KIND_CREATE_TASKS, LimitSpec, RateLimitSettings
-from tests.ratelimit.conftest import ManualClock
+from tests.ratelimit.conftest import T0
+from tests.support.clock import ManualClock
 from tests.support.redis_servers import RedisCluster, RedisServer
 
 
@@ -119,13 +120,13 @@ async def test_limit_state_stays_bounded_when_admissions_span_many_periods(
 ) -> None:
     spec = LimitSpec("busy", (ALL_KINDS,), 1000, 1.0)
     settings = fleet_settings(spec)
-    clock = ManualClock()
+    clock = ManualClock(T0, autojump=True)
     clients.append(connect_redis(redis_url))
     limiter = RedisRateLimiter(redis=clients[0], settings=settings, clock=clock, server_time=clock.now)
     key = limit_key(settings.key_prefix, spec, None)
     sizes = []
     for step in range(6000):  # one decision every 2 ms of Redis time: 12 periods
-        clock.advance(0.002)
+        await clock.advance(0.002)
         await limiter.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous")
         if step in (999, 5999):
             sizes.append(await clients[0].memory_usage(key))
@@ -194,15 +195,15 @@ async def test_write_back_counts_local_admissions_at_the_time_they_were_made(
     fleet_url: str, clients: list[AnyRedis]
 ) -> None:
     settings = fleet_settings(LimitSpec("ten_per_s", (ALL_KINDS,), 10, 1.0))
-    clock = ManualClock()
+    clock = ManualClock(T0, autojump=True)
     clients.append(connect_redis(fleet_url))
     redis = RedisRateLimiter(redis=clients[0], settings=settings, clock=clock, server_time=clock.now)
     local = LocalRateLimiter(settings=settings, clock=clock)
     local.record_admissions = True
-    clock.advance(0.2)
+    await clock.advance(0.2)
     for _ in range(4):
         assert (await local.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous")).admitted
-    clock.advance(0.3)
+    await clock.advance(0.3)
     debits = local.unwritten()
     await redis.write_back(debits)
     local.written(debits)
@@ -211,6 +212,6 @@ async def test_write_back_counts_local_admissions_at_the_time_they_were_made(
     assert [d.admitted for d in decisions] == [True] * 6 + [False]
     # The four debited units sit in the bucket of T0 + 0.2 s (10 ms wide), which leaves at T0 + 1.21 s.
     assert decisions[-1].retry_after == pytest.approx(0.71, abs=1e-6)
-    clock.advance(0.71)
+    await clock.advance(0.71)
     decisions = [await redis.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous") for _ in range(5)]
     assert [d.admitted for d in decisions] == [True] * 4 + [False]
