@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.operations.operation_state import OperationEntry
 from gateway.operations.tracker import FetchOperation
-from gateway.operations.tracker_base import Clock, Sleep, TrackerBase
+from gateway.operations.tracker_base import TrackerBase
 from gateway.settings import PollerSettings
 
 
@@ -20,11 +20,10 @@ class LocalOperationTracker(TrackerBase):
         *,
         settings: PollerSettings,
         fetch: FetchOperation,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(settings=settings, fetch=fetch, clock=clock, sleep=sleep, rng=rng or random.Random())
+        super().__init__(settings=settings, fetch=fetch, clock=clock, rng=rng or random.Random())
         self._loops: dict[str, asyncio.Task[None]] = {}
 
     @property

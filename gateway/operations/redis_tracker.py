@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -28,10 +27,11 @@ import orjson
 
 from gateway import errors
 from gateway.call import Call
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.operations.operation_state import Operation, OperationEntry
 from gateway.operations.redis_operation_store import NOT_FOUND_MARK, Heartbeat, RedisOperationStore
 from gateway.operations.tracker import FetchOperation
-from gateway.operations.tracker_base import Clock, Sleep, TrackerBase
+from gateway.operations.tracker_base import TrackerBase
 from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable
 from gateway.settings import PollerSettings
 
@@ -56,13 +56,12 @@ class RedisOperationTracker(TrackerBase):
         settings: PollerSettings,
         redis: AnyRedis,
         fetch: FetchOperation,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         replica_id: str | None = None,
         health: RedisHealth | None = None,
     ) -> None:
-        super().__init__(settings=settings, fetch=fetch, clock=clock, sleep=sleep, rng=rng or random.Random())
+        super().__init__(settings=settings, fetch=fetch, clock=clock, rng=rng or random.Random())
         self._store = RedisOperationStore(redis=redis, settings=settings, health=health)
         self.replica_id = replica_id or uuid.uuid4().hex
         self._token = uuid.uuid4().hex
@@ -105,7 +104,7 @@ class RedisOperationTracker(TrackerBase):
         key = entry.operation_id
         read = self._loading.get(key)
         if read is None:  # one read per operation however many arrive together
-            within = None if call.deadline is None else call.deadline - self._clock()
+            within = None if call.deadline is None else call.deadline - self._clock.now()
             read = self._loading[key] = asyncio.ensure_future(self._read_into(entry, within))
             read.add_done_callback(lambda f: self._loading.pop(key) if self._loading.get(key) is f else None)
         await asyncio.shield(read)
@@ -122,7 +121,7 @@ class RedisOperationTracker(TrackerBase):
         # final state settles the entry, which releases the lease.
         with contextlib.suppress(RedisUnavailable):
             await self._store.store(op)
-        entry.update(op, self._clock())
+        entry.update(op, self._clock.now())
 
     async def _publish_not_found(self, entry: OperationEntry, error: errors.NotFound) -> None:
         # Mark it in Redis BEFORE settling locally: settling ends this replica's agent, which
@@ -168,7 +167,7 @@ class RedisOperationTracker(TrackerBase):
                 delay = interval
                 if beat is not None and not beat.holder and beat.lease_ttl_s > 0:
                     delay = min(delay, beat.lease_ttl_s + 0.002)  # try again the moment it expires
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
         finally:
             agent.holder = False
             if agent.poll is not None:
@@ -206,7 +205,7 @@ class RedisOperationTracker(TrackerBase):
                 entry.fail(errors.NotFound(f"operation {entry.operation_id} does not exist"))
                 self._board.forget(entry)
             return
-        entry.update(orjson.loads(raw), self._clock() if fresh else float("-inf"))
+        entry.update(orjson.loads(raw), self._clock.now() if fresh else float("-inf"))
 
     def _on_message(self, raw: bytes) -> None:
         if raw.startswith(NOT_FOUND_MARK):
@@ -217,7 +216,7 @@ class RedisOperationTracker(TrackerBase):
         op = orjson.loads(raw)
         entry = self._board.get(str(op.get("id")))
         if entry is not None:
-            entry.update(op, self._clock())
+            entry.update(op, self._clock.now())
 
     async def _listen(self) -> None:
         """Apply every published state to local waiters; resubscribe once Redis answers again."""
@@ -230,7 +229,7 @@ class RedisOperationTracker(TrackerBase):
                     pass
                 except REDIS_UNREACHABLE as e:
                     health.trip(e)
-            await self._sleep(self._settings.lease_s / 3)
+            await self._clock.sleep(self._settings.lease_s / 3)
 
     async def _subscribe_and_dispatch(self) -> None:
         health = self._store.health

@@ -10,19 +10,17 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from gateway import errors
 from gateway.call import Call
+from gateway.clock import Clock
 from gateway.operations.operation_state import Operation, OperationBoard, OperationEntry
 from gateway.operations.poll_schedule import PollSchedule
 from gateway.operations.tracker import FetchOperation
 from gateway.settings import PollerSettings
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[Any]]
 
 POLLER_CALLER = "operation-poller"
 # Operations whose pools this process remembers without asking shared state (oldest dropped first).
@@ -33,7 +31,8 @@ log = logging.getLogger(__name__)
 class TrackerBase:
     """The shared half of an OperationTracker; subclasses run the loops.
 
-    `clock` must be in the domain of `Call.deadline` (time.monotonic in production).
+    `clock` (`gateway.clock`) must be in the domain of `Call.deadline` (SYSTEM_CLOCK in production):
+    freshness, wait deadlines and the poll loop's sleeps all read it.
     Counters for metrics: `polls` (upstream reads made here), `fetch_errors`, `waiters`
     (waits and watches in progress here) and `active_pollers` (loops running here).
     """
@@ -44,13 +43,11 @@ class TrackerBase:
         settings: PollerSettings,
         fetch: FetchOperation,
         clock: Clock,
-        sleep: Sleep,
         rng: random.Random,
     ) -> None:
         self._settings = settings
         self._fetch = fetch
         self._clock = clock
-        self._sleep = sleep
         self._rng = rng
         self._board = OperationBoard()
         self.polls = 0
@@ -79,7 +76,7 @@ class TrackerBase:
 
     async def _publish(self, entry: OperationEntry, op: Operation) -> None:
         """Record a state read from Toloka or handed to `remember`."""
-        entry.update(op, self._clock())
+        entry.update(op, self._clock.now())
 
     async def _publish_not_found(self, entry: OperationEntry, error: errors.NotFound) -> None:
         """Tell every waiter that the operation does not exist."""
@@ -140,9 +137,9 @@ class TrackerBase:
         deadline = self._deadline(until, call)
         if not entry.final:
             await self._load(entry, call)
-        if not entry.settled and self._clock() < deadline and not self._draining:
+        if not entry.settled and self._clock.now() < deadline and not self._draining:
             with self._waiting(entry):
-                timer = asyncio.ensure_future(self._sleep(deadline - self._clock()))
+                timer = asyncio.ensure_future(self._clock.sleep(deadline - self._clock.now()))
                 try:
                     while not entry.settled and not timer.done() and not self._draining:
                         changed = (entry.next_change(), timer, self._drain_signal())
@@ -161,7 +158,7 @@ class TrackerBase:
             await self._load(entry, call)
         seen = entry.version - 1 if entry.op is not None else 0
         with self._waiting(entry):
-            timer = asyncio.ensure_future(self._sleep(max(0.0, deadline - self._clock())))
+            timer = asyncio.ensure_future(self._clock.sleep(max(0.0, deadline - self._clock.now())))
             try:
                 while True:
                     for version, op in entry.changes_since(seen):
@@ -195,7 +192,7 @@ class TrackerBase:
 
     async def _read_within_call(self, entry: OperationEntry, call: Call) -> None:
         """One shared upstream read, bounded by the call's deadline only (not by `until`)."""
-        left = None if call.deadline is None else call.deadline - self._clock()
+        left = None if call.deadline is None else call.deadline - self._clock.now()
         if left is not None and left <= 0:
             return
         try:
@@ -211,11 +208,11 @@ class TrackerBase:
 
     def _usable(self, entry: OperationEntry) -> bool:
         return entry.op is not None and (
-            entry.final or self._clock() - entry.updated_at <= self._settings.fresh_s
+            entry.final or self._clock.now() - entry.updated_at <= self._settings.fresh_s
         )
 
     def _deadline(self, until: float | None, call: Call) -> float:
-        limits = [self._clock() + self._settings.max_wait_s]
+        limits = [self._clock.now() + self._settings.max_wait_s]
         limits += [t for t in (until, call.deadline) if t is not None]
         return min(limits)
 
@@ -265,12 +262,14 @@ class TrackerBase:
         budget = max(self._settings.lease_s, self._settings.max_interval_s)
         while True:
             if delay > 0:
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
             if entry.settled or not keep_going():
                 return
             before = entry.version
             try:
-                await self._fetch_shared(entry, Call(caller=POLLER_CALLER, deadline=self._clock() + budget))
+                await self._fetch_shared(
+                    entry, Call(caller=POLLER_CALLER, deadline=self._clock.now() + budget)
+                )
             except errors.NotFound as e:
                 if entry.op is None:
                     await self._publish_not_found(entry, e)

@@ -1,10 +1,8 @@
-"""Test doubles for the poller: a scripted Toloka operation source and a manual clock."""
+"""Test double for the poller: a scripted Toloka operation source."""
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import time
 import uuid
 from collections import Counter, defaultdict, deque
@@ -84,39 +82,3 @@ class ScriptedOperations:
         index = min(self._served[op_id], len(steps) - 1)
         self._served[op_id] += 1
         return self.state(op_id, index)
-
-
-async def settle(rounds: int = 30) -> None:
-    """Let every ready task run until the loop is quiet."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
-
-
-class ManualClock:
-    """Virtual monotonic time: `sleep` parks until a test `advance`s past the wake-up time."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + max(0.0, delay), next(self._seq), fut))
-        await fut
-
-    async def advance(self, seconds: float) -> None:
-        """Move time forward, waking sleepers in order and letting them run at their own time."""
-        target = self.now + seconds
-        await settle()
-        while self._sleepers and self._sleepers[0][0] <= target:
-            wake, _, fut = heapq.heappop(self._sleepers)
-            self.now = max(self.now, wake)
-            if not fut.done():
-                fut.set_result(None)
-                await settle()
-        self.now = target
-        await settle()

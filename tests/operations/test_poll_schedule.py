@@ -9,7 +9,8 @@ from gateway.call import Call
 from gateway.operations import LocalOperationTracker
 from gateway.operations.poll_schedule import PollSchedule
 from gateway.settings import PollerSettings
-from tests.operations.scripted_operations import ManualClock, ScriptedOperations, operation
+from tests.operations.scripted_operations import ScriptedOperations, operation
+from tests.support.clock import ManualClock
 
 
 class FixedRandom(random.Random):
@@ -42,13 +43,13 @@ def test_schedule_jitter_stays_within_the_fraction_when_rng_is_extreme() -> None
 
 async def test_poll_loop_backs_off_and_resets_when_progress_moves() -> None:
     clock = ManualClock()
-    source = ScriptedOperations(clock=clock)
+    source = ScriptedOperations(clock=clock.now)
     settings = PollerSettings(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter=0.0)
-    tracker = LocalOperationTracker(settings=settings, fetch=source.fetch, clock=clock, sleep=clock.sleep)
+    tracker = LocalOperationTracker(settings=settings, fetch=source.fetch, clock=clock)
     steps = [("RUNNING", 10)] * 3 + [("RUNNING", 20)] * 2 + [("SUCCESS", 100)]
     op_id = source.add(steps)
     await tracker.remember(operation(op_id, "RUNNING", 10))
-    start = clock.now
+    start = clock.now()
     waiter = asyncio.create_task(tracker.wait(op_id, until=start + 100, call=Call(deadline=start + 100)))
     await clock.advance(30)
     assert (await waiter)["status"] == "SUCCESS"
@@ -59,11 +60,11 @@ async def test_poll_loop_backs_off_and_resets_when_progress_moves() -> None:
 
 async def test_waiter_gets_latest_state_at_until_on_manual_clock() -> None:
     clock = ManualClock()
-    source = ScriptedOperations(clock=clock)
+    source = ScriptedOperations(clock=clock.now)
     settings = PollerSettings(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter=0.0)
-    tracker = LocalOperationTracker(settings=settings, fetch=source.fetch, clock=clock, sleep=clock.sleep)
+    tracker = LocalOperationTracker(settings=settings, fetch=source.fetch, clock=clock)
     op_id = source.add([("PENDING", 0), ("RUNNING", 30)])
-    waiter = asyncio.create_task(tracker.wait(op_id, until=clock.now + 5, call=Call()))
+    waiter = asyncio.create_task(tracker.wait(op_id, until=clock.now() + 5, call=Call()))
     await clock.advance(4.9)
     assert not waiter.done()
     await clock.advance(0.2)

@@ -11,13 +11,8 @@ import pytest
 from gateway import errors
 from gateway.call import Call
 from tests.operations.conftest import SETTINGS, MakeTracker
-from tests.operations.scripted_operations import (
-    TO_FAIL,
-    TO_SUCCESS,
-    ManualClock,
-    ScriptedOperations,
-    operation,
-)
+from tests.operations.scripted_operations import TO_FAIL, TO_SUCCESS, ScriptedOperations, operation
+from tests.support.clock import ManualClock
 
 FOREVER_RUNNING = (("RUNNING", 40),)
 
@@ -186,10 +181,10 @@ async def test_get_shares_one_read_and_caches_it_when_fresh(
     ops = await asyncio.gather(*(tracker.get(op_id, call=Call()) for _ in range(50)))
     assert {o["status"] for o in ops} == {"RUNNING"}
     assert source.reads[op_id] == 1
-    clock.now += SETTINGS.fresh_s / 2
+    await clock.advance(SETTINGS.fresh_s / 2)
     await tracker.get(op_id, call=Call())
     assert source.reads[op_id] == 1
-    clock.now += SETTINGS.fresh_s
+    await clock.advance(SETTINGS.fresh_s)
     await tracker.get(op_id, call=Call())
     assert source.reads[op_id] == 2
 
@@ -201,7 +196,7 @@ async def test_get_answers_final_state_from_cache_when_known(
     tracker = await make_tracker(clock=clock)
     op_id = source.add(TO_SUCCESS)
     await tracker.remember(operation(op_id, "FAIL", 20))
-    clock.now += SETTINGS.fresh_s * 100
+    await clock.advance(SETTINGS.fresh_s * 100)
     assert (await tracker.get(op_id, call=Call()))["status"] == "FAIL"
     assert source.reads[op_id] == 0
 
