@@ -25,12 +25,13 @@ import asyncio
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import orjson
 
 from gateway import errors
 from gateway.call import Call
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.dedupe.records import (
     CLAIMED,
     KIND_ERROR,
@@ -51,8 +52,6 @@ from gateway.settings import DedupeSettings
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
-
 # Without a live wake-up channel, waiters poll with this backoff.
 _POLL_FIRST_S = 0.02
 _POLL_MAX_S = 1.0
@@ -70,17 +69,21 @@ def random_token() -> bytes:
 
 
 class ClaimingDeduplicator(ABC):
-    """`Deduplicator.run` over a backend's atomic claim / store / release / renew primitives."""
+    """`Deduplicator.run` over a backend's atomic claim / store / release / renew primitives.
+
+    `clock` paces the lease renewer; a waiter's re-check and the caller's deadline run on the
+    event loop's own timer (they bound real waits for another holder's real work).
+    """
 
     def __init__(
         self,
         *,
         settings: DedupeSettings,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         new_token: Callable[[], bytes] = random_token,
     ) -> None:
         self._settings = settings
-        self._sleep = sleep
+        self._clock = clock
         self._new_token = new_token
         self._hub = WakeupHub()
         self.counters = DedupeCounters()
@@ -236,7 +239,7 @@ class ClaimingDeduplicator(ABC):
 
     async def _keep_lease(self, key: str, fp: bytes, token: bytes) -> None:
         while True:
-            await self._sleep(self._settings.lease_s / 3)
+            await self._clock.sleep(self._settings.lease_s / 3)
             try:
                 held = await self._renew(key, fp, token)
             except Exception:  # try again at the next beat; the lease outlives two missed ones

@@ -1,15 +1,14 @@
-"""In-process dedupe: one replica only (no Redis configured), expiry by an injected clock."""
+"""In-process dedupe: one replica only (no Redis configured), expiry by the injected `Clock`."""
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.dedupe.claiming import ClaimingDeduplicator, Sleep, random_token
+from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.dedupe.claiming import ClaimingDeduplicator, random_token
 from gateway.dedupe.records import (
     CLAIMED,
     KIND_CLAIM,
@@ -44,12 +43,10 @@ class LocalDeduplicator(ClaimingDeduplicator):
         self,
         *,
         settings: DedupeSettings,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         new_token: Callable[[], bytes] = random_token,
     ) -> None:
-        super().__init__(settings=settings, sleep=sleep, new_token=new_token)
-        self._clock = clock
+        super().__init__(settings=settings, clock=clock, new_token=new_token)
         self._entries: dict[str, _Entry] = {}
         self._expiry: list[tuple[float, int, str]] = []
         self._seq = 0
@@ -58,7 +55,7 @@ class LocalDeduplicator(ClaimingDeduplicator):
         return len(self._entries)
 
     async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
-        now = self._clock()
+        now = self._clock.now()
         self._expire(now)
         entry = self._live_entry(key, now)
         if entry is None:
@@ -80,7 +77,7 @@ class LocalDeduplicator(ClaimingDeduplicator):
     async def _mark_sent(self, key: str, fp: bytes, token: bytes) -> bool:
         if not self._holds(key, fp, token):
             return False
-        now = self._clock()
+        now = self._clock.now()
         self._put(key, KIND_SENT, fp, token, self._unknown_until(now))
         self._entries[key].lease_until = now + self._settings.lease_s
         return True
@@ -90,7 +87,7 @@ class LocalDeduplicator(ClaimingDeduplicator):
         return now + retention if retention > 0 else math.inf
 
     async def _store(self, key: str, fp: bytes, token: bytes, kind: bytes, body: bytes) -> None:
-        now = self._clock()
+        now = self._clock.now()
         entry = self._live_entry(key, now)
         if entry is not None and (entry.kind not in (KIND_CLAIM, KIND_SENT) or entry.fp != fp):
             return
@@ -108,13 +105,13 @@ class LocalDeduplicator(ClaimingDeduplicator):
             return False
         entry = self._entries[key]
         if entry.kind == KIND_SENT:
-            entry.lease_until = self._clock() + self._settings.lease_s
+            entry.lease_until = self._clock.now() + self._settings.lease_s
         else:
-            entry.expires_at = self._clock() + self._settings.lease_s
+            entry.expires_at = self._clock.now() + self._settings.lease_s
         return True
 
     def _holds(self, key: str, fp: bytes, token: bytes) -> bool:
-        entry = self._live_entry(key, self._clock())
+        entry = self._live_entry(key, self._clock.now())
         return (
             entry is not None
             and entry.kind in (KIND_CLAIM, KIND_SENT)

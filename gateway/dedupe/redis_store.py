@@ -29,7 +29,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import ConnectionPool
 
-from gateway.dedupe.claiming import ClaimingDeduplicator, Sleep, random_token
+from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.dedupe.claiming import ClaimingDeduplicator, random_token
 from gateway.dedupe.records import (
     CLAIMED,
     KIND_UNKNOWN,
@@ -173,7 +174,8 @@ class RedisDeduplicator(ClaimingDeduplicator):
     Backend failures before produce runs raise `DedupeBackendUnavailable` (wrap this in
     `FallbackDeduplicator`); failures after it ran are logged and the outcome is still returned.
     Every round trip is bounded by `health`'s op timeout; a fault trips the health, which the
-    operation tracker and the pool lock on the same client share.
+    operation tracker and the pool lock on the same client share. `clock` paces the lease renewer
+    and the wake-up subscription's reconnect backoff; leases and retention expire on Redis's clock.
     """
 
     def __init__(
@@ -181,11 +183,11 @@ class RedisDeduplicator(ClaimingDeduplicator):
         *,
         redis: AnyRedis,
         settings: DedupeSettings,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         new_token: Callable[[], bytes] = random_token,
         health: RedisHealth | None = None,
     ) -> None:
-        super().__init__(settings=settings, sleep=sleep, new_token=new_token)
+        super().__init__(settings=settings, clock=clock, new_token=new_token)
         self._redis = redis
         self._prefix = f"{settings.key_prefix}:d:"
         self._channel = f"{settings.key_prefix}:d:wake"
@@ -207,7 +209,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
             redis=redis,
             channel=self._channel,
             hub=self._hub,
-            sleep=sleep,
+            clock=clock,
             ready=self._initialize_cluster,
             health=self.health,
         )
@@ -283,7 +285,7 @@ class RedisWakeups:
         redis: AnyRedis,
         channel: str,
         hub: WakeupHub,
-        sleep: Sleep,
+        clock: Clock,
         ready: Callable[[], Awaitable[None]],
         health: RedisHealth,
     ) -> None:
@@ -292,7 +294,7 @@ class RedisWakeups:
         self._ready = ready
         self._channel = channel
         self._hub = hub
-        self._sleep = sleep
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.live = False
         self._confirmed = False
@@ -325,7 +327,7 @@ class RedisWakeups:
                 self._health.trip(e)
                 log.debug("dedupe: wake-up subscription lost: %s", e)
             backoff = 0.05 if self._confirmed else min(backoff * 2, 1.0)
-            await self._sleep(backoff)
+            await self._clock.sleep(backoff)
 
     async def _subscribe_and_dispatch(self) -> None:
         async with self._health.guard():

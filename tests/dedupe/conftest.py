@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
+from gateway.clock import SYSTEM_CLOCK
 from gateway.dedupe import Deduplicator, LocalDeduplicator, RedisDeduplicator
 from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import DedupeSettings
-
-
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-async def frozen_sleep(_: float) -> None:
-    """A sleep that never ends: a holder using it never renews its lease (a dead process)."""
-    await asyncio.Event().wait()
+from tests.support.clock import ManualClock
 
 
 @dataclass
@@ -47,16 +31,24 @@ class Harness:
     def settings(self, **overrides: Any) -> DedupeSettings:
         return replace(DedupeSettings(key_prefix=self.prefix), **overrides)
 
-    def make(self, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, **overrides: Any) -> Any:
-        """A new store (a new replica, for Redis) with the given settings."""
+    def make(self, *, dead: bool = False, **overrides: Any) -> Any:
+        """A new store (a new replica, for Redis) with the given settings.
+
+        In-process, stores read the manual clock; Redis stores sleep on real time, as Redis
+        expires their keys. A `dead` store's sleeps never end: it never renews a lease (a process
+        that died) and, on Redis, never resubscribes.
+        """
         settings = self.settings(**overrides)
         store: Any
         if self.backend == "local":
-            store = LocalDeduplicator(settings=settings, clock=self.clock, sleep=sleep)
+            store = LocalDeduplicator(
+                settings=settings, clock=self.clock.never_waking() if dead else self.clock
+            )
         else:
             client = connect_redis(self.url)
             self.clients.append(client)
-            store = RedisDeduplicator(redis=client, settings=settings, sleep=sleep)
+            clock = self.clock.never_waking() if dead else SYSTEM_CLOCK
+            store = RedisDeduplicator(redis=client, settings=settings, clock=clock)
         self.stores.append(store)
         return store
 
@@ -67,8 +59,7 @@ class Harness:
     async def elapse(self, seconds: float) -> None:
         """Let lease / retention time pass: the manual clock in-process, real time in Redis."""
         if self.backend == "local":
-            self.clock.advance(seconds)
-            await asyncio.sleep(0)
+            await self.clock.advance(seconds)
         else:
             await asyncio.sleep(seconds)
 

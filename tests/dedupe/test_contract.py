@@ -12,7 +12,7 @@ import pytest
 from gateway import errors
 from gateway.call import Call
 from gateway.dedupe.store import HeldClaim
-from tests.dedupe.conftest import Harness, frozen_sleep
+from tests.dedupe.conftest import Harness
 
 
 class Producer:
@@ -174,7 +174,7 @@ async def test_holder_finishes_and_waiter_replays_when_the_first_caller_is_cance
 
 
 async def test_waiter_takes_over_when_holder_dies_and_its_lease_lapses(harness: Harness) -> None:
-    dead = harness.make(lease_s=0.4, sleep=frozen_sleep)  # never renews: a process that died
+    dead = harness.make(lease_s=0.4, dead=True)  # never renews: a process that died
     key, hung = op_id(), Producer(b"never", gate=asyncio.Event())
     holder = asyncio.create_task(dead.run(key, "fp", hung, call=call(None)))
     await until(lambda: hung.runs == 1)
@@ -247,7 +247,7 @@ def store_lease(harness: Harness) -> float:
 
 
 async def test_sent_claim_is_stored_as_unknown_not_resent_when_its_holder_dies(harness: Harness) -> None:
-    dead = harness.make(lease_s=0.4, sleep=frozen_sleep)  # never renews: a process that died
+    dead = harness.make(lease_s=0.4, dead=True)  # never renews: a process that died
     key, hung = op_id(), Producer(b"never", gate=asyncio.Event(), sends=True)
     holder = asyncio.create_task(dead.run(key, "fp", hung, call=call(None)))
     await until(lambda: hung.sent == 1)

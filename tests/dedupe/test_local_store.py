@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gateway.dedupe import LocalDeduplicator
 from gateway.settings import DedupeSettings
-from tests.dedupe.conftest import ManualClock
 from tests.dedupe.test_contract import Producer, call, op_id
+from tests.support.clock import ManualClock
 
 
 async def test_expired_outcomes_are_dropped_when_later_calls_arrive() -> None:
@@ -14,6 +14,6 @@ async def test_expired_outcomes_are_dropped_when_later_calls_arrive() -> None:
     for _ in range(100):
         await store.run(op_id(), "fp", Producer(), call=call())
     assert len(store) == 100
-    clock.advance(61.0)
+    await clock.advance(61.0)
     await store.run(op_id(), "fp", Producer(), call=call())
     assert len(store) == 1
