@@ -5,7 +5,8 @@
     RedisPoolLock       the local lock, then a lease in Redis shared by every replica:
                         SET key token NX PX lease, renewed while held, released by a
                         compare-and-delete script; waiters retry with short backoff
-                        until their deadline. Every round trip is bounded by the shared
+                        until their deadline (waits and renewals on the injected
+                        `Clock`). Every round trip is bounded by the shared
                         `RedisHealth`'s op timeout; Redis unreachable or hung -> the local
                         lock alone (degraded), Redis untouched until the health's probe
                         gets an answer.
@@ -22,19 +23,17 @@ import contextlib
 import logging
 import random
 import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from gateway import errors
 from gateway.call import Call
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.redis_client import AnyRedis, RedisHealth, RedisUnavailable, health_of
 from gateway.redis_scripts import LuaScript
 from gateway.settings import ReworkSettings
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 # KEYS[1] lock key; ARGV[1] holder token. Deletes the key only if the token still holds it.
 # Returns 1 when released, 0 when the lease had already passed to someone else.
@@ -134,14 +133,14 @@ class RedisPoolLock:
         redis: AnyRedis,
         settings: ReworkSettings,
         health: RedisHealth | None = None,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._redis = redis
         self._settings = settings
         self._local = LocalPoolLock(settings=settings)
         self._health = health or health_of(redis)
-        self._sleep = sleep
+        self._clock = clock
         self._rng = rng
         self._release = LuaScript(redis, RELEASE_LUA)
         self._renew = LuaScript(redis, RENEW_LUA)
@@ -176,13 +175,13 @@ class RedisPoolLock:
         """The lease token, or None when Redis is unreachable (degraded); waits with backoff."""
         key, token = self._key(pool_id), secrets.token_hex(16)
         lease_ms = int(self._settings.lock_lease_s * 1000)
-        until = time.monotonic() + _wait_budget(call, self._settings.lock_wait_s)
+        until = self._clock.now() + _wait_budget(call, self._settings.lock_wait_s)
         delay = 0.01
         if self._health.down:
             return None
         while True:
             try:
-                async with self._health.guard(within_s=until - time.monotonic()):
+                async with self._health.guard(within_s=until - self._clock.now()):
                     if await self._redis.set(key, token, nx=True, px=lease_ms):
                         return token
             except RedisUnavailable as e:
@@ -192,16 +191,16 @@ class RedisPoolLock:
                     "pool lock: Redis unreachable, pool %s serialised on this replica only: %s", pool_id, e
                 )
                 return None
-            left = until - time.monotonic()
+            left = until - self._clock.now()
             if left <= 0:
                 raise _timed_out(call, pool_id)
-            await self._sleep(min(left, delay * (0.5 + self._rng())))
+            await self._clock.sleep(min(left, delay * (0.5 + self._rng())))
             delay = min(delay * 2, 0.25)
 
     async def _keep_renewed(self, pool_id: str, token: str) -> None:
         lease_ms = int(self._settings.lock_lease_s * 1000)
         while True:
-            await self._sleep(self._settings.lock_lease_s / 3)
+            await self._clock.sleep(self._settings.lock_lease_s / 3)
             try:
                 async with self._health.guard():
                     renewed = await self._renew(keys=[self._key(pool_id)], args=[token, lease_ms])
