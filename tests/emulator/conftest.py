@@ -8,31 +8,20 @@ import aiohttp
 import pytest
 
 from gateway.emulator import EmulatorServer, EmulatorState
+from tests.support.clock import ManualClock
 
 AUTH = {"Authorization": "OAuth test-token"}
 
 
-class ManualClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """The emulator's wall clock (epoch seconds), moved only by the test."""
+    return ManualClock(1_700_000_000.0)
 
 
 @pytest.fixture
 def state(clock: ManualClock) -> EmulatorState:
-    return EmulatorState(clock=clock, operation_duration_s=0.0, pool_operation_duration_s=0.0)
+    return EmulatorState(clock=clock.now, operation_duration_s=0.0, pool_operation_duration_s=0.0)
 
 
 @pytest.fixture

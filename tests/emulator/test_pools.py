@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from gateway.emulator import EmulatorState
-from tests.emulator.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 REWORK = {
     "collector_config": {"type": "ASSIGNMENTS_ASSESSMENT"},
@@ -72,7 +72,7 @@ async def test_put_keeps_given_uuids_and_assigns_new_when_closed_for_update(
     assert resp.status == 202
     op = await resp.json()
     assert (op["type"], op["status"], op["parameters"]) == ("POOL.CLOSE", "PENDING", {"pool_id": "2"})
-    clock.advance(1.0)
+    await clock.advance(1.0)
     assert (await (await http.get(f"/api/v1/operations/{op['id']}")).json())["status"] == "SUCCESS"
     pool = await _get(http, "2")
     assert (pool["status"], pool["last_close_reason"]) == ("CLOSED", "FOR_UPDATE")
@@ -96,9 +96,9 @@ async def test_pool_reopens_by_itself_when_15_minutes_pass_after_close_for_updat
     http: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     assert (await http.post("/api/v1/pools/2/close-for-update")).status == 202
-    clock.advance(899)
+    await clock.advance(899)
     assert (await _get(http, "2"))["status"] == "CLOSED"
-    clock.advance(1)
+    await clock.advance(1)
     assert (await _get(http, "2"))["status"] == "OPEN"
 
 
@@ -108,7 +108,7 @@ async def test_no_auto_reopen_when_closed_manually_after_update(
     assert (await http.post("/api/v1/pools/2/close-for-update")).status == 202
     assert (await http.post("/api/v1/pools/2/open")).status == 202
     assert (await http.post("/api/v1/pools/2/close")).status == 202
-    clock.advance(1000)
+    await clock.advance(1000)
     assert (await _get(http, "2"))["status"] == "CLOSED"
 
 
@@ -152,7 +152,7 @@ async def test_429_when_overlap_changes_exceed_limit_per_hour(
     assert (await http.put("/api/v1/pools/1", json=pool)).status == 200
     resp_status = await put_with_overlap(6)
     assert resp_status == 429
-    clock.advance(3601)
+    await clock.advance(3601)
     assert await put_with_overlap(6) == 200
 
 
@@ -200,7 +200,7 @@ async def test_open_202_then_204_when_already_open(
     op = await resp.json()
     assert op["type"] == "POOL.OPEN"
     assert (await _get(http, "1"))["status"] == "CLOSED"
-    clock.advance(0.5)
+    await clock.advance(0.5)
     assert (await _get(http, "1"))["status"] == "OPEN"
     resp = await http.post("/api/v1/pools/1/open")
     assert resp.status == 204

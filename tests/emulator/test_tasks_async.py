@@ -7,7 +7,7 @@ import uuid
 import aiohttp
 
 from gateway.emulator import EmulatorState
-from tests.emulator.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 
 def task(pool_id: str = "1", **extra: object) -> dict[str, object]:
@@ -30,7 +30,7 @@ async def test_operation_moves_pending_running_success_when_clock_advances(
     assert "started" not in op
     assert len(op["submitted"]) == 23 and not op["submitted"].endswith("Z")
 
-    clock.advance(5.5)  # 1 s pending, then 9 s of running: 4.5/9 = 50 %
+    await clock.advance(5.5)  # 1 s pending, then 9 s of running: 4.5/9 = 50 %
     running = await (await http.get(f"/api/v1/operations/{op_id}")).json()
     assert running["status"] == "RUNNING"
     assert running["progress"] == 50
@@ -39,7 +39,7 @@ async def test_operation_moves_pending_running_success_when_clock_advances(
     listed = await (await http.get("/api/v1/tasks?pool_id=1")).json()
     assert listed["items"] == []
 
-    clock.advance(4.5)
+    await clock.advance(4.5)
     done = await (await http.get(f"/api/v1/operations/{op_id}")).json()
     assert done["status"] == "SUCCESS"
     assert done["progress"] == 100
@@ -125,7 +125,7 @@ async def test_pool_opened_at_end_when_open_pool(
     state.operation_duration_s = 2.0
     op = await (await http.post("/api/v1/tasks?async_mode=true&open_pool=true", json=task())).json()
     assert state.pools["1"]["status"] == "CLOSED"
-    clock.advance(2.0)
+    await clock.advance(2.0)
     assert (await (await http.get(f"/api/v1/operations/{op['id']}")).json())["status"] == "SUCCESS"
     assert state.pools["1"]["status"] == "OPEN"
 
