@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from gateway import errors
 from gateway.call import Call
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.operations.poll_schedule import PollSchedule
 from gateway.settings import PollerSettings, ReworkSettings
 from gateway.toloka.client import TolokaClient
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 # A pool action's operation takes about a second: poll it quickly, backing off to 1 s.
 POLL_SCHEDULE = PollerSettings(initial_interval_s=0.05, max_interval_s=1.0, multiplier=1.5, jitter=0.2)
 
@@ -37,12 +36,12 @@ class PoolWriter:
         *,
         toloka: TolokaClient,
         settings: ReworkSettings,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
         self._toloka = toloka
         self._settings = settings
-        self._sleep = sleep
+        self._clock = clock
         self._rng = rng or random.Random()
 
     async def write(
@@ -63,7 +62,7 @@ class PoolWriter:
 
     async def _reopen(self, pool_id: str, call: Call, *, quiet: bool) -> None:
         grace = replace(
-            call, deadline=time.monotonic() + self._settings.reopen_grace_s, toloka_request_ids=[]
+            call, deadline=self._clock.now() + self._settings.reopen_grace_s, toloka_request_ids=[]
         )
         try:
             await self._run_action(pool_id, "open", grace)
@@ -101,11 +100,11 @@ class PoolWriter:
         each read carries the call, so the Toloka client bounds it by the deadline too. (One
         operation, one caller, under the pool lock: the shared tracker would add nothing here.)
         """
-        until = time.monotonic() + self._settings.operation_wait_s
+        until = self._clock.now() + self._settings.operation_wait_s
         schedule = PollSchedule(settings=POLL_SCHEDULE, rng=self._rng)
         delay = schedule.first()
         while op.get("status") not in ("SUCCESS", "FAIL"):
-            left = until - time.monotonic()
+            left = until - self._clock.now()
             call_left = call.remaining()
             if call_left is not None and call_left <= min(delay, left):
                 raise errors.DeadlineExceeded(f"the deadline passed while operation {op.get('id')} ran")
@@ -114,7 +113,7 @@ class PoolWriter:
                     f"operation {op.get('id')} did not finish within {self._settings.operation_wait_s}s",
                     reason="POOL_OPERATION_SLOW",
                 )
-            await self._sleep(min(delay, left))
+            await self._clock.sleep(min(delay, left))
             op = await self._toloka.get_operation(str(op["id"]), call)
             # Never reset: a pool operation's progress moves on every read, and resetting would
             # keep polling at the initial interval for the whole operation.

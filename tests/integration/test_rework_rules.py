@@ -21,6 +21,7 @@ from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.call import Call
+from gateway.clock import SystemClock
 from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
 from gateway.redis_client import connect_redis
@@ -447,11 +448,12 @@ async def test_pool_writer_stops_waiting_for_an_operation_at_the_call_deadline()
     toloka = _NeverEndingPoolOperation()
     slept: list[tuple[float, float]] = []
 
-    async def sleep(seconds: float) -> None:
-        slept.append((seconds, deadline - time.monotonic()))
-        await asyncio.sleep(seconds)
+    class RecordingClock(SystemClock):  # real time: the bound under test is the call's own
+        async def sleep(self, seconds: float) -> None:
+            slept.append((seconds, deadline - time.monotonic()))
+            await super().sleep(seconds)
 
-    writer = PoolWriter(toloka=toloka, settings=ReworkSettings(operation_wait_s=60), sleep=sleep)  # type: ignore[arg-type]
+    writer = PoolWriter(toloka=toloka, settings=ReworkSettings(operation_wait_s=60), clock=RecordingClock())  # type: ignore[arg-type]
     started = time.monotonic()
     deadline = started + 0.5
     with pytest.raises(errors.DeadlineExceeded):
