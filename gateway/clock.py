@@ -10,7 +10,9 @@ clock instead:
                 beat; RedisDeduplicator: the wake-up subscription's reconnect backoff
     operations  the trackers: freshness of a cached state, the poll loop, wait deadlines, the
                 Redis tracker's lease beat and listener backoff
-    rework      RedisPoolLock: the lock wait and the lease renewer
+    rework      RedisPoolLock: the lock wait and the lease renewer; PoolWriter: the wait for a
+                pool operation and the reopen deadline
+    redis       RedisHealth: the probe interval while Redis is down
 
 `now()` is in the domain of `Call.deadline` (`time.monotonic()` seconds), so a component can
 compare the two; `Call.remaining()` reads `time.monotonic()` itself, which is why a manual clock

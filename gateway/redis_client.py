@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
+
+from gateway.clock import SYSTEM_CLOCK, Clock
 
 AnyRedis = aioredis.Redis | RedisCluster
 
@@ -81,7 +83,8 @@ class RedisHealth:
     Dedupe, the operation tracker and the pool lock share one client, so they share one health
     (`health_of`): the first layer to see Redis fail spares the others from paying the timeout,
     none of them touches Redis while it is down, and one PING every `probe_interval_s`
-    (off every caller's path) brings them all back.
+    (off every caller's path) brings them all back. `clock` paces that probe; the silence watch
+    and the cut-offs run on the event loop's timer, as they bound real round trips.
     """
 
     def __init__(
@@ -91,7 +94,7 @@ class RedisHealth:
         op_timeout_s: float = OP_TIMEOUT_S,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         probe_interval_s: float = PROBE_INTERVAL_S,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._redis = redis
         self.op_timeout_s = op_timeout_s
@@ -100,7 +103,7 @@ class RedisHealth:
         self._silence_s = 0.0
         self._monitor: asyncio.TimerHandle | None = None
         self._probe_interval_s = probe_interval_s
-        self._sleep = sleep
+        self._clock = clock
         self._down = False
         self._probe: asyncio.Task[None] | None = None
         self.trips = 0
@@ -179,7 +182,7 @@ class RedisHealth:
 
     async def _probe_until_back(self) -> None:
         while True:
-            await self._sleep(self._probe_interval_s)
+            await self._clock.sleep(self._probe_interval_s)
             try:
                 async with asyncio.timeout(self.op_timeout_s):
                     await self._redis.ping()
