@@ -12,7 +12,7 @@ from gateway.call import Call
 from gateway.dedupe.store import Deduplicator, HeldClaim
 from gateway.operations.tracker import OperationTracker
 from gateway.settings import PollerSettings, ServerSettings
-from gateway.toloka.client import TolokaClient
+from gateway.toloka.protocol import Toloka
 from gateway.translate.ids import check_operation_id
 from gateway.translate.operations import is_final, operation_from_json
 from gateway.translate.tasks import batch_from_log, create_tasks_response, plan_create_tasks
@@ -53,7 +53,7 @@ class GatewayService:
     def __init__(
         self,
         *,
-        toloka: TolokaClient,
+        toloka: Toloka,
         dedupe: Deduplicator,
         operations: OperationTracker,
         server: ServerSettings,
@@ -77,11 +77,7 @@ class GatewayService:
             # Toloka performs an async operation_id once, so only a sync create marks its claim
             # sent: from then on no duplicate, retry or other replica re-sends it blind.
             reply = await self._toloka.create_tasks(
-                plan.body,
-                params=plan.params,
-                tasks=plan.task_count,
-                call=call,
-                before_send=None if plan.is_async else claim.sending,
+                plan, call=call, before_send=None if plan.is_async else claim.sending
             )
             if plan.is_async and isinstance(reply.data, dict):
                 await self._operations.remember(reply.data, pools={t.pool_id for t in req.tasks})

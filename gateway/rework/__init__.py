@@ -15,7 +15,7 @@ from gateway.rework.pool_lock import LocalPoolLock, PoolLock, RedisPoolLock, bui
 from gateway.rework.pool_writer import PoolWriter
 from gateway.rework.service import ReworkService
 from gateway.settings import ReworkSettings
-from gateway.toloka.client import TolokaClient
+from gateway.toloka.protocol import Toloka
 
 __all__ = [
     "LocalPoolLock",
@@ -29,7 +29,7 @@ __all__ = [
 
 
 def build_rework_service(
-    settings: ReworkSettings, *, toloka: TolokaClient, dedupe: Deduplicator, redis: AnyRedis | None
+    settings: ReworkSettings, *, toloka: Toloka, dedupe: Deduplicator, redis: AnyRedis | None
 ) -> ReworkService:
     """The rework use cases with a fleet-wide pool lock when `redis` is given."""
     return ReworkService(

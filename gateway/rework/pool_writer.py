@@ -20,7 +20,7 @@ from gateway.call import Call
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.operations.poll_schedule import PollSchedule
 from gateway.settings import PollerSettings, ReworkSettings
-from gateway.toloka.client import TolokaClient
+from gateway.toloka.protocol import Toloka
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class PoolWriter:
     def __init__(
         self,
         *,
-        toloka: TolokaClient,
+        toloka: Toloka,
         settings: ReworkSettings,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,

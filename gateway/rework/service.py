@@ -20,7 +20,7 @@ from gateway.call import Call
 from gateway.dedupe.store import Deduplicator, HeldClaim
 from gateway.rework.pool_lock import PoolLock
 from gateway.rework.pool_writer import PoolWriter
-from gateway.toloka.client import TolokaClient
+from gateway.toloka.protocol import Toloka
 from gateway.translate import quality_control as qc
 from gateway.translate.ids import check_operation_id, check_pool_id
 
@@ -59,9 +59,7 @@ def _typed_rules(pool: dict[str, Any], pool_id: str) -> list[pb.ReworkRule]:
 class ReworkService:
     """The use cases behind SetReworkRules and GetReworkRules."""
 
-    def __init__(
-        self, *, toloka: TolokaClient, dedupe: Deduplicator, lock: PoolLock, writer: PoolWriter
-    ) -> None:
+    def __init__(self, *, toloka: Toloka, dedupe: Deduplicator, lock: PoolLock, writer: PoolWriter) -> None:
         self._toloka = toloka
         self._dedupe = dedupe
         self._lock = lock

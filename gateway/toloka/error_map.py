@@ -1,7 +1,9 @@
-"""The ONLY map from Toloka's HTTP answers to domain errors.
+"""The ONLY map from Toloka's HTTP answers (and their absence) to domain errors.
 
 Toloka's error body is `{"request_id", "code", "message", "payload"?}`; the same code can come
-with several HTTP statuses, so the code decides first and the status second.
+with several HTTP statuses, so the code decides first and the status second. What the client
+concludes from a failure is built here too: a deadline that passed, an outcome that is unknown
+(a request that must not be re-sent got no definite answer), an operation already performed.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ from typing import Any
 
 from gateway import errors
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 503, 504})
-
+OPERATION_ALREADY_EXISTS = "OPERATION_ALREADY_EXISTS"
 _CREDENTIAL_CODES = frozenset({"AUTHENTICATION_ERROR", "OAUTH_AUTHENTICATION_ERROR"})
 _QUOTA_CODES = frozenset({"TOO_MANY_REQUESTS", "TASKS_CREATION_DOES_NOT_FIT_QUOTA"})
 
@@ -99,4 +100,47 @@ def network_error(*, sent: bool) -> errors.Unavailable:
         what,
         reason="TOLOKA_UNREACHABLE",
         metadata={"ambiguous": str(sent).lower()},
+    )
+
+
+def deadline_exceeded(
+    failure: errors.GatewayError | None = None, *, attempts: int | None = None
+) -> errors.DeadlineExceeded:
+    """The caller's deadline passed before Toloka answered (after `attempts`, the last one `failure`)."""
+    metadata = {} if attempts is None else {"attempts": str(attempts)}
+    if failure is not None:
+        metadata.update(failure.metadata)
+    return errors.DeadlineExceeded("the call's deadline passed before Toloka answered", metadata=metadata)
+
+
+def outcome_unknown(failure: errors.GatewayError) -> errors.OutcomeUnknown:
+    """A synchronous create that Toloka may or may not have performed (stored and replayed)."""
+    return errors.OutcomeUnknown(
+        "Toloka may or may not have created the tasks (no definite answer to a synchronous create); "
+        "it is never re-sent blind: check the pool, and if the tasks are not there send the request "
+        "again with a new operation_id (or use async_mode, which Toloka performs once per id)",
+        reason="TOLOKA_OUTCOME_UNKNOWN",
+        toloka_code=failure.toloka_code,
+        toloka_request_id=failure.toloka_request_id,
+        metadata={**failure.metadata, "ambiguous": "true"},
+    )
+
+
+def is_operation_already_exists(error: errors.GatewayError) -> bool:
+    """Toloka's 409 for an operation_id it has already used (not an unknown outcome)."""
+    return (
+        isinstance(error, errors.FailedPrecondition)
+        and not isinstance(error, errors.OutcomeUnknown)
+        and error.toloka_code == OPERATION_ALREADY_EXISTS
+    )
+
+
+def already_performed(operation_id: str, conflict: errors.GatewayError) -> errors.FailedPrecondition:
+    """Toloka performed `operation_id` earlier and its result cannot be read back (synchronous mode)."""
+    return errors.FailedPrecondition(
+        f"Toloka already performed operation {operation_id}; its result cannot be read back "
+        "in synchronous mode",
+        reason="OPERATION_ALREADY_PERFORMED",
+        toloka_code=conflict.toloka_code,
+        toloka_request_id=conflict.toloka_request_id,
     )
