@@ -33,6 +33,23 @@ def _violations(payload: Any, prefix: str) -> list[errors.FieldViolation]:
     return out
 
 
+def _rate_limited(
+    data: dict[str, Any], message: str, retry_after: float | None, kw: dict[str, Any]
+) -> errors.RateLimited:
+    """Toloka's quota refusal, naming the quota interval when Toloka gives one."""
+    payload = data.get("payload")
+    interval = payload.get("interval") if isinstance(payload, dict) else None
+    if interval:
+        kw["metadata"]["interval"] = str(interval)
+    return errors.RateLimited(
+        f"Toloka's quota is exhausted: {message}",
+        reason="TOLOKA_RATE_LIMITED",
+        retry_after=retry_after,
+        quota=[errors.QuotaViolation(subject=f"toloka:{interval or kw['toloka_code']}", description=message)],
+        **kw,
+    )
+
+
 def error_from_response(
     status: int, body: Any, *, retry_after: float | None, field_prefix: str = ""
 ) -> errors.GatewayError:
@@ -52,16 +69,7 @@ def error_from_response(
             **kw,
         )
     if status == 429 or code in _QUOTA_CODES:
-        interval = data.get("payload", {}).get("interval") if isinstance(data.get("payload"), dict) else None
-        if interval:
-            kw["metadata"]["interval"] = str(interval)
-        return errors.RateLimited(
-            f"Toloka's quota is exhausted: {message}",
-            reason="TOLOKA_RATE_LIMITED",
-            retry_after=retry_after,
-            quota=[errors.QuotaViolation(subject=f"toloka:{interval or code}", description=message)],
-            **kw,
-        )
+        return _rate_limited(data, message, retry_after, kw)
     if status >= 500 or status == 408:
         return errors.Unavailable(
             f"Toloka is unavailable: {message}", retry_after=retry_after, reason="TOLOKA_UNAVAILABLE", **kw
