@@ -13,6 +13,7 @@ clock instead:
     rework      RedisPoolLock: the lock wait and the lease renewer; PoolWriter: the wait for a
                 pool operation and the reopen deadline
     redis       RedisHealth: the probe interval while Redis is down
+    toloka      RetryPolicy: the pause between attempts of one Toloka request
 
 `now()` is in the domain of `Call.deadline` (`time.monotonic()` seconds), so a component can
 compare the two; `Call.remaining()` reads `time.monotonic()` itself, which is why a manual clock
