@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
+from gateway.dedupe.once import once
 from gateway.dedupe.store import Deduplicator, HeldClaim
 from gateway.operations.tracker import OperationTracker
 from gateway.settings import PollerSettings, ServerSettings
@@ -71,9 +72,7 @@ class GatewayService:
             req, max_tasks=self._server.max_tasks_per_request, new_operation_id=lambda: new_operation_id(call)
         )
 
-        produced: list[pb.CreateTasksResponse] = []
-
-        async def produce(claim: HeldClaim) -> bytes:
+        async def produce(claim: HeldClaim) -> pb.CreateTasksResponse:
             # Toloka performs an async operation_id once, so only a sync create marks its claim
             # sent: from then on no duplicate, retry or other replica re-sends it blind.
             reply = await self._toloka.create_tasks(
@@ -81,17 +80,17 @@ class GatewayService:
             )
             if plan.is_async and isinstance(reply.data, dict):
                 await self._operations.remember(reply.data, pools={t.pool_id for t in req.tasks})
-            produced.append(create_tasks_response(plan, reply.data))
-            return produced[0].SerializeToString()
+            return create_tasks_response(plan, reply.data)
 
-        outcome, replayed = await self._dedupe.run(
-            f"tasks:{plan.operation_id}", plan.fingerprint, produce, call=call
+        return await once(
+            self._dedupe,
+            namespace="tasks",
+            operation_id=plan.operation_id,
+            fingerprint=plan.fingerprint,
+            produce=produce,
+            parse=pb.CreateTasksResponse.FromString,
+            call=call,
         )
-        if produced and not replayed:  # this call produced it: no need to parse the stored bytes back
-            return produced[0]
-        resp = pb.CreateTasksResponse.FromString(outcome)
-        resp.replayed = replayed
-        return resp
 
     async def _readable_operation_id(self, operation_id: str, call: Call) -> str:
         """The checked operation id, or PermissionDenied when the caller may not read it.

@@ -7,17 +7,12 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from gateway import errors
+from gateway.translate.operations import is_final
 
 Operation = dict[str, Any]
 
-FINAL_STATUSES = frozenset({"SUCCESS", "FAIL"})
 _STATUS_RANK = {"PENDING": 1, "RUNNING": 2, "SUCCESS": 3, "FAIL": 3}
 _HISTORY = 64
-
-
-def is_final(op: Operation) -> bool:
-    """True for SUCCESS and FAIL: Toloka never changes such an operation again."""
-    return op.get("status") in FINAL_STATUSES
 
 
 def rank(op: Operation) -> int:

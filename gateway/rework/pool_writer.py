@@ -21,6 +21,7 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.operations.poll_schedule import PollSchedule
 from gateway.settings import PollerSettings, ReworkSettings
 from gateway.toloka.protocol import Toloka
+from gateway.translate.operations import is_final
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class PoolWriter:
         until = self._clock.now() + self._settings.operation_wait_s
         schedule = PollSchedule(settings=POLL_SCHEDULE, rng=self._rng)
         delay = schedule.first()
-        while op.get("status") not in ("SUCCESS", "FAIL"):
+        while not is_final(op):
             left = until - self._clock.now()
             call_left = call.remaining()
             if call_left is not None and call_left <= min(delay, left):

@@ -17,6 +17,7 @@ import orjson
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
+from gateway.dedupe.once import once
 from gateway.dedupe.store import Deduplicator, HeldClaim
 from gateway.rework.pool_lock import PoolLock
 from gateway.rework.pool_writer import PoolWriter
@@ -85,17 +86,18 @@ class ReworkService:
             return await self._apply(req, call)
         operation_id = req.operation_id.lower()
 
-        async def produce(_: HeldClaim) -> bytes:
-            resp = await self._apply(req, call)
-            resp.operation_id = operation_id
-            return resp.SerializeToString()
+        async def produce(_: HeldClaim) -> pb.SetReworkRulesResponse:
+            return await self._apply(req, call)
 
-        outcome, replayed = await self._dedupe.run(
-            f"rework:{operation_id}", fingerprint(req), produce, call=call
+        return await once(
+            self._dedupe,
+            namespace="rework",
+            operation_id=operation_id,
+            fingerprint=fingerprint(req),
+            produce=produce,
+            parse=pb.SetReworkRulesResponse.FromString,
+            call=call,
         )
-        resp = pb.SetReworkRulesResponse.FromString(outcome)
-        resp.replayed = replayed
-        return resp
 
     async def _apply(self, req: pb.SetReworkRulesRequest, call: Call) -> pb.SetReworkRulesResponse:
         pool_id = req.pool_id

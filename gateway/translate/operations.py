@@ -16,12 +16,14 @@ STATUSES = {
     "SUCCESS": pb.OPERATION_STATUS_SUCCESS,
     "FAIL": pb.OPERATION_STATUS_FAIL,
 }
-FINAL = frozenset({"SUCCESS", "FAIL"})
+# Toloka never changes an operation in one of these again (the Lua scripts of the shared poller
+# spell the same two out, in gateway/operations/redis_operation_store.py).
+FINAL_STATUSES = frozenset({"SUCCESS", "FAIL"})
 
 
 def is_final(operation: dict[str, Any]) -> bool:
     """True when Toloka reports the operation finished (SUCCESS or FAIL)."""
-    return operation.get("status") in FINAL
+    return operation.get("status") in FINAL_STATUSES
 
 
 def timestamp_from_toloka(text: str, out: timestamp_pb2.Timestamp) -> None:
