@@ -1,4 +1,4 @@
-"""The rendered config.toml and container env load into the settings gateway/settings.py builds."""
+"""The rendered config.toml and container env load into the settings gateway/settings/ builds."""
 
 from __future__ import annotations
 
@@ -128,11 +128,11 @@ def test_create_task_limits_reach_the_gateway_when_set_in_values(render: Any, tm
 
 
 def test_every_env_name_is_one_the_gateway_reads_when_rendered(render: Any) -> None:
-    source = (REPO / "gateway" / "settings.py").read_text()
+    source = "".join(p.read_text() for p in sorted((REPO / "gateway" / "settings").glob("*.py")))
     names = {e["name"] for s in SCENARIOS.values() for e in render(s).container["env"]}
     assert "REDIS_PASSWORD" in names
     unread = {n for n in names if f'"{n}"' not in source}
-    assert not unread, f"env names gateway/settings.py never reads: {unread}"
+    assert not unread, f"env names gateway/settings/ never reads: {unread}"
 
 
 @pytest.mark.parametrize(

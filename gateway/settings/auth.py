@@ -1,0 +1,91 @@
+"""The `[auth]` group: caller identity (`GATEWAY_AUTH_MODE`, `GATEWAY_AUTH_TOKENS_FILE`) and permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, cast
+
+from gateway.settings.parsing import SettingsError, apply_table
+
+AuthMode = Literal["metadata", "token", "mtls"]
+ALL = "*"
+
+
+@dataclass(frozen=True)
+class CallerPermissions:
+    """What one caller may do: gRPC method names and Toloka pool ids ("*" = any)."""
+
+    methods: frozenset[str] = frozenset({ALL})
+    pools: frozenset[str] = frozenset({ALL})
+
+    def allows_method(self, method: str) -> bool:
+        """True when `method` (e.g. "SetReworkRules") is allowed."""
+        return ALL in self.methods or method in self.methods
+
+    def allows_pool(self, pool_id: str) -> bool:
+        """True when `pool_id` is allowed."""
+        return ALL in self.pools or pool_id in self.pools
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Caller identity and permissions.
+
+    `mode`: "metadata" (identity from the metadata key a mesh sets), "token" (a bearer token
+    from `tokens_file`, TOML `caller = "token"` lines), or "mtls" (the client certificate's
+    common name; the listener requires client certificates signed by `tls_client_ca_file`).
+    Callers named in `callers` get those permissions; others get `default` or, with
+    `require_known_callers`, are refused.
+    """
+
+    mode: AuthMode = "metadata"
+    tokens_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    require_known_callers: bool = False
+    callers: Mapping[str, CallerPermissions] = field(default_factory=dict)
+    default: CallerPermissions = field(default_factory=CallerPermissions)
+
+    def permissions_for(self, caller: str) -> CallerPermissions | None:
+        """The caller's permissions, or None for an unknown caller when only known ones are admitted."""
+        if caller in self.callers:
+            return self.callers[caller]
+        return None if self.require_known_callers else self.default
+
+
+def _permissions(table: Any, where: str) -> CallerPermissions:
+    if not isinstance(table, Mapping):
+        raise SettingsError(f"config [{where}] must be a table with `methods` and `pools` lists")
+    unknown = set(table) - {"methods", "pools"}
+    if unknown:
+        raise SettingsError(f"config [{where}]: unknown key(s) {sorted(unknown)}")
+    return CallerPermissions(
+        methods=frozenset(str(m) for m in table.get("methods", [ALL])),
+        pools=frozenset(str(p) for p in table.get("pools", [ALL])),
+    )
+
+
+def auth_from(table: Mapping[str, Any], env: Mapping[str, str]) -> AuthSettings:
+    """AuthSettings from the `[auth]` table, then env vars; checks each mode has the files it needs."""
+    plain = {k: v for k, v in table.items() if k not in ("callers", "default")}
+    auth = apply_table(AuthSettings(), plain, "auth")
+    mode = env.get("GATEWAY_AUTH_MODE") or auth.mode
+    if mode not in ("metadata", "token", "mtls"):
+        raise SettingsError(f"auth.mode: {mode!r} is not one of metadata, token, mtls")
+    callers_cfg = table.get("callers", {})
+    if not isinstance(callers_cfg, Mapping):
+        raise SettingsError("config [auth.callers] must be a table of caller -> {methods, pools}")
+    auth = replace(
+        auth,
+        mode=cast(AuthMode, mode),
+        tokens_file=env.get("GATEWAY_AUTH_TOKENS_FILE") or auth.tokens_file,
+        callers={str(k): _permissions(v, f"auth.callers.{k}") for k, v in callers_cfg.items()},
+        default=_permissions(table["default"], "auth.default") if "default" in table else CallerPermissions(),
+    )
+    if auth.mode == "token" and not auth.tokens_file:
+        raise SettingsError("auth.mode = token needs auth.tokens_file (or GATEWAY_AUTH_TOKENS_FILE)")
+    if auth.mode == "mtls" and not (auth.tls_cert_file and auth.tls_key_file and auth.tls_client_ca_file):
+        raise SettingsError("auth.mode = mtls needs tls_cert_file, tls_key_file and tls_client_ca_file")
+    return auth

@@ -1,0 +1,66 @@
+"""`Settings`, every group together, and `load`, which runs each group's parser in turn."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.settings.auth import AuthSettings, auth_from
+from gateway.settings.config_only import DedupeSettings, PollerSettings, ReworkSettings
+from gateway.settings.observability import ObservabilitySettings, observability_from
+from gateway.settings.parsing import apply_table, read_config, section
+from gateway.settings.rate_limits import RateLimitSettings, rate_limits_from
+from gateway.settings.server import ServerSettings, server_from
+from gateway.settings.toloka import TolokaSettings, toloka_from
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway is configured with, in groups."""
+
+    server: ServerSettings
+    toloka: TolokaSettings
+    redis_url: str = field(repr=False)  # may carry a password
+    limits: RateLimitSettings
+    dedupe: DedupeSettings
+    poller: PollerSettings
+    observability: ObservabilitySettings
+    raw_config: Mapping[str, Any] = field(default_factory=dict)
+    rework: ReworkSettings = field(default_factory=ReworkSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    redis_password: str = field(default="", repr=False)
+
+
+def load(
+    *,
+    env: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    listen: str | None = None,
+    toloka_url: str | None = None,
+    redis_url: str | None = None,
+    metrics_listen: str | None = None,
+    shutdown_delay: str | None = None,
+) -> Settings:
+    """Build Settings from flags (the keyword arguments), environment and config file."""
+    env = os.environ if env is None else env
+    config = read_config(config_path or env.get("GATEWAY_CONFIG") or "")
+    # The groups are parsed in this order so that, of several bad values, the same one is reported.
+    server = server_from(section(config, "server"), env, listen=listen, shutdown_delay=shutdown_delay)
+    toloka = toloka_from(section(config, "toloka"), env, toloka_url=toloka_url)
+    rate = rate_limits_from(section(config, "rate_limits"), env)
+    observability = observability_from(section(config, "observability"), env, metrics_listen=metrics_listen)
+    return Settings(
+        server=server,
+        toloka=toloka,
+        redis_url=redis_url or env.get("REDIS_URL") or str(config.get("redis_url", "")),
+        limits=rate,
+        dedupe=apply_table(DedupeSettings(), section(config, "dedupe"), "dedupe"),
+        poller=apply_table(PollerSettings(), section(config, "poller"), "poller"),
+        observability=observability,
+        raw_config=config,
+        rework=apply_table(ReworkSettings(), section(config, "rework"), "rework"),
+        auth=auth_from(section(config, "auth"), env),
+        redis_password=env.get("REDIS_PASSWORD", ""),
+    )
