@@ -160,7 +160,7 @@ server.shutdownDelaySeconds, or when null the time the readiness probe needs to 
 {{- end }}
 {{- end }}
 
-{{/* One rate limit as a TOML inline table, keys as gateway/settings.py reads them. */}}
+{{/* One rate limit as a TOML inline table, keys as gateway/settings/ reads them. */}}
 {{- define "toloka-gateway.tomlLimit" -}}
 { name = {{ .name | toJson }}, kinds = {{ .kinds | default (list "*") | toJson }}, capacity = {{ .capacity | int64 }}, period = {{ .period | toJson }}, unit = {{ .unit | default "requests" | toJson }} }
 {{- end }}
@@ -174,7 +174,7 @@ server.shutdownDelaySeconds, or when null the time the readiness probe needs to 
 ]
 {{- end }}
 
-{{/* Permissions ({methods, pools}) as the TOML keys gateway/settings.py reads; an omitted list means ["*"]. */}}
+{{/* Permissions ({methods, pools}) as the TOML keys gateway/settings/ reads; an omitted list means ["*"]. */}}
 {{- define "toloka-gateway.tomlPermissions" -}}
 methods = {{ (hasKey . "methods" | ternary .methods (list "*")) | toJson }}
 pools = {{ (hasKey . "pools" | ternary .pools (list "*")) | toJson }}
