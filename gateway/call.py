@@ -50,9 +50,7 @@ class Call:
 
     def release_held(self) -> None:
         """Give back what the call's work holds (the call has ended)."""
-        held, self.held = self.held, []
-        for item in held:
-            item.release()
+        self.hand_over_held()()
 
     def hand_over_held(self) -> Callable[[], None]:
         """Take over what the call holds, for work that goes on after the caller left; returns its release."""

@@ -30,11 +30,6 @@ class Incoming(Generic[Req]):
     # When the whole message had arrived (before decoding): a mesh's per-try timer was already running.
     received_at: float = field(default_factory=time.monotonic)
 
-    def release(self) -> None:
-        """Give the request's memory back to the budget (idempotent)."""
-        if self.reservation is not None:
-            self.reservation.release()
-
 
 def _undecodable() -> errors.InvalidArgument:
     # No parser text: it names implementation classes and is no help to the caller.

@@ -59,13 +59,17 @@ def mesh_request_id(context: Context) -> str:
     return ""
 
 
-def new_call(context: Context, received_at: float | None = None) -> Call:
-    """The call's context before the caller is known: its deadline and the mesh's request id."""
-    return Call(
+def new_call(context: Context, incoming: Incoming[Any]) -> Call:
+    """The call's context before the caller is known: its deadline, the mesh's request id, and
+    the request's memory reservation (work that outlives the call may take it over)."""
+    call = Call(
         caller="unidentified",
-        deadline=call_deadline(context, received_at),
+        deadline=call_deadline(context, incoming.received_at),
         retry_key=mesh_request_id(context),
     )
+    if incoming.reservation is not None:
+        call.held.append(incoming.reservation)
+    return call
 
 
 def call_deadline(context: Context, received_at: float | None = None) -> float | None:
@@ -131,9 +135,7 @@ class TolokaGatewayServicer:
         incoming: Incoming[Req],
         context: Context,
     ) -> Resp:
-        call = new_call(context, incoming.received_at)
-        if incoming.reservation is not None:
-            call.held.append(incoming.reservation)  # work that outlives the call may take it over
+        call = new_call(context, incoming)
         started = time.perf_counter()
         code = "OK"
         try:
@@ -195,7 +197,7 @@ class TolokaGatewayServicer:
     async def WatchOperation(
         self, request: Incoming[pb.WatchOperationRequest], context: Context
     ) -> AsyncIterator[pb.WatchOperationResponse]:
-        call = new_call(context, request.received_at)
+        call = new_call(context, request)
         started = time.perf_counter()
         code = "OK"
         try:
@@ -209,5 +211,5 @@ class TolokaGatewayServicer:
             code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
             await self._fail(context, call, exc)
         finally:
-            request.release()
+            call.release_held()
             self._log("WatchOperation", call, code, started)
