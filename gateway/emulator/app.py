@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway.emulator import pool_routes, task_routes
 from gateway.emulator.control_routes import control_app
+from gateway.emulator.coverage import not_emulated
 from gateway.emulator.faults import Fault
 from gateway.emulator.state import STATE_KEY, EmulatorState, RecordedRequest
 from gateway.emulator.wire import ApiError, error_body, json_response
@@ -56,8 +57,11 @@ def _drop(request: web.Request) -> web.StreamResponse:
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record, authenticate, inject faults and render errors for `/api/` requests."""
     path = request.path
+    started = time.perf_counter()
     if not path.startswith("/api/"):
-        return await handler(request)
+        response = await handler(request)
+        _log_request(request, response.status, started)
+        return response
     state = request.app[STATE_KEY]
     header_scheme, secret = _auth_scheme(request.headers.get("Authorization"))
     query = request.query
@@ -98,8 +102,17 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if fault is not None and fault.latency_after_work_s > 0:
         await asyncio.sleep(fault.latency_after_work_s)
     if fault is not None and fault.drop_after_work:
+        _log_request(request, 0, started)
         return _drop(request)
+    _log_request(request, response.status, started)
     return response
+
+
+def _log_request(request: web.Request, status: int, started: float) -> None:
+    """One info line per request: method, path with query, status (0 = dropped) and duration."""
+    if _log.isEnabledFor(logging.INFO):
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _log.info("%s %s -> %d in %.1f ms", request.method, request.path_qs, status, elapsed_ms)
 
 
 def create_app(state: EmulatorState | None = None) -> web.Application:
@@ -121,4 +134,5 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     r.add_post("/api/v1/pools/{pool_id}/close-for-update", pool_routes.pool_close_for_update)
     r.add_post("/api/v1/pools/{pool_id}/archive", pool_routes.pool_archive)
     app.add_subapp("/_emulator/", control_app(state))
+    r.add_route("*", "/api/{tail:.*}", not_emulated)
     return app

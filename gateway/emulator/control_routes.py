@@ -6,7 +6,10 @@
 - `POST /_emulator/config` — set knobs (`operation_duration_s`, `pool_operation_duration_s`,
   `overlap_changes_per_hour`, `reopen_after_update_s`, `valid_api_keys` (list or null)); returns them all
 - `POST /_emulator/clock/advance` — `{"seconds": s}` moves the emulator's time forward
-- `POST /_emulator/reset` — `EmulatorState.reset()`
+- `POST /_emulator/operations/finish` — every unfinished operation becomes final now (its effects run);
+  returns `{"finished": n}`. `/config` with `{"instant_operations": true}` makes later ones final at once
+  (both operation durations 0)
+- `POST /_emulator/reset` — `EmulatorState.reset()`, which also undoes every clock advance
 
 Control requests need no Authorization and are not recorded.
 """
@@ -105,6 +108,10 @@ def _apply_knob(state: EmulatorState, key: str, value: Any) -> None:
         setattr(state, key, float(value))
     elif key == "overlap_changes_per_hour":
         state.overlap_changes_per_hour = int(value)
+    elif key == "instant_operations":
+        if value is not True:
+            raise ControlError("instant_operations only accepts true (set the durations instead)")
+        state.operation_duration_s = state.pool_operation_duration_s = 0.0
     elif key == "valid_api_keys":
         state.valid_api_keys = None if value is None else {str(v) for v in value}
     else:
@@ -134,6 +141,11 @@ async def advance_clock(request: web.Request) -> web.Response:
     return json_response({"now": state.now()})
 
 
+async def finish_operations(request: web.Request) -> web.Response:
+    """Make every unfinished operation final now."""
+    return json_response({"finished": request.app[STATE_KEY].finish_operations_now()})
+
+
 async def reset(request: web.Request) -> web.Response:
     """Reset the state."""
     request.app[STATE_KEY].reset()
@@ -152,5 +164,6 @@ def control_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/config", set_config)
     app.router.add_get("/config", get_config)
     app.router.add_post("/clock/advance", advance_clock)
+    app.router.add_post("/operations/finish", finish_operations)
     app.router.add_post("/reset", reset)
     return app

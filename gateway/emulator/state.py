@@ -132,7 +132,9 @@ class EmulatorState:
             self._seed_defaults()
 
     def reset(self) -> None:
-        """Forget pools, tasks, operations, faults and the request log, and re-seed; knobs are kept."""
+        """Forget pools, tasks, operations, faults and the request log, undo every clock advance, and
+        re-seed; knobs are kept."""
+        self.clock_offset_s = 0.0
         self.faults.clear()
         self.requests.clear()
         self._reset_data()
@@ -188,6 +190,18 @@ class EmulatorState:
         """Register an operation and schedule its side effects at its finish time."""
         self.operations[op.id] = op
         self.schedule(op.finishes_at, lambda: self._finish(op))
+
+    def finish_operations_now(self) -> int:
+        """Make every unfinished operation final now (in submission order); returns how many."""
+        now = self.now()
+        pending = sorted(
+            (op for op in self.operations.values() if not op.is_finished(now)), key=lambda o: o.submitted_at
+        )
+        for op in pending:
+            op.duration_s = max(0.0, now - op.submitted_at)
+            self._finish(op)
+        self.advance()
+        return len(pending)
 
     def _finish(self, op: Operation) -> None:
         if not op.finished_effects_done:

@@ -19,18 +19,22 @@ Choices where Toloka is undocumented (toloka-api.md ❓):
   invalid. `open_pool=true` opens every pool that received tasks (or, when none were created, the pools
   named by the items), logging a failed `POOL_OPEN` item with `EMPTY_POOL` when a pool has no tasks.
 - `GET /operations/{id}` with a malformed id → 404 `DOES_NOT_EXIST` (same as unknown).
-- `GET /tasks`: `sort` may be `id` or `-id` only; `limit` 1..100,000 (default 50), else 400.
+- `GET /tasks`: filters `pool_id`, `overlap`, bounds on `id`, `created`, `overlap`; `sort` by `id` and
+  `created` (e.g. `-created,-id`); `limit` 1..100,000 (default 50). Anything else → 400 naming it.
 """
 
 from __future__ import annotations
 
 import uuid
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from gateway.emulator import listing
+from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.operations import Operation
 from gateway.emulator.state import STATE_KEY, EmulatorState
 from gateway.emulator.tasks import (
@@ -263,17 +267,36 @@ async def get_task(request: web.Request) -> web.Response:
     return json_response(task)
 
 
+TASKS_LIST = ListSpec(
+    "/api/v1/tasks",
+    filters={"pool_id": equals("pool_id"), "overlap": equals("overlap")},
+    ranges={"id": "id", "created": "date", "overlap": "int"},
+    sorts=("id", "created"),
+    max_limit=MAX_LIST_LIMIT,
+)
+_ID_ONLY = frozenset({"pool_id", "id_gt", "id_gte", "id_lt", "id_lte", "limit", "sort"})
+
+
 async def list_tasks(request: web.Request) -> web.Response:
-    """`GET /api/v1/tasks` with `pool_id`, `id_gt|gte|lt|lte` (string order), `sort=id|-id`, `limit`."""
+    """`GET /api/v1/tasks`: every filter and sort of toloka-kit's TaskSearchRequest (see `listing`)."""
     state = request.app[STATE_KEY]
     state.advance()
     query = request.query
-    limit = _limit(query.get("limit"))
-    sort = query.get("sort", "id")
-    if sort not in ("id", "-id"):
-        raise validation_error({"sort": field_error("VALUE_NOT_ALLOWED", "Only sort=id or sort=-id")})
+    if query.keys() <= _ID_ONLY and query.get("sort", "id") in ("id", "-id") and "pool_id" in query:
+        return json_response(_pool_tasks_by_id(state, query))
     pool_id = query.get("pool_id")
-    ids = state.pool_task_ids.get(pool_id, []) if pool_id is not None else sorted(state.tasks)
+    candidates = (
+        (state.tasks[t] for t in state.pool_task_ids.get(pool_id, []))
+        if pool_id is not None
+        else state.tasks.values()
+    )
+    return json_response(listing.page(TASKS_LIST, query, candidates))
+
+
+def _pool_tasks_by_id(state: EmulatorState, query: Mapping[str, str]) -> JSON:
+    """The fast path for paging one pool by id: its ids are kept in creation (= id) order."""
+    limit = listing.parse(TASKS_LIST, query).limit
+    ids = state.pool_task_ids.get(query["pool_id"], [])
     lo, hi = 0, len(ids)
     if "id_gt" in query:
         lo = max(lo, bisect_right(ids, query["id_gt"]))
@@ -283,24 +306,8 @@ async def list_tasks(request: web.Request) -> web.Response:
         hi = min(hi, bisect_left(ids, query["id_lt"]))
     if "id_lte" in query:
         hi = min(hi, bisect_right(ids, query["id_lte"]))
-    if sort == "id":
+    if query.get("sort", "id") == "id":
         selected = ids[lo : min(hi, lo + limit + 1)] if lo < hi else []
     else:
         selected = ids[max(lo, hi - limit - 1) : hi][::-1] if lo < hi else []
-    has_more = len(selected) > limit
-    items = [state.tasks[task_id] for task_id in selected[:limit]]
-    return json_response({"items": items, "has_more": has_more})
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return 50
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise validation_error(
-            {"limit": field_error("VALUE_NOT_ALLOWED", f"limit must be 1..{MAX_LIST_LIMIT}")}
-        )
-    return limit
+    return {"items": [state.tasks[t] for t in selected[:limit]], "has_more": len(selected) > limit}

@@ -118,10 +118,13 @@ async def test_401_when_key_not_in_valid_api_keys(emu: EmulatorServer) -> None:
         assert (await session.get("/api/v1/pools/1", headers={"Authorization": "ApiKey good"})).status == 200
 
 
-async def test_unknown_route_answers_toloka_shaped_404(http: aiohttp.ClientSession) -> None:
+async def test_unknown_route_answers_toloka_shaped_501_not_emulated(http: aiohttp.ClientSession) -> None:
     resp = await http.get("/api/v1/nothing-here")
-    assert resp.status == 404
-    assert (await resp.json())["code"] == "DOES_NOT_EXIST"
+    assert resp.status == 501
+    body = await resp.json()
+    assert body["code"] == "NOT_EMULATED"
+    assert body["request_id"]
+    assert "GET /api/v1/nothing-here" in body["message"]
 
 
 async def test_get_sees_disconnect_when_drop_fault_covers_aiohttp_retry(
