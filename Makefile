@@ -1,28 +1,58 @@
 # The one command surface. CI (.ci/run) and the Dockerfile call these same targets.
+#
+# `make run` needs nothing but Python 3.11+: it makes .venv with the gateway's runtime dependencies only
+# (no dev tools), generates the protobuf code and starts the gateway. `make install` / `make test` add the
+# development tools to the same .venv. A failed step leaves no stamp behind, so the next attempt redoes it;
+# a .venv made by an older Python, or left half-made, is made anew.
 PYTHON ?= python3
 VENV ?= .venv
 RUNTIME_VENV ?= /opt/venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -qq --disable-pip-version-check
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 INSTALL_STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_STAMP := gateway/api/.generated
+# grpcio-tools for `make proto` when .venv holds the runtime dependencies only (made by `make run`).
+CODEGEN := build/codegen
+MAKEFLAGS += --no-print-directory
 
-.PHONY: install install-runtime proto run emulator test bench lint lint-proto fmt typecheck helm-check clean
+.PHONY: install install-runtime proto run emulator test bench lint lint-proto fmt typecheck helm-check clean \
+	check-python venv
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+# Fails first, naming the fix, unless .venv already runs on 3.11+ or $(PYTHON) is 3.11+.
+check-python:
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	|| $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	|| { echo "make: toloka-gateway needs Python 3.11 or newer, and '$(PYTHON)' is" \
+	     "$$($(PYTHON) --version 2>&1 || echo 'not installed')." >&2; \
+	     echo "  Install Python 3.11+ (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)," \
+	     "then run: make $(or $(MAKECMDGOALS),run) PYTHON=python3.11" >&2; exit 1; }
+
+# Keeps a usable .venv: one made by an older Python, or left without pip by an interrupted attempt, is
+# removed and made anew; a venv that fails to build is removed, never left half-made.
+venv: check-python
+	@if ! $(PY) -c 'import sys, pip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+	  if [ -e $(VENV) ]; then echo "make: $(VENV) is unusable (older Python or half-made); making it anew"; fi; \
+	  rm -rf $(VENV); \
+	  echo "make: creating $(VENV) with $$($(PYTHON) --version 2>&1)"; \
+	  { $(PYTHON) -m venv $(VENV) && $(PIP) install --upgrade pip; } || { rm -rf $(VENV); exit 1; }; \
+	fi
+
+# The package (editable) and its runtime dependencies: what `make run` needs.
+$(RUNTIME_STAMP): pyproject.toml | venv
+	@echo "make: installing the gateway's runtime dependencies into $(VENV)"
+	@$(PIP) install -e .
+	@touch $@
 
 # Installs the package and its development tools into $(VENV), then generates the protobuf code.
-# Every other target depends on the stamp, so `make run` / `make test` work on a fresh clone.
-install: $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(INSTALL_STAMP)
-	$(MAKE) proto
+# Every other target depends on the stamp, so `make test` etc. work on a fresh clone.
+install: $(INSTALL_STAMP) proto
 
-$(INSTALL_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(INSTALL_STAMP)
+$(INSTALL_STAMP): pyproject.toml $(RUNTIME_STAMP)
+	@echo "make: installing the development tools into $(VENV)"
+	@$(PIP) install -e '.[dev]'
+	@touch $@
 
 # The Dockerfile's build step: the CI install (dev tools + codegen) in $(VENV), then the package itself,
 # not editable and without the dev extra, into $(RUNTIME_VENV), the only venv the image ships.
@@ -32,28 +62,35 @@ install-runtime: install
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet --no-cache-dir .
 
 # Generated code lands in gateway/api/ (the path under -I protos is the import path); never edited.
+# protoc comes from grpcio-tools: .venv's own with the dev tools, else the release matching .venv's
+# grpcio, unpacked into $(CODEGEN) (outside .venv: the runtime venv stays free of build tools).
 proto: $(PROTO_STAMP)
-$(PROTO_STAMP): $(PROTO_SRC) $(INSTALL_STAMP)
-	rm -rf gateway/api
-	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
-	find gateway/api -type d -exec touch {}/__init__.py \;
-	touch $(PROTO_STAMP)
+$(PROTO_STAMP): $(PROTO_SRC) $(RUNTIME_STAMP)
+	@echo "make: generating the protobuf code (gateway/api/)"
+	@tools=; if ! $(PY) -c 'import grpc_tools' 2>/dev/null; then tools=$(CODEGEN); \
+	  $(PY) -c 'import sys; sys.path.insert(0, "$(CODEGEN)"); import grpc_tools.protoc' 2>/dev/null \
+	  || $(PIP) install --no-deps --upgrade --target $(CODEGEN) \
+	       "grpcio-tools==$$($(PY) -c 'import grpc; print(*grpc.__version__.split(".")[:2], sep=".")').*"; fi; \
+	rm -rf gateway/api && PYTHONPATH=$$tools $(PY) -m grpc_tools.protoc -I protos \
+	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+	@find gateway/api -type d -exec touch {}/__init__.py \;
+	@touch $(PROTO_STAMP)
 
 # Starts the gateway on embedded defaults: the built-in emulator unless TOLOKA_API_KEY is set,
-# in-process state unless REDIS_URL is set.
-run: proto
-	$(VENV)/bin/toloka-gateway serve
+# in-process state unless REDIS_URL is set. Installs the runtime dependencies only.
+run: check-python proto
+	@exec $(VENV)/bin/toloka-gateway serve
 
-emulator: proto
-	$(VENV)/bin/toloka-gateway emulator --listen 127.0.0.1:8080
+emulator: check-python proto
+	@exec $(VENV)/bin/toloka-gateway emulator --listen 127.0.0.1:8080
 
-test: proto
+test: $(INSTALL_STAMP) proto
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: proto
+bench: $(INSTALL_STAMP) proto
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: proto
+lint: $(INSTALL_STAMP) proto
 	$(VENV)/bin/ruff check gateway tests bench
 	$(VENV)/bin/ruff format --check gateway tests bench
 	$(MAKE) lint-proto
@@ -63,15 +100,18 @@ lint-proto:
 	[ -d tools/node/node_modules ] || npm ci --prefix tools/node --no-audit --no-fund
 	tools/node/node_modules/.bin/buf lint
 
-fmt:
+fmt: $(INSTALL_STAMP)
 	$(VENV)/bin/ruff format gateway tests bench
 	$(VENV)/bin/ruff check --fix gateway tests bench
 
-typecheck: proto
+typecheck: $(INSTALL_STAMP) proto
 	$(VENV)/bin/mypy
 
-helm-check: proto
+helm-check: $(INSTALL_STAMP) proto
 	$(PY) -m pytest tests/helm -q
 
+# Everything make (and the tools it runs) made: venvs, generated code, caches, node_modules, builds.
 clean:
-	rm -rf gateway/api build dist *.egg-info
+	rm -rf $(VENV) gateway/api build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \
+	  tools/node/node_modules examples/node/node_modules examples/go/bin examples/go/gen
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
