@@ -25,6 +25,7 @@ from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.service import GatewayService
 from gateway.settings import Settings
+from gateway.startup_summary import log_startup
 from gateway.toloka.client import TolokaClient
 
 log = logging.getLogger("gateway")
@@ -150,15 +151,7 @@ class Gateway:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self._redis is not None:
             self._degraded_task = asyncio.create_task(self._report_degraded())
-        log.info(
-            "toloka-gateway serving",
-            extra={
-                "listen": s.server.listen,
-                "port": self.port,
-                "toloka": "built-in emulator (no TOLOKA_API_KEY set)" if self._emulator else base_url,
-                "state": "redis" if s.redis_url else "in-process (no REDIS_URL set; one replica only)",
-            },
-        )
+        log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls (health NOT_SERVING), let in-flight calls finish, close everything."""
