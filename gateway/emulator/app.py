@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.emulator import pool_routes, task_routes
+from gateway.emulator import pool_admin, pool_routes, project_routes, suite_routes, task_routes
 from gateway.emulator.control_routes import control_app
 from gateway.emulator.coverage import not_emulated
 from gateway.emulator.faults import Fault
@@ -124,8 +124,23 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     r.add_post("/api/v1/tasks", task_routes.create_tasks)
     r.add_get("/api/v1/tasks", task_routes.list_tasks)
     r.add_get("/api/v1/tasks/{task_id}", task_routes.get_task)
+    r.add_patch("/api/v1/tasks/{task_id}", task_routes.patch_task)
+    r.add_patch("/api/v1/tasks/{task_id}/set-overlap-or-min", task_routes.patch_task_overlap_or_min)
+    r.add_post("/api/v1/task-suites", suite_routes.create_suites)
+    r.add_get("/api/v1/task-suites", suite_routes.list_suites)
+    r.add_get("/api/v1/task-suites/{suite_id}", suite_routes.get_suite)
+    r.add_patch("/api/v1/task-suites/{suite_id}", suite_routes.patch_suite)
+    r.add_patch("/api/v1/task-suites/{suite_id}/set-overlap-or-min", suite_routes.patch_suite_overlap_or_min)
+    r.add_get("/api/v1/operations", task_routes.list_operations)
     r.add_get("/api/v1/operations/{op_id}", task_routes.get_operation)
     r.add_get("/api/v1/operations/{op_id}/log", task_routes.get_operation_log)
+    r.add_post("/api/v1/projects", project_routes.create_project)
+    r.add_get("/api/v1/projects", project_routes.list_projects)
+    r.add_get("/api/v1/projects/{project_id}", project_routes.get_project)
+    r.add_put("/api/v1/projects/{project_id}", project_routes.put_project)
+    r.add_post("/api/v1/pools", pool_admin.create_pool)
+    r.add_get("/api/v1/pools", pool_admin.list_pools)
+    r.add_post("/api/v1/pools/{pool_id}/clone", pool_admin.clone_pool)
     r.add_get("/api/v1/pools/{pool_id}", pool_routes.get_pool)
     r.add_put("/api/v1/pools/{pool_id}", pool_routes.put_pool)
     r.add_patch("/api/v1/pools/{pool_id}", pool_routes.patch_pool)

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.emulator.batch_create import read_json
 from gateway.emulator.operations import Operation
 from gateway.emulator.pools import overlap_signature, replaced_pool, validate_pool_body
 from gateway.emulator.state import STATE_KEY, EmulatorState
-from gateway.emulator.task_routes import read_json
 from gateway.emulator.wire import JSON, ApiError, field_error, json_response, not_found, validation_error
 
 _HOUR_S = 3600.0

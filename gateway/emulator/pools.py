@@ -61,6 +61,33 @@ def default_pool(pool_id: str, now: float) -> JSON:
     }
 
 
+def default_project(project_id: str, created: str) -> JSON:
+    """An ACTIVE project with a one-field task spec: input `image` (url), output `label` (string)."""
+    return {
+        "id": project_id,
+        "public_name": f"Project {project_id}",
+        "public_description": f"Emulated project {project_id}",
+        "public_instructions": "",
+        "private_comment": "",
+        "task_spec": {
+            "input_spec": {"image": {"type": "url", "required": True, "hidden": False}},
+            "output_spec": {
+                "label": {
+                    "type": "string",
+                    "required": True,
+                    "hidden": False,
+                    "allowed_values": ["cat", "dog"],
+                }
+            },
+            "view_spec": {"type": "tb", "config": "{}"},
+        },
+        "assignments_issuing_type": "AUTOMATED",
+        "status": "ACTIVE",
+        "created": created,
+        "owner": {"id": "emulated-requester", "myself": True, "company_id": "1"},
+    }
+
+
 def assign_collector_uuids(pool: JSON) -> None:
     """Give every quality-control config without a `collector_config.uuid` a fresh uuid4 (in place)."""
     qc = pool.get("quality_control")

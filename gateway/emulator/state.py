@@ -11,6 +11,8 @@ Seeded pools (re-created by `reset()`; pass `seed_default_pools=False` to start 
 - "3": ARCHIVED.
 - "4": CLOSED, `auto_accept_solutions: false`, `defaults` without `default_overlap_for_new_tasks`.
 
+Project "1" (ACTIVE, a one-field `image` → `label` task spec) holds them all.
+
 Pools seeded later with `seed_pool()` get ids "5", "6", ... unless an `id` is given.
 """
 
@@ -28,7 +30,7 @@ from aiohttp import web
 
 from gateway.emulator.faults import Fault, FaultSet
 from gateway.emulator.operations import Operation
-from gateway.emulator.pools import assign_collector_uuids, default_pool
+from gateway.emulator.pools import assign_collector_uuids, default_pool, default_project
 from gateway.emulator.wire import JSON, iso
 
 Clock = Callable[[], float]
@@ -86,6 +88,7 @@ class EmulatorState:
         self.clock_offset_s = 0.0
         self.faults = FaultSet()
         self.requests: list[RecordedRequest] = []
+        self.work_hooks: list[Callable[[str], None]] = []
         self._reset_data()
 
     # -- time ------------------------------------------------------------------------------------
@@ -119,6 +122,10 @@ class EmulatorState:
         self.pools: dict[str, JSON] = {}
         self.tasks: dict[str, JSON] = {}
         self.pool_task_ids: dict[str, list[str]] = {}
+        self.projects: dict[str, JSON] = {}
+        self.suites: dict[str, JSON] = {}
+        self.pool_suite_ids: dict[str, list[str]] = {}
+        self.issued: dict[str, int] = {}
         self.operations: dict[str, Operation] = {}
         self.pool_locks: dict[str, str] = {}
         self.last_status_change: dict[str, str] = {}
@@ -174,9 +181,31 @@ class EmulatorState:
         self.tasks[view["id"]] = view
         self.pool_task_ids.setdefault(view["pool_id"], []).append(view["id"])
 
+    def store_suite(self, view: JSON) -> None:
+        """Make a task suite visible in listings."""
+        self.suites[view["id"]] = view
+        self.pool_suite_ids.setdefault(view["pool_id"], []).append(view["id"])
+
     def pool_has_tasks(self, pool_id: str) -> bool:
-        """Whether any task exists in the pool."""
-        return bool(self.pool_task_ids.get(pool_id))
+        """Whether any task or task suite exists in the pool."""
+        return bool(self.pool_task_ids.get(pool_id)) or bool(self.pool_suite_ids.get(pool_id))
+
+    def work_changed(self, pool_id: str) -> None:
+        """Tell the crowd (if any) that a pool's work or status changed."""
+        for hook in self.work_hooks:
+            hook(pool_id)
+
+    def seed_project(self, **fields: Any) -> JSON:
+        """Create a project directly (no API call); returns it. Its id is the next free number unless given."""
+        project_id = str(fields.pop("id", None) or _next_free(self.projects))
+        project = default_project(project_id, self.timestamp())
+        project.update(copy.deepcopy(fields))
+        self.projects[project_id] = project
+        return project
+
+    def new_pool_id(self) -> str:
+        """The next free pool id."""
+        return self._take_pool_id()
 
     def record(self, request: RecordedRequest) -> None:
         """Append to the request log, dropping the oldest entries beyond `max_recorded_requests` (if set)."""
@@ -216,6 +245,7 @@ class EmulatorState:
     # -- seeds -----------------------------------------------------------------------------------
 
     def _seed_defaults(self) -> None:
+        self.seed_project(id="1")
         self.seed_pool(
             id="1", defaults={"default_overlap_for_new_task_suites": 3, "default_overlap_for_new_tasks": 3}
         )
@@ -273,6 +303,10 @@ def _users_assessment_config() -> JSON:
             }
         ],
     }
+
+
+def _next_free(items: dict[str, JSON]) -> int:
+    return max((int(k) for k in items if k.isdigit()), default=0) + 1
 
 
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)

@@ -25,212 +25,41 @@ Choices where Toloka is undocumented (toloka-api.md ❓):
 
 from __future__ import annotations
 
-import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from gateway.emulator import listing
+from gateway.emulator.batch_create import Kind, create, read_json
 from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.operations import Operation
 from gateway.emulator.state import STATE_KEY, EmulatorState
-from gateway.emulator.tasks import (
-    MAX_INPUT_VALUES_BYTES,
-    MAX_SYNC_ITEMS,
-    input_values_size,
-    task_view,
-    validate_task,
-)
+from gateway.emulator.tasks import check_overlap, set_overlap, store_task, validate_task
 from gateway.emulator.wire import (
     JSON,
-    ApiError,
     canonical_uuid,
-    error_body,
     field_error,
     json_response,
     not_found,
-    parse_bool,
     validation_error,
 )
 
 MAX_LIST_LIMIT = 100_000
-_SIZE_CHECK_FLOOR = 512 * 1024  # bodies below this cannot carry 1 MiB of input_values
-Validated = list[tuple[dict[str, JSON], int | None]]
-
-
-async def read_json(request: web.Request) -> Any:
-    """The JSON body; 415 without `Content-Type: application/json`, 400 when empty or malformed."""
-    raw = await request.read()
-    if not raw:
-        raise validation_error({"body": field_error("VALUE_REQUIRED", "Request body is required")})
-    if request.content_type != "application/json":
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise validation_error({"body": field_error("INVALID_JSON", str(exc))}, "Malformed JSON") from exc
+TASKS = Kind(
+    noun="task",
+    op_type="TASK.BATCH_CREATE",
+    create_log="TASK_CREATE",
+    validate_log="TASK_VALIDATE",
+    output_key="task_id",
+    validate=validate_task,
+    store=store_task,
+)
 
 
 async def create_tasks(request: web.Request) -> web.Response:
     """`POST /api/v1/tasks` in sync or async mode."""
-    state = request.app[STATE_KEY]
-    query = request.query
-    async_mode = parse_bool(query.get("async_mode"), "async_mode")
-    allow_defaults = parse_bool(query.get("allow_defaults"), "allow_defaults")
-    skip_invalid = parse_bool(query.get("skip_invalid_items"), "skip_invalid_items")
-    open_pool = parse_bool(query.get("open_pool"), "open_pool")
-    op_id = _operation_id(state, query.get("operation_id")) if async_mode else None
-    body = await read_json(request)
-    if isinstance(body, dict):
-        items: list[Any] = [body]
-    elif isinstance(body, list):
-        items = body
-    else:
-        raise validation_error({"body": field_error("VALUE_NOT_ALLOWED", "Object or array expected")})
-    if not async_mode and len(items) > MAX_SYNC_ITEMS:
-        raise ApiError(413, "ENTITY_TOO_LARGE", f"At most {MAX_SYNC_ITEMS} tasks in synchronous mode")
-    if len(await request.read()) > _SIZE_CHECK_FLOOR:
-        size = input_values_size(items)
-        if size > MAX_INPUT_VALUES_BYTES:
-            message = f"Total size of input_values is {size} bytes, at most {MAX_INPUT_VALUES_BYTES} allowed"
-            raise validation_error({"input_values": field_error("VALUE_GREATER_THAN_MAX", message)}, message)
-    state.advance()
-    validated = [validate_task(item, state.pools, allow_defaults) for item in items]
-    if op_id is None:
-        return _create_sync(
-            state,
-            items,
-            validated,
-            single=isinstance(body, dict),
-            skip_invalid=skip_invalid,
-            open_pool=open_pool,
-        )
-    params = {"skip_invalid_items": skip_invalid, "allow_defaults": allow_defaults, "open_pool": open_pool}
-    op = _batch_operation(state, op_id, items, validated, params)
-    state.add_operation(op)
-    state.advance()
-    return json_response(op.view(state.now()), 202)
-
-
-def _operation_id(state: EmulatorState, raw: str | None) -> str:
-    if raw is None:
-        return str(uuid.uuid4())
-    op_id = canonical_uuid(raw)
-    if op_id is None:
-        raise validation_error({"operation_id": field_error("INVALID_UUID", "operation_id must be a UUID")})
-    if op_id in state.operations:
-        raise ApiError(409, "OPERATION_ALREADY_EXISTS", f"Operation {op_id} already exists")
-    return op_id
-
-
-def _create_sync(
-    state: EmulatorState,
-    items: list[Any],
-    validated: Validated,
-    *,
-    single: bool,
-    skip_invalid: bool,
-    open_pool: bool,
-) -> web.Response:
-    errors = {str(i): errs for i, (errs, _) in enumerate(validated) if errs}
-    if errors and (single or not skip_invalid):
-        raise validation_error(errors["0"] if single else errors)
-    created: dict[str, JSON] = {}
-    for i, (item, (errs, overlap)) in enumerate(zip(items, validated, strict=True)):
-        if not errs:
-            created[str(i)] = _store(state, item, overlap)
-    if open_pool:
-        for pool_id in {view["pool_id"] for view in created.values()}:
-            _open_now(state, pool_id)
-    if single:
-        return json_response(created["0"], 201)
-    result: JSON = {"items": created}
-    if skip_invalid:
-        result["validation_errors"] = errors
-    return json_response(result, 201)
-
-
-def _store(state: EmulatorState, item: JSON, overlap: int | None) -> JSON:
-    pool_id = str(item["pool_id"])
-    view = task_view(item, state.new_task_id(pool_id), state.timestamp(), overlap)
-    state.store_task(view)
-    return view
-
-
-def _open_now(state: EmulatorState, pool_id: str) -> JSON | None:
-    """Open a pool as the tail of a task batch; returns a POOL_OPEN failure log output, if any."""
-    pool = state.pools[pool_id]
-    if pool["status"] == "OPEN":
-        return None
-    if pool["status"] != "CLOSED":
-        return error_body("INAPPROPRIATE_STATUS", f"Pool {pool_id} is {pool['status']}")
-    if not state.pool_has_tasks(pool_id):
-        return error_body("EMPTY_POOL", "Pool contains no tasks. Operation is not allowed")
-    pool["status"] = "OPEN"
-    pool["last_started"] = state.timestamp()
-    state.last_status_change[pool_id] = "task-batch-open"
-    return None
-
-
-def _batch_operation(
-    state: EmulatorState, op_id: str, items: list[Any], validated: Validated, params: JSON
-) -> Operation:
-    invalid = sum(1 for errs, _ in validated if errs)
-    fails = invalid > 0 and not params["skip_invalid_items"]
-    valid = len(items) - invalid
-    op = Operation(
-        id=op_id,
-        type="TASK.BATCH_CREATE",
-        submitted_at=state.now(),
-        duration_s=state.operation_duration_s,
-        parameters=params,
-        succeeds=not fails,
-        details={
-            "total_count": len(items),
-            "valid_count": valid,
-            "not_valid_count": invalid,
-            "success_count": 0 if fails else valid,
-            "failed_count": invalid,
-        },
-    )
-
-    def finish() -> None:
-        pools: list[str] = []
-        for item, (errs, overlap) in zip(items, validated, strict=True):
-            if errs:
-                op.log.append({"type": "TASK_VALIDATE", "success": False, "input": item, "output": errs})
-            elif not fails:
-                view = _store(state, item, overlap)
-                op.log.append(
-                    {"type": "TASK_CREATE", "success": True, "input": item, "output": {"task_id": view["id"]}}
-                )
-                if view["pool_id"] not in pools:
-                    pools.append(view["pool_id"])
-        if params["open_pool"] and not fails:
-            targets = pools or sorted(
-                {
-                    str(i["pool_id"])
-                    for i in items
-                    if isinstance(i, dict) and str(i.get("pool_id")) in state.pools
-                }
-            )
-            for pool_id in targets:
-                failure = _open_now(state, pool_id)
-                if failure is not None:
-                    op.log.append(
-                        {
-                            "type": "POOL_OPEN",
-                            "success": False,
-                            "input": {"pool_id": pool_id},
-                            "output": failure,
-                        }
-                    )
-
-    op.on_finish = finish
-    return op
+    return await create(request, TASKS)
 
 
 async def get_operation(request: web.Request) -> web.Response:
@@ -311,3 +140,52 @@ def _pool_tasks_by_id(state: EmulatorState, query: Mapping[str, str]) -> JSON:
     else:
         selected = ids[max(lo, hi - limit - 1) : hi][::-1] if lo < hi else []
     return {"items": [state.tasks[t] for t in selected[:limit]], "has_more": len(selected) > limit}
+
+
+OPERATIONS_LIST = ListSpec(
+    "/api/v1/operations",
+    filters={"type": equals("type"), "status": equals("status")},
+    ranges={"id": "id", "submitted": "date", "finished": "date"},
+    sorts=("id", "submitted", "finished"),
+    max_limit=500,
+)
+
+
+async def list_operations(request: web.Request) -> web.Response:
+    """`GET /api/v1/operations` with toloka-kit's OperationSearchRequest filters and sort."""
+    state = request.app[STATE_KEY]
+    state.advance()
+    now = state.now()
+    views = (op.view(now) for op in state.operations.values())
+    return json_response(listing.page(OPERATIONS_LIST, request.query, views))
+
+
+async def patch_task(request: web.Request) -> web.Response:
+    """`PATCH /api/v1/tasks/{id}`: `overlap`, `infinite_overlap`, `baseline_solutions` (toloka-kit's TaskPatch)."""
+    return await _patch_overlap(request, at_least_issued=False)
+
+
+async def patch_task_overlap_or_min(request: web.Request) -> web.Response:
+    """`PATCH /api/v1/tasks/{id}/set-overlap-or-min`: the overlap, but never below what was already issued."""
+    return await _patch_overlap(request, at_least_issued=True)
+
+
+async def _patch_overlap(request: web.Request, *, at_least_issued: bool) -> web.Response:
+    state = request.app[STATE_KEY]
+    state.advance()
+    task_id = request.match_info["task_id"]
+    task = state.tasks.get(task_id)
+    if task is None:
+        raise not_found(f"Task {task_id}")
+    body = await read_json(request)
+    allowed = {"overlap", "infinite_overlap", "baseline_solutions"}
+    errors = {k: field_error("VALUE_NOT_ALLOWED", f"{k} cannot be patched") for k in body if k not in allowed}
+    if errors:
+        raise validation_error(errors)
+    overlap = check_overlap(body, None, False, errors, "")
+    if errors or (overlap is None and not body.get("infinite_overlap")):
+        raise validation_error(errors or {"overlap": field_error("VALUE_REQUIRED", "overlap expected")})
+    if "baseline_solutions" in body:
+        task["baseline_solutions"] = body["baseline_solutions"]
+    set_overlap(state, task, overlap, at_least_issued=at_least_issued)
+    return json_response(task)

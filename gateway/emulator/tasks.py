@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.emulator.wire import JSON, field_error
+
+if TYPE_CHECKING:
+    from gateway.emulator.state import EmulatorState
 
 MAX_SYNC_ITEMS = 5000
 MAX_INPUT_VALUES_BYTES = 1_048_576
@@ -58,7 +61,7 @@ def validate_task(
     if not isinstance(item, dict):
         return {"": field_error("OBJECT_EXPECTED", "Task must be a JSON object")}, None
     errors: dict[str, JSON] = {}
-    pool = _check_pool(item.get("pool_id"), pools, errors)
+    pool = check_pool(item.get("pool_id"), pools, errors)
     values = item.get("input_values")
     if values is None or values == {}:
         errors["input_values"] = field_error("VALUE_REQUIRED", _REQUIRED)
@@ -67,11 +70,20 @@ def validate_task(
     for name in _LIST_FIELDS:
         if item.get(name) is not None and not isinstance(item[name], list):
             errors[name] = field_error("ARRAY_EXPECTED", "Array expected")
-    overlap = _check_overlap(item, pool, allow_defaults, errors)
+    overlap = check_overlap(item, pool, allow_defaults, errors, "default_overlap_for_new_tasks")
     return errors, overlap
 
 
-def _check_pool(pool_id: Any, pools: dict[str, JSON], errors: dict[str, JSON]) -> JSON | None:
+def store_task(state: EmulatorState, item: JSON, overlap: int | None) -> JSON:
+    """Store a validated task and return its view."""
+    pool_id = str(item["pool_id"])
+    view = task_view(item, state.new_task_id(pool_id), state.timestamp(), overlap)
+    state.store_task(view)
+    state.work_changed(pool_id)
+    return view
+
+
+def check_pool(pool_id: Any, pools: dict[str, JSON], errors: dict[str, JSON]) -> JSON | None:
     if pool_id is None:
         errors["pool_id"] = field_error("VALUE_REQUIRED", _REQUIRED)
         return None
@@ -87,8 +99,8 @@ def _check_pool(pool_id: Any, pools: dict[str, JSON], errors: dict[str, JSON]) -
     return pool
 
 
-def _check_overlap(
-    item: JSON, pool: JSON | None, allow_defaults: bool, errors: dict[str, JSON]
+def check_overlap(
+    item: JSON, pool: JSON | None, allow_defaults: bool, errors: dict[str, JSON], default_key: str
 ) -> int | None:
     infinite = item.get("infinite_overlap")
     if infinite is not None and not isinstance(infinite, bool):
@@ -98,7 +110,7 @@ def _check_overlap(
     if infinite:
         return None
     if overlap is None:
-        default = ((pool or {}).get("defaults") or {}).get("default_overlap_for_new_tasks")
+        default = ((pool or {}).get("defaults") or {}).get(default_key)
         if allow_defaults and default is not None:
             return int(default)
         if pool is not None:
@@ -131,3 +143,18 @@ def task_view(item: JSON, task_id: str, created: str, overlap: int | None) -> JS
         view["remaining_overlap"] = overlap
     view["created"] = created
     return view
+
+
+def set_overlap(state: EmulatorState, unit: JSON, overlap: int | None, *, at_least_issued: bool) -> None:
+    """Change a task's (or suite's) overlap; `remaining_overlap` is what is left after the issued ones."""
+    issued = state.issued.get(unit["id"], 0)
+    if overlap is None:
+        unit["overlap"] = None
+        unit["infinite_overlap"] = True
+        unit.pop("remaining_overlap", None)
+    else:
+        overlap = max(overlap, issued) if at_least_issued else overlap
+        unit["overlap"] = overlap
+        unit["infinite_overlap"] = False
+        unit["remaining_overlap"] = max(0, overlap - issued)
+    state.work_changed(unit["pool_id"])
