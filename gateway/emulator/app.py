@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.emulator import pool_admin, pool_routes, project_routes, suite_routes, task_routes
+from gateway.emulator import (
+    assignment_routes,
+    pool_admin,
+    pool_routes,
+    project_routes,
+    suite_routes,
+    task_routes,
+)
 from gateway.emulator.control_routes import control_app
 from gateway.emulator.coverage import not_emulated
 from gateway.emulator.faults import Fault
@@ -53,6 +60,22 @@ def _drop(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+def _record(state: EmulatorState, request: web.Request, scheme: str | None) -> None:
+    query = request.query
+    state.record(
+        RecordedRequest(
+            monotonic=time.monotonic(),
+            wall=state.now(),
+            method=request.method,
+            path=request.path,
+            query=dict(query),
+            body_size=request.content_length or 0,
+            operation_id=query.get("operation_id"),
+            auth_scheme=scheme,
+        )
+    )
+
+
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record, authenticate, inject faults and render errors for `/api/` requests."""
@@ -64,19 +87,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return response
     state = request.app[STATE_KEY]
     header_scheme, secret = _auth_scheme(request.headers.get("Authorization"))
-    query = request.query
-    state.record(
-        RecordedRequest(
-            monotonic=time.monotonic(),
-            wall=state.now(),
-            method=request.method,
-            path=path,
-            query=dict(query),
-            body_size=request.content_length or 0,
-            operation_id=query.get("operation_id"),
-            auth_scheme=header_scheme,
-        )
-    )
+    _record(state, request, header_scheme)
     fault: Fault | None = None
     try:
         _check_auth(state, header_scheme, secret)
@@ -134,6 +145,10 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     r.add_get("/api/v1/operations", task_routes.list_operations)
     r.add_get("/api/v1/operations/{op_id}", task_routes.get_operation)
     r.add_get("/api/v1/operations/{op_id}/log", task_routes.get_operation_log)
+    r.add_get("/api/v1/assignments", assignment_routes.list_assignments)
+    r.add_get("/api/v1/assignments/{assignment_id}", assignment_routes.get_assignment)
+    r.add_patch("/api/v1/assignments/{assignment_id}", assignment_routes.patch_assignment)
+    r.add_put("/api/v1/user-restrictions", assignment_routes.put_user_restriction)
     r.add_post("/api/v1/projects", project_routes.create_project)
     r.add_get("/api/v1/projects", project_routes.list_projects)
     r.add_get("/api/v1/projects/{project_id}", project_routes.get_project)

@@ -146,6 +146,7 @@ def open_now(state: EmulatorState, pool_id: str) -> JSON | None:
     pool["status"] = "OPEN"
     pool["last_started"] = state.timestamp()
     state.last_status_change[pool_id] = "task-batch-open"
+    state.work_changed(pool_id)
     return None
 
 

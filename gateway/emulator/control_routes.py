@@ -11,6 +11,8 @@
   (both operation durations 0)
 - `POST /_emulator/reset` — `EmulatorState.reset()`, which also undoes every clock advance
 
+The crowd's endpoints (`/_emulator/crowd...`) are listed in `crowd_control`.
+
 Control requests need no Authorization and are not recorded.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.emulator.crowd_control import add_crowd_routes
 from gateway.emulator.faults import Fault
 from gateway.emulator.state import STATE_KEY, EmulatorState
 from gateway.emulator.wire import JSON, json_response
@@ -166,4 +169,5 @@ def control_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/clock/advance", advance_clock)
     app.router.add_post("/operations/finish", finish_operations)
     app.router.add_post("/reset", reset)
+    add_crowd_routes(app)
     return app

@@ -156,6 +156,7 @@ def _start_pool_operation(state: EmulatorState, pool_id: str, kind: str, target:
         stamp = state.timestamp()
         if target == "OPEN":
             pool["last_started"] = stamp
+            state.work_changed(pool_id)
         else:
             pool["last_stopped"] = stamp
             pool["last_close_reason"] = "FOR_UPDATE" if kind == "close-for-update" else "MANUAL"
@@ -176,6 +177,7 @@ def _schedule_reopen(state: EmulatorState, pool_id: str, op_id: str) -> None:
             pool["status"] = "OPEN"
             pool["last_started"] = state.timestamp()
             state.last_status_change[pool_id] = "auto-reopen"
+            state.work_changed(pool_id)
 
     state.schedule(state.now() + state.reopen_after_update_s, reopen)
 

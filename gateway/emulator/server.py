@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from types import TracebackType
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from gateway import event_loop
 from gateway.emulator.app import create_app
+from gateway.emulator.crowd_control import CONFIG_ENV, load_crowd_config
 from gateway.emulator.state import EmulatorState
 
 _log = logging.getLogger(__name__)
@@ -72,6 +74,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
 async def serve(listen: str, state: EmulatorState | None = None) -> None:
     """Serve until SIGINT or SIGTERM."""
     host, port = parse_listen(listen)
+    if state is None:
+        state = EmulatorState()
+        config = os.environ.get(CONFIG_ENV)
+        if config:
+            load_crowd_config(state, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

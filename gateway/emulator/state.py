@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.emulator.crowd import Crowd
 from gateway.emulator.faults import Fault, FaultSet
 from gateway.emulator.operations import Operation
 from gateway.emulator.pools import assign_collector_uuids, default_pool, default_project
@@ -86,15 +87,20 @@ class EmulatorState:
         self.seed_default_pools = seed_default_pools
         self.max_recorded_requests = max_recorded_requests
         self.clock_offset_s = 0.0
+        self._event_time: float | None = None
         self.faults = FaultSet()
         self.requests: list[RecordedRequest] = []
-        self.work_hooks: list[Callable[[str], None]] = []
+        self.crowd = Crowd(self)
+        self.work_hooks: list[Callable[[str, str | None], None]] = [self.crowd.work_changed]
         self._reset_data()
 
     # -- time ------------------------------------------------------------------------------------
 
     def now(self) -> float:
-        """The emulator's current time: the injected clock plus any `advance_clock` offset."""
+        """The emulator's current time: the injected clock plus any `advance_clock` offset; while a due
+        effect runs, the instant it was due at (so a chain of effects keeps its own timeline)."""
+        if self._event_time is not None:
+            return self._event_time
         return self.clock() + self.clock_offset_s
 
     def advance_clock(self, seconds: float) -> None:
@@ -112,13 +118,19 @@ class EmulatorState:
         if not timers:
             return
         now = self.now()
-        while timers and timers[0][0] <= now:
-            _, _, action = heapq.heappop(timers)
-            action()
+        outer = self._event_time
+        try:
+            while timers and timers[0][0] <= now:
+                when, _, action = heapq.heappop(timers)
+                self._event_time = when
+                action()
+        finally:
+            self._event_time = outer
 
     # -- data ------------------------------------------------------------------------------------
 
     def _reset_data(self) -> None:
+        self.crowd.reset()
         self.pools: dict[str, JSON] = {}
         self.tasks: dict[str, JSON] = {}
         self.pool_task_ids: dict[str, list[str]] = {}
@@ -164,6 +176,7 @@ class EmulatorState:
         self.pool_task_ids.setdefault(pool_id, [])
         if pool_id.isdigit():
             self._next_pool_id = max(self._next_pool_id, int(pool_id) + 1)
+        self.work_changed(pool_id)
         return copy.deepcopy(pool)
 
     def _take_pool_id(self) -> str:
@@ -190,10 +203,11 @@ class EmulatorState:
         """Whether any task or task suite exists in the pool."""
         return bool(self.pool_task_ids.get(pool_id)) or bool(self.pool_suite_ids.get(pool_id))
 
-    def work_changed(self, pool_id: str) -> None:
-        """Tell the crowd (if any) that a pool's work or status changed."""
+    def work_changed(self, pool_id: str, unit_id: str | None = None) -> None:
+        """Tell the crowd that a pool's work or status changed (`unit_id`: a task or suite that has
+        overlap left again)."""
         for hook in self.work_hooks:
-            hook(pool_id)
+            hook(pool_id, unit_id)
 
     def seed_project(self, **fields: Any) -> JSON:
         """Create a project directly (no API call); returns it. Its id is the next free number unless given."""

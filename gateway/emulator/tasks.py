@@ -157,4 +157,4 @@ def set_overlap(state: EmulatorState, unit: JSON, overlap: int | None, *, at_lea
         unit["overlap"] = overlap
         unit["infinite_overlap"] = False
         unit["remaining_overlap"] = max(0, overlap - issued)
-    state.work_changed(unit["pool_id"])
+    state.work_changed(unit["pool_id"], unit["id"])

@@ -1,0 +1,131 @@
+"""Assignments and user restrictions: `GET /api/v1/assignments` (list), `GET /api/v1/assignments/{id}`,
+`PATCH /api/v1/assignments/{id}`, `PUT /api/v1/user-restrictions`.
+
+- The list honours toloka-kit's AssignmentSearchRequest: `status` (comma-separated list), `task_id`,
+  `task_suite_id`, `pool_id`, `user_id`, bounds on `id`, `created`, `submitted`, `accepted`,
+  `rejected`, `skipped`, `expired`, and sort by any of those fields; `limit` 1..100,000.
+- PATCH takes `{"status": "ACCEPTED" | "REJECTED", "public_comment": ...}`. SUBMITTED → ACCEPTED or
+  REJECTED; REJECTED → ACCEPTED (the `ACCEPT_AFTER_REJECT` event). A reject needs a non-empty
+  `public_comment` (400 otherwise). Any other change → 409 `INAPPROPRIATE_STATUS`. The pool's
+  ASSIGNMENTS_ASSESSMENT rules are evaluated on the change (see `quality`).
+- `PUT /user-restrictions` with `{user_id, scope: POOL | PROJECT | ALL_PROJECTS, pool_id?, project_id?,
+  private_comment?, will_expire?}` bars the performer from every pool in scope (a RESTRICTION
+  revocation for USERS_ASSESSMENT) and answers 201 with the restriction.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from gateway.emulator import listing
+from gateway.emulator.batch_create import read_json
+from gateway.emulator.listing import ListSpec, equals
+from gateway.emulator.quality import on_assessment, on_revocation, pools_in_scope
+from gateway.emulator.state import STATE_KEY, EmulatorState
+from gateway.emulator.wire import JSON, ApiError, field_error, json_response, not_found, validation_error
+
+_DATES = ("created", "submitted", "accepted", "rejected", "skipped", "expired")
+ASSIGNMENTS_LIST = ListSpec(
+    "/api/v1/assignments",
+    filters={
+        "status": equals("status"),
+        "pool_id": equals("pool_id"),
+        "user_id": equals("user_id"),
+        "task_suite_id": equals("task_suite_id"),
+        "task_id": lambda a, value: any(t["id"] == value for t in a["tasks"]),
+    },
+    ranges={"id": "id", **dict.fromkeys(_DATES, "date")},
+    sorts=("id", *_DATES),
+    max_limit=100_000,
+)
+_SCOPES = ("POOL", "PROJECT", "ALL_PROJECTS")
+
+
+def _assignment(state: EmulatorState, assignment_id: str) -> JSON:
+    state.advance()
+    assignment = state.crowd.assignments.get(assignment_id)
+    if assignment is None:
+        raise not_found(f"Assignment {assignment_id}")
+    return assignment
+
+
+async def list_assignments(request: web.Request) -> web.Response:
+    """`GET /api/v1/assignments`."""
+    state = request.app[STATE_KEY]
+    state.advance()
+    crowd = state.crowd
+    pool_id = request.query.get("pool_id")
+    ids = crowd.pool_assignment_ids.get(pool_id, []) if pool_id is not None else list(crowd.assignments)
+    items = (crowd.assignments[i] for i in ids)
+    return json_response(listing.page(ASSIGNMENTS_LIST, request.query, items))
+
+
+async def get_assignment(request: web.Request) -> web.Response:
+    """`GET /api/v1/assignments/{id}`."""
+    return json_response(_assignment(request.app[STATE_KEY], request.match_info["assignment_id"]))
+
+
+def _inappropriate(status: str) -> ApiError:
+    return ApiError(
+        409,
+        "INAPPROPRIATE_STATUS",
+        f"This or related resource is in inappropriate status ({status}), operation is not allowed",
+        {"appropriate_statuses": ["SUBMITTED", "REJECTED"] if status != "REJECTED" else ["SUBMITTED"]},
+    )
+
+
+async def patch_assignment(request: web.Request) -> web.Response:
+    """`PATCH /api/v1/assignments/{id}`: accept or reject."""
+    state = request.app[STATE_KEY]
+    assignment = _assignment(state, request.match_info["assignment_id"])
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Object expected")})
+    target = body.get("status")
+    comment = body.get("public_comment")
+    if target not in ("ACCEPTED", "REJECTED"):
+        raise validation_error(
+            {"status": field_error("VALUE_NOT_ALLOWED", "status must be ACCEPTED or REJECTED")}
+        )
+    if target == "REJECTED" and not (isinstance(comment, str) and comment.strip()):
+        raise validation_error(
+            {"public_comment": field_error("VALUE_REQUIRED", "A reject needs a public_comment")}
+        )
+    current = assignment["status"]
+    if current not in ("SUBMITTED", "REJECTED") or current == target:
+        raise _inappropriate(current)
+    event = "REJECT" if target == "REJECTED" else "ACCEPT_AFTER_REJECT" if current == "REJECTED" else "ACCEPT"
+    assignment["status"] = target
+    assignment[target.lower()] = state.timestamp()
+    if comment is not None:
+        assignment["public_comment"] = comment
+    on_assessment(state, assignment, event)
+    return json_response(assignment)
+
+
+async def put_user_restriction(request: web.Request) -> web.Response:
+    """`PUT /api/v1/user-restrictions`: bar a performer from the pools in scope."""
+    state = request.app[STATE_KEY]
+    state.advance()
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Object expected")})
+    errors: dict[str, JSON] = {}
+    if not isinstance(body.get("user_id"), str) or not body["user_id"]:
+        errors["user_id"] = field_error("VALUE_REQUIRED", "user_id expected")
+    scope = body.get("scope")
+    if scope not in _SCOPES:
+        errors["scope"] = field_error("VALUE_NOT_ALLOWED", f"scope must be one of {', '.join(_SCOPES)}")
+    for needed, name in (("POOL", "pool_id"), ("PROJECT", "project_id")):
+        if scope == needed and body.get(name) is None:
+            errors[name] = field_error("VALUE_REQUIRED", f"{name} is required for scope {needed}")
+    if errors:
+        raise validation_error(errors)
+    pool_id = None if body.get("pool_id") is None else str(body["pool_id"])
+    project_id = None if body.get("project_id") is None else str(body["project_id"])
+    for target in pools_in_scope(state, str(scope), pool_id, project_id):
+        on_revocation(state, target, body["user_id"], "RESTRICTION", None)
+    restriction = {**body, "id": str(uuid.uuid4()), "created": state.timestamp()}
+    return json_response(restriction, 201)
