@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from gateway import event_loop
+from gateway.cli import help_text
 from gateway.settings import SettingsError
 
+RAW = argparse.RawDescriptionHelpFormatter
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toloka-gateway", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
+
+class _EmulatorHelp(argparse.Action):
+    """`emulator --help`: the seeded pools are read from a fresh emulator only when help is asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.epilog = help_text.emulator_epilog()
+        parser.print_help()
+        parser.exit()
+
+
+def _serve_parser(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the gateway (the built-in emulator unless TOLOKA_API_KEY is set)",
+        description=help_text.SERVE,
+        epilog=help_text.SERVE_EPILOG,
+        formatter_class=RAW,
+    )
     serve.add_argument("--listen", help="gRPC address (env GATEWAY_LISTEN, default [::]:50051)")
     serve.add_argument("--toloka-url", help="Toloka base URL or 'emulator' (env TOLOKA_URL)")
     serve.add_argument("--redis-url", help="Redis URL; unset means in-process state (env REDIS_URL)")
@@ -24,7 +44,24 @@ def _parser() -> argparse.ArgumentParser:
         help="after SIGTERM, how long health says NOT_SERVING while calls are still served, e.g. 5s "
         "(env GATEWAY_SHUTDOWN_DELAY, default 5s); a second signal ends it early",
     )
-    emulator = sub.add_parser("emulator", help="run the Toloka emulator as an HTTP server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="toloka-gateway",
+        description=__doc__,
+        epilog="`toloka-gateway COMMAND --help` describes each command; `make run` starts `serve`.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    emulator = sub.add_parser(
+        "emulator",
+        help="run the Toloka emulator alone as an HTTP server",
+        description=help_text.EMULATOR,
+        formatter_class=RAW,
+        add_help=False,
+    )
+    emulator.add_argument("-h", "--help", action=_EmulatorHelp, help="show this help message and exit")
     emulator.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (default 127.0.0.1:8080)")
     from gateway.cli import add_parser as add_client_parser
 

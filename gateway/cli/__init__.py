@@ -1,17 +1,4 @@
-"""`toloka-gateway client ...`: call a running gateway from a shell.
-
-    toloka-gateway client create-tasks tasks.jsonl --pool-id 1 --wait
-    toloka-gateway client wait OPERATION_ID --log
-    toloka-gateway client get-rework-rules 1 --json > rules.json
-    toloka-gateway client set-rework-rules 1 rules.json
-
-The target, caller id, bearer token and timeout come from flags, else from GATEWAY_TARGET,
-GATEWAY_CALLER and GATEWAY_TOKEN (the client is its own program: it reads these variables here, not
-through gateway.settings). Any of --tls-ca, --tls-cert, --tls-key switches to a TLS channel:
-
-    toloka-gateway client --token "$TOKEN" --tls-ca ca.crt wait OPERATION_ID
-    toloka-gateway client --tls-ca ca.crt --tls-cert me.crt --tls-key me.key wait OPERATION_ID
-"""
+"""`toloka-gateway client ...`: call a running gateway from a shell (what `--help` says: help_text.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from gateway.cli import help_text
 from gateway.cli.commands import run
 
 __all__ = ["add_parser", "run"]
@@ -34,51 +22,70 @@ def _positive(text: str) -> float:
     return value
 
 
-def _globals(p: argparse.ArgumentParser, *, suppress: bool = False) -> None:
-    """The flags every client command takes; on subcommands too, so they may follow the command."""
+def _connection(*, shown: bool) -> argparse.ArgumentParser:
+    """The connection flags, as a parent parser: described once on `client`, accepted (hidden) after
+    each subcommand so they may follow the command too."""
+    p = argparse.ArgumentParser(add_help=False)
 
-    def default(value: object) -> object:
-        return argparse.SUPPRESS if suppress else value
+    def opts(value: object, text: str) -> dict[str, Any]:
+        return (
+            {"default": value, "help": text}
+            if shown
+            else {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+        )
 
     p.add_argument(
         "--target",
-        default=default(os.environ.get("GATEWAY_TARGET") or DEFAULT_TARGET),
-        help=f"gateway address HOST:PORT (env GATEWAY_TARGET, default {DEFAULT_TARGET})",
+        **opts(
+            os.environ.get("GATEWAY_TARGET") or DEFAULT_TARGET,
+            f"gateway address HOST:PORT (env GATEWAY_TARGET, default {DEFAULT_TARGET})",
+        ),
     )
     p.add_argument(
         "--caller",
-        default=default(os.environ.get("GATEWAY_CALLER") or DEFAULT_CALLER),
-        help=f"caller id sent as x-caller-id metadata (env GATEWAY_CALLER, default {DEFAULT_CALLER})",
+        **opts(
+            os.environ.get("GATEWAY_CALLER") or DEFAULT_CALLER,
+            f"caller id sent as x-caller-id metadata (env GATEWAY_CALLER, default {DEFAULT_CALLER})",
+        ),
     )
     p.add_argument(
         "--token",
-        default=default(os.environ.get("GATEWAY_TOKEN") or ""),
-        help="bearer token, sent as `authorization: Bearer <token>` metadata (env GATEWAY_TOKEN); "
-        "in clear text unless a TLS option is given",
+        **opts(
+            os.environ.get("GATEWAY_TOKEN") or "",
+            "bearer token, sent as `authorization: Bearer <token>` metadata (env GATEWAY_TOKEN); "
+            "in clear text unless a TLS option is given",
+        ),
     )
-    p.add_argument(
-        "--timeout", type=_positive, default=default(60.0), help="deadline of each call, seconds (default 60)"
-    )
-    tls = p.add_argument_group("TLS (any of these makes the channel TLS)")
+    p.add_argument("--timeout", type=_positive, **opts(60.0, "deadline of each call, seconds (default 60)"))
+    tls = p.add_argument_group("TLS (any of these makes the channel TLS)") if shown else p
     tls.add_argument(
         "--tls-ca",
         metavar="FILE",
-        default=default(""),
-        help="CA certificate(s) that sign the gateway's certificate, PEM (default: the system's roots)",
+        **opts(
+            "", "CA certificate(s) that sign the gateway's certificate, PEM (default: the system's roots)"
+        ),
     )
-    tls.add_argument("--tls-cert", metavar="FILE", default=default(""), help="client certificate, PEM (mTLS)")
-    tls.add_argument("--tls-key", metavar="FILE", default=default(""), help="key of --tls-cert, PEM")
+    tls.add_argument("--tls-cert", metavar="FILE", **opts("", "client certificate, PEM (mTLS)"))
+    tls.add_argument("--tls-key", metavar="FILE", **opts("", "key of --tls-cert, PEM"))
     tls.add_argument(
         "--tls-server-name",
         metavar="NAME",
-        default=default(""),
-        help="name to expect in the gateway's certificate when TARGET differs (e.g. through port-forward)",
+        **opts(
+            "", "name to expect in the gateway's certificate when TARGET differs (e.g. through port-forward)"
+        ),
     )
+    return p
 
 
-def _command(sub: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(name, **kw)
-    _globals(p, suppress=True)
+def _command(sub: Any, name: str, *, summary: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=help_text.epilog(epilog),
+        parents=[_connection(shown=False)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return p
 
 
@@ -86,14 +93,18 @@ def _create_tasks(sub: Any) -> None:
     p = _command(
         sub,
         "create-tasks",
-        help="create tasks from a JSON-lines or JSON-array file",
-        description="Create tasks. FILE holds one task object per line (input_values and optional Toloka "
-        "task fields) or one JSON array of them; '-' reads stdin. The file is checked before anything is sent.",
+        summary="create tasks from a JSON-lines or JSON-array file",
+        description=help_text.CREATE_TASKS,
+        epilog=help_text.CREATE_TASKS_EPILOG,
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "file", metavar="FILE", help="tasks, one JSON object per line or a JSON array; '-' is stdin"
+    )
     p.add_argument("--pool-id", required=True, help="pool of tasks that do not name their own pool_id")
     p.add_argument("--wait", action="store_true", help="follow the operation to its end (progress on stderr)")
-    p.add_argument("--json", action="store_true", help="print the replies as JSON (proto field names)")
+    p.add_argument(
+        "--json", action="store_true", help="print the replies as JSON (Toloka's names and types) on stdout"
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--async-mode", dest="async_mode", action="store_true", default=None, help="async_mode=true (default)"
@@ -112,15 +123,21 @@ def _create_tasks(sub: Any) -> None:
 
 
 def _rules(sub: Any) -> None:
-    get = _command(sub, "get-rework-rules", help="print a pool's re-execution rules")
+    get = _command(
+        sub,
+        "get-rework-rules",
+        summary="print a pool's re-execution rules",
+        description=help_text.GET_RULES,
+        epilog=help_text.GET_RULES_EPILOG,
+    )
     get.add_argument("pool_id", metavar="POOL")
     get.add_argument("--json", action="store_true", help='print {"rules": [...]} (input of set-rework-rules)')
     put = _command(
         sub,
         "set-rework-rules",
-        help="make a pool's re-execution rules exactly those in FILE",
-        description='FILE: {"rules": [...]} in the proto JSON mapping, e.g. '
-        '{"rules": [{"restriction": {}, "delta": 1}]}; \'-\' reads stdin.',
+        summary="make a pool's re-execution rules exactly those in FILE",
+        description=help_text.SET_RULES,
+        epilog=help_text.SET_RULES_EPILOG,
     )
     put.add_argument("pool_id", metavar="POOL")
     put.add_argument("file", metavar="FILE")
@@ -133,14 +150,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `client` and its subcommands to the `toloka-gateway` parser."""
     client = subparsers.add_parser(
         "client",
-        help="call a running gateway",
-        description=__doc__,
+        help="call a running gateway (create-tasks, wait, get-rework-rules, set-rework-rules)",
+        description=help_text.CLIENT,
+        epilog=f"{help_text.CONNECTION_VARIABLES}\n\n{help_text.EXIT_CODES}",
+        parents=[_connection(shown=True)],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _globals(client)
     sub = client.add_subparsers(dest="client_command", required=True, metavar="COMMAND")
     _create_tasks(sub)
-    w = _command(sub, "wait", help="wait for an operation and print its state")
+    w = _command(
+        sub,
+        "wait",
+        summary="wait for an operation and print its state",
+        description=help_text.WAIT,
+        epilog=help_text.WAIT_EPILOG,
+    )
     w.add_argument("operation_id", metavar="OPERATION_ID")
     w.add_argument("--log", action="store_true", help="also print the per-task outcome")
     w.add_argument("--json", action="store_true", help="print the reply as JSON")

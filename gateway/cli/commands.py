@@ -1,7 +1,8 @@
 """The client commands: one function per subcommand, each returning the process exit code.
 
 Exit codes: 0 done; 1 the call failed (gRPC error, or the operation FAILED); 2 bad usage, input or
-connection options (nothing was sent).
+connection options (nothing was sent); 130 interrupted by Ctrl-C (the operation goes on; the command that
+resumes the wait is printed).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.cli import summary
 from gateway.cli.channel import ClientSetupError, call_metadata, open_channel
+from gateway.cli.hints import hint
 from gateway.cli.progress import ProgressBar
 from gateway.cli.rich_error import describe
 from gateway.cli.task_file import TaskFileError, parse_rules, parse_tasks, read_text
 
-OK, CALL_FAILED, USAGE = 0, 1, 2
+OK, CALL_FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 # WaitOperation's own timeout is this much shorter than the RPC deadline, so the server answers
 # with the latest state instead of the deadline cutting the call off.
 WAIT_MARGIN_S = 1.0
@@ -49,9 +51,26 @@ def connected(args: argparse.Namespace) -> Iterator[Client]:
         client.channel.close()
 
 
-def _fail(error: grpc.RpcError, err: TextIO) -> int:
+def _fail(error: grpc.RpcError, err: TextIO, args: argparse.Namespace) -> int:
     print(f"toloka-gateway client: {describe(error)}", file=err)
+    fix = hint(error, args)
+    if fix is not None:
+        print(f"hint: {fix}", file=err)
     return CALL_FAILED
+
+
+def resume_command(operation_id: str) -> str:
+    """The command that picks a wait up again."""
+    return f"toloka-gateway client wait {operation_id}"
+
+
+def _interrupted(operation_id: str, err: TextIO) -> int:
+    print(
+        f"\ninterrupted; operation {operation_id} goes on. Resume the wait with:\n"
+        f"  {resume_command(operation_id)}",
+        file=err,
+    )
+    return INTERRUPTED
 
 
 def _usage(error: TaskFileError, err: TextIO) -> int:
@@ -107,37 +126,61 @@ def _create_request(args: argparse.Namespace, tasks: list[pb.Task]) -> pb.Create
     return request
 
 
+def _send(args: argparse.Namespace, client: Client, tasks: list[pb.Task]) -> pb.CreateTasksResponse:
+    created: pb.CreateTasksResponse = client.stub.CreateTasks(
+        _create_request(args, tasks), metadata=client.metadata, timeout=client.timeout
+    )
+    return created
+
+
+def _print_created(args: argparse.Namespace, created: pb.CreateTasksResponse, out: TextIO) -> None:
+    """No wait: the reply, and for an operation the command that follows it."""
+    if args.json:
+        print(summary.dumps({"create": summary.to_json(created)}), file=out)
+        return
+    lines = summary.create_lines(created)
+    if created.HasField("operation"):
+        lines.append(f"follow it with: {resume_command(created.operation_id)}")
+    print("\n".join(lines), file=out)
+
+
+def _announce(args: argparse.Namespace, created: pb.CreateTasksResponse, out: TextIO, err: TextIO) -> None:
+    """Before a wait: the operation_id first (stderr under --json, so stdout stays one JSON document)."""
+    line = summary.create_lines(created)[0]
+    print(line, file=err if args.json else out, flush=True)
+
+
 def create_tasks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """`client create-tasks FILE --pool-id P`: read and check every task, send them, optionally wait."""
+    """`client create-tasks FILE --pool-id P`: read and check every task, send them, optionally wait.
+
+    With --wait the operation_id is printed first, then the progress (stderr), then the outcome.
+    """
     try:
         text, name = read_text(args.file)
         tasks = parse_tasks(text, name=name, pool_id=args.pool_id)
     except TaskFileError as e:
         return _usage(e, err)
-    request = _create_request(args, tasks)
     with connected(args) as client:
         try:
-            created: pb.CreateTasksResponse = client.stub.CreateTasks(
-                request, metadata=client.metadata, timeout=client.timeout
-            )
-            waited = None
-            if args.wait and created.HasField("operation"):
-                progress = None if args.json else ProgressBar(err)
-                waited = _wait(client, created.operation_id, log=True, progress=progress)
+            created = _send(args, client, tasks)
         except grpc.RpcError as e:
-            return _fail(e, err)
+            return _fail(e, err, args)
+        if not (args.wait and created.HasField("operation")):
+            _print_created(args, created, out)
+            return CALL_FAILED if created.operation.status == pb.OPERATION_STATUS_FAIL else OK
+        try:
+            _announce(args, created, out, err)
+            progress = None if args.json else ProgressBar(err)
+            waited = _wait(client, created.operation_id, log=True, progress=progress)
+        except KeyboardInterrupt:
+            return _interrupted(created.operation_id, err)
+        except grpc.RpcError as e:
+            return _fail(e, err, args)
     if args.json:
-        data = {"create": summary.to_json(created)}
-        if waited is not None:
-            data["wait"] = summary.to_json(waited)
-        print(summary.dumps(data), file=out)
+        print(summary.dumps({"create": summary.to_json(created), "wait": summary.to_json(waited)}), file=out)
     else:
-        lines = summary.create_lines(created)
-        if waited is not None:
-            lines.extend(summary.wait_lines(waited, with_log=True))
-        print("\n".join(lines), file=out)
-    final = waited.operation if waited is not None else created.operation
-    return CALL_FAILED if final.status == pb.OPERATION_STATUS_FAIL else OK
+        print("\n".join(summary.wait_lines(waited, with_log=True)), file=out)
+    return CALL_FAILED if waited.operation.status == pb.OPERATION_STATUS_FAIL else OK
 
 
 def wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -145,8 +188,10 @@ def wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with connected(args) as client:
         try:
             reply = _wait(client, args.operation_id, log=args.log, progress=None)
+        except KeyboardInterrupt:
+            return _interrupted(args.operation_id, err)
         except grpc.RpcError as e:
-            return _fail(e, err)
+            return _fail(e, err, args)
     if args.json:
         print(summary.dumps(summary.to_json(reply)), file=out)
     else:
@@ -164,7 +209,7 @@ def get_rework_rules(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 timeout=client.timeout,
             )
         except grpc.RpcError as e:
-            return _fail(e, err)
+            return _fail(e, err, args)
     if args.json:
         print(summary.dumps(summary.to_json(reply)), file=out)
     else:
@@ -191,7 +236,7 @@ def set_rework_rules(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 request, metadata=client.metadata, timeout=client.timeout
             )
         except grpc.RpcError as e:
-            return _fail(e, err)
+            return _fail(e, err, args)
     if args.json:
         print(summary.dumps(summary.to_json(reply)), file=out)
     else:

@@ -7,7 +7,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 
-def _status_of(error: grpc.RpcError) -> status_pb2.Status | None:
+def status_of(error: grpc.RpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status of the error's trailer, or None."""
     if not isinstance(error, grpc.Call):
         return None
     try:
@@ -52,6 +53,6 @@ def detail_lines(status: status_pb2.Status) -> list[str]:
 def describe(error: grpc.RpcError) -> str:
     """`CODE: message` and the details, one per indented line."""
     head = f"{error.code().name}: {error.details()}" if isinstance(error, grpc.Call) else str(error)
-    status = _status_of(error)
+    status = status_of(error)
     lines = detail_lines(status) if status is not None else []
     return "\n".join([head, *(f"  {line}" for line in lines)])

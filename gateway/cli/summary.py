@@ -1,4 +1,10 @@
-"""Readable summaries of replies, and their JSON form (the proto JSON mapping, Toloka's field names)."""
+"""Readable summaries of replies, and their JSON form in Toloka's names and types.
+
+The JSON is the proto JSON mapping with proto field names (Toloka's own, e.g. `operation_id`,
+`total_count`), made to read as Toloka's: an operation's `status` is `"SUCCESS"`, not
+`"OPERATION_STATUS_SUCCESS"`, and whole numbers are integers (`"total_count": 2`, not `2.0`; Struct
+numbers are doubles on the wire). `get-rework-rules --json` keeps the mapping set-rework-rules reads.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,25 @@ from google.protobuf.message import Message
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.cli.progress import status_name
 
+STATUS_PREFIX = "OPERATION_STATUS_"
+
+
+def toloka_values(value: Any, key: str = "") -> Any:
+    """`value` with operation statuses named as Toloka names them and whole floats as integers."""
+    if isinstance(value, dict):
+        return {k: toloka_values(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [toloka_values(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if key == "status" and isinstance(value, str):
+        return value.removeprefix(STATUS_PREFIX)
+    return value
+
 
 def to_json(message: Message) -> dict[str, Any]:
-    """A message as JSON, field names as in the proto."""
-    out: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A reply as JSON in Toloka's names and types (see the module's doc)."""
+    out: dict[str, Any] = toloka_values(json_format.MessageToDict(message, preserving_proto_field_name=True))
     return out
 
 
@@ -56,7 +77,10 @@ def wait_lines(resp: pb.WaitOperationResponse, *, with_log: bool) -> list[str]:
     """What WaitOperation answered: the state, and the outcome per task when the log was asked for."""
     lines = [operation_line(resp.operation)]
     if not resp.done:
-        lines.append("not finished yet (timeout reached); wait again with: toloka-gateway client wait ID")
+        lines.append(
+            "not finished yet (timeout reached); wait again with: "
+            f"toloka-gateway client wait {resp.operation.id}"
+        )
     if with_log and resp.HasField("log"):
         lines.extend(batch_lines(resp.log))
     lines.extend(f"log item: {json.dumps(to_json(item))}" for item in resp.other_log_items)

@@ -1,4 +1,5 @@
-"""A first call: create two tasks through a running gateway, wait for them, print the replies as JSON.
+"""A first call: create two tasks through a running gateway, wait for them, print the replies as JSON
+(the same JSON as `toloka-gateway client create-tasks --json`: Toloka's names and types).
 
 python -m gateway.examples.create_tasks --target 127.0.0.1:50051 --pool-id 1
 """
@@ -10,10 +11,11 @@ import asyncio
 import sys
 
 import grpc
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import duration_pb2
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
+from gateway.cli.summary import dumps, to_json
 
 
 async def main(target: str, pool_id: str, caller: str) -> int:
@@ -27,7 +29,7 @@ async def main(target: str, pool_id: str, caller: str) -> int:
         stub = pb_grpc.TolokaGatewayStub(channel)  # type: ignore[no-untyped-call]
         try:
             created = await stub.CreateTasks(request, metadata=metadata, timeout=30)
-            print(json_format.MessageToJson(created))
+            print(dumps(to_json(created)))
             waited = await stub.WaitOperation(
                 pb.WaitOperationRequest(
                     operation_id=created.operation_id,
@@ -37,7 +39,7 @@ async def main(target: str, pool_id: str, caller: str) -> int:
                 metadata=metadata,
                 timeout=30,
             )
-            print(json_format.MessageToJson(waited))
+            print(dumps(to_json(waited)))
         except grpc.aio.AioRpcError as e:
             print(f"{e.code().name}: {e.details()}", file=sys.stderr)
             return 1
