@@ -91,8 +91,8 @@ bench: $(INSTALL_STAMP) proto
 	$(PY) -m bench $(BENCH_ARGS)
 
 lint: $(INSTALL_STAMP) proto
-	$(VENV)/bin/ruff check gateway tests bench
-	$(VENV)/bin/ruff format --check gateway tests bench
+	$(VENV)/bin/ruff check gateway tests bench examples
+	$(VENV)/bin/ruff format --check gateway tests bench examples
 	$(MAKE) lint-proto
 
 # buf lint (STANDARD, buf.yaml) with the binary from the npm package @bufbuild/buf in tools/node.
@@ -101,8 +101,8 @@ lint-proto:
 	tools/node/node_modules/.bin/buf lint
 
 fmt: $(INSTALL_STAMP)
-	$(VENV)/bin/ruff format gateway tests bench
-	$(VENV)/bin/ruff check --fix gateway tests bench
+	$(VENV)/bin/ruff format gateway tests bench examples
+	$(VENV)/bin/ruff check --fix gateway tests bench examples
 
 typecheck: $(INSTALL_STAMP) proto
 	$(VENV)/bin/mypy
@@ -113,5 +113,5 @@ helm-check: $(INSTALL_STAMP) proto
 # Everything make (and the tools it runs) made: venvs, generated code, caches, node_modules, builds.
 clean:
 	rm -rf $(VENV) gateway/api build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \
-	  tools/node/node_modules examples/node/node_modules examples/go/bin examples/go/gen
+	  tools/node/node_modules examples/node/node_modules examples/python/.venv examples/go/build
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
