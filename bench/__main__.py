@@ -22,6 +22,7 @@ BENCHMARKS = {
     "ratelimit": "bench.ratelimit_bench",
     "dedupe": "bench.dedupe_bench",
     "poller": "bench.poller_bench",
+    "emulator": "bench.emulator_bench",
 }
 
 
