@@ -21,8 +21,8 @@ from typing import Any
 from gateway.call import Call
 from gateway.dedupe import LocalDeduplicator, RedisDeduplicator
 from gateway.dedupe.store import HeldClaim
-from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import DedupeSettings
+from gateway.shared_state import AnyRedis, SharedRedis, connect_redis
 
 REPLAYS = 2_000
 OUTCOME = bytes(range(200))  # the size of a serialized async CreateTasks Operation
@@ -99,8 +99,9 @@ async def _timed_replays(store: Any, key: str) -> list[float]:
 
 
 async def _redis_figures(url: str) -> dict[str, Any]:
-    client = connect_redis(url)
-    store = RedisDeduplicator(redis=client, settings=DedupeSettings())
+    shared = SharedRedis(connect_redis(url))
+    client = shared.redis
+    store = RedisDeduplicator(shared=shared, settings=DedupeSettings())
     counter = _Counter(client)
     await store.run(str(uuid.uuid4()), "fp", _produce, call=Call())  # loads the scripts
     key = f"tasks:{uuid.uuid4()}"  # as the service namespaces CreateTasks keys
@@ -136,7 +137,7 @@ async def _redis_figures(url: str) -> dict[str, Any]:
     memory = await client.memory_usage(f"tgw:d:{key}")
     replay, ping = _summary(replays), _summary(pings)
     await store.close()
-    await client.aclose()
+    await shared.close()
     return {
         "first_call_round_trips": first_round_trips,
         "replay_round_trips": replay_round_trips,

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.call import Call
 from gateway.operations import RedisOperationTracker
-from gateway.redis_client import connect_redis
 from gateway.settings import PollerSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.support.redis_servers import redis_server
 
 SETTINGS = PollerSettings(
@@ -65,8 +65,8 @@ class HeldOperation:
 
 async def _one_round(url: str, waiters: int) -> dict[str, Any]:
     op = HeldOperation()
-    clients = [connect_redis(url) for _ in range(REPLICAS)]
-    replicas = [RedisOperationTracker(settings=SETTINGS, redis=c, fetch=op.fetch) for c in clients]
+    clients = [SharedRedis(connect_redis(url)) for _ in range(REPLICAS)]
+    replicas = [RedisOperationTracker(settings=SETTINGS, shared=c, fetch=op.fetch) for c in clients]
     try:
         started = time.monotonic()
         tasks = [
@@ -91,14 +91,15 @@ async def _one_round(url: str, waiters: int) -> dict[str, Any]:
         for r in replicas:
             await r.close()
         for c in clients:
-            await c.aclose()
+            await c.close()
 
 
 async def _memory(url: str) -> dict[str, Any]:
     op = HeldOperation()
     op.done = True
-    client = connect_redis(url)
-    tracker = RedisOperationTracker(settings=SETTINGS, redis=client, fetch=op.fetch)
+    shared = SharedRedis(connect_redis(url))
+    client = shared.redis
+    tracker = RedisOperationTracker(settings=SETTINGS, shared=shared, fetch=op.fetch)
     try:
         await tracker.remember(op.state())
         usage = await client.memory_usage(f"{SETTINGS.key_prefix}:op:{{{op.id}}}")
@@ -106,7 +107,7 @@ async def _memory(url: str) -> dict[str, Any]:
                 "final_state_memory_usage_bytes": usage}  # fmt: skip
     finally:
         await tracker.close()
-        await client.aclose()
+        await shared.close()
 
 
 async def _run(url: str) -> dict[str, Any]:

@@ -14,10 +14,12 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.errors import RateLimited
+from gateway.limit_spec import LimitSpec
 from gateway.ratelimit import AdmissionLimiter, LocalRateLimiter, RedisRateLimiter
 from gateway.ratelimit.decision import limit_key
-from gateway.redis_client import AnyRedis, connect_redis
-from gateway.settings import ALL_KINDS, KIND_CREATE_TASKS, LimitSpec, RateLimitSettings
+from gateway.request_kinds import ALL_KINDS, KIND_CREATE_TASKS
+from gateway.settings import RateLimitSettings
+from gateway.shared_state import AnyRedis, SharedRedis, connect_redis
 from tests.support.redis_servers import redis_server
 
 ADMISSIONS = 100_000
@@ -59,8 +61,8 @@ async def _commandstats(client: AnyRedis) -> dict[str, int]:
 
 async def _saturation(url: str, *, capacity: int, period: float, seconds: float) -> dict[str, float]:
     settings = RateLimitSettings(limits=(LimitSpec("saturated", (ALL_KINDS,), capacity, period),))
-    clients = [connect_redis(url) for _ in range(4)]
-    replicas = [RedisRateLimiter(redis=c, settings=settings) for c in clients]
+    clients = [SharedRedis(connect_redis(url)) for _ in range(4)]
+    replicas = [RedisRateLimiter(shared=c, settings=settings) for c in clients]
     times: list[float] = []
     end = time.monotonic() + seconds
 
@@ -73,7 +75,7 @@ async def _saturation(url: str, *, capacity: int, period: float, seconds: float)
 
     await asyncio.gather(*(worker(r) for r in replicas for _ in range(8)))
     for c in clients:
-        await c.aclose()
+        await c.close()
     times.sort()
     periods = int(seconds / period)
     in_periods = bisect.bisect_left(times, times[0] + periods * period)
@@ -95,8 +97,9 @@ async def _run() -> dict[str, Any]:
     settings = _wide_settings()
     local_rate = await _throughput(LocalRateLimiter(settings=settings), ADMISSIONS)
     with redis_server() as server:
-        client = connect_redis(server.url)
-        limiter = RedisRateLimiter(redis=client, settings=settings)
+        shared = SharedRedis(connect_redis(server.url))
+        client = shared.redis
+        limiter = RedisRateLimiter(shared=shared, settings=settings)
         await _throughput(limiter, 1_000)  # warm up: load the script, open connections
         await client.config_resetstat()
         redis_rate = await _throughput(limiter, ADMISSIONS)
@@ -109,7 +112,7 @@ async def _run() -> dict[str, Any]:
             limit_key(settings.key_prefix, quota, "caller-0")
         )
         saturation = await _saturation(server.url, capacity=200, period=1.0, seconds=5.0)
-        await client.aclose()
+        await shared.close()
     inside_script = sum(v for k, v in stats.items() if k not in ("evalsha", "info", "config|resetstat"))
     return {
         "decisions": ADMISSIONS,

@@ -8,7 +8,6 @@ import logging
 import signal
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from gateway.dedupe import build_deduplicator
@@ -18,13 +17,13 @@ from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
-from gateway.redis_client import AnyRedis, connect_redis
 from gateway.rework import ReworkService, build_rework_service
 from gateway.rpc.auth import CallerAuth, server_credentials
 from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.service import GatewayService
 from gateway.settings import Settings
+from gateway.shared_state import SharedRedis, connect_redis
 from gateway.startup_summary import log_startup
 from gateway.toloka.client import TolokaClient
 
@@ -32,7 +31,6 @@ log = logging.getLogger("gateway")
 
 # Health service name that turns NOT_SERVING while Redis is unreachable (overall health stays SERVING).
 REDIS_HEALTH_SERVICE = "toloka.gateway.v1.TolokaGateway/redis"
-DEGRADED_CHECK_S = 0.5
 
 
 class Gateway:
@@ -42,7 +40,7 @@ class Gateway:
         self.settings = settings
         self.port = 0
         self._emulator: Any = None
-        self._redis: AnyRedis | None = None
+        self.shared: SharedRedis | None = None
         self._server: Any = None
         self._health: Any = None
         self.limiter: RateLimiter | None = None
@@ -52,36 +50,30 @@ class Gateway:
         self.rework: ReworkService | None = None
         self.metrics = GatewayMetrics()
         self.metrics_port = 0
-        self._degraded_task: asyncio.Task[None] | None = None
+        self._health_updates: set[asyncio.Task[None]] = set()
 
     @property
     def degraded(self) -> bool:
-        """True while any shared-state layer runs on its local fallback."""
-        parts = (self.limiter, self.dedupe, self.operations, self.rework.lock if self.rework else None)
-        return any(getattr(p, "degraded", False) for p in parts)
+        """True while the shared state (Redis) is unreachable and every layer runs on its local twin."""
+        return self.shared is not None and self.shared.health.down
 
-    async def _report_degraded(self) -> None:
-        """Keep the health service `REDIS_HEALTH_SERVICE` in step with the degraded flag.
+    def _report_degraded(self, down: bool) -> None:
+        """Keep the health service `REDIS_HEALTH_SERVICE` in step with the shared health.
 
         Overall health stays SERVING in degraded mode (the gateway still serves); the named
         service lets probes and operators see that Redis is gone.
         """
         from grpc_health.v1 import health_pb2
 
-        previous: bool | None = None
-        while True:
-            now = self.degraded
-            if now != previous and self._health is not None:
-                status = (
-                    health_pb2.HealthCheckResponse.NOT_SERVING
-                    if now
-                    else health_pb2.HealthCheckResponse.SERVING
-                )
-                await self._health.set(REDIS_HEALTH_SERVICE, status)
-                if previous is not None:
-                    log.warning("redis degraded mode" if now else "redis recovered", extra={"degraded": now})
-                previous = now
-            await asyncio.sleep(DEGRADED_CHECK_S)
+        log.warning("redis degraded mode" if down else "redis recovered", extra={"degraded": down})
+        if self._health is None:
+            return
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING if down else health_pb2.HealthCheckResponse.SERVING
+        )
+        update = asyncio.get_running_loop().create_task(self._health.set(REDIS_HEALTH_SERVICE, status))
+        self._health_updates.add(update)
+        update.add_done_callback(self._health_updates.discard)
 
     async def _toloka_url(self) -> str:
         if not self.settings.toloka.uses_emulator:
@@ -92,33 +84,32 @@ class Gateway:
         await self._emulator.__aenter__()
         return str(self._emulator.url)
 
-    async def _prepare_redis(self) -> None:
-        """Load a Cluster's slot map once before concurrent use (redis-py races without it).
+    async def _connect_redis(self, url: str) -> SharedRedis:
+        """The shared client, ready before concurrent use (a Cluster's slot map loaded).
 
-        An unreachable Redis is not fatal: every layer starts degraded and recovers by itself.
+        An unreachable Redis is not fatal: the first round trip trips the shared health, every
+        layer runs on its local twin, and the health's probe brings them back.
         """
-        if isinstance(self._redis, RedisCluster):
-            try:
-                await self._redis.initialize()
-            except (RedisError, OSError) as e:
-                log.warning(
-                    "redis cluster unreachable at start-up; starting degraded", extra={"error": str(e)}
-                )
+        shared = SharedRedis(connect_redis(url, password=self.settings.redis_password or None))
+        try:
+            await shared.ready()
+        except (RedisError, OSError) as e:
+            log.warning("redis unreachable at start-up; starting degraded", extra={"error": str(e)})
+        shared.health.subscribe(self._report_degraded)
+        return shared
 
     async def start(self) -> None:
         """Build every layer and start serving; logs what it runs on."""
         s = self.settings
         base_url = await self._toloka_url()
-        if s.redis_url:
-            self._redis = connect_redis(s.redis_url, password=s.redis_password or None)
-            await self._prepare_redis()
-        self.limiter = build_rate_limiter(s.limits, self._redis)
-        self.dedupe = build_deduplicator(s.dedupe, self._redis)
+        shared = self.shared = await self._connect_redis(s.redis_url) if s.redis_url else None
+        self.limiter = build_rate_limiter(s.limits, shared)
+        self.dedupe = build_deduplicator(s.dedupe, shared)
         self.toloka = TolokaClient(
             settings=s.toloka, base_url=base_url, limiter=self.limiter, metrics=self.metrics
         )
         await self.toloka.start()
-        self.operations = build_operation_tracker(s.poller, self._redis, self.toloka.get_operation)
+        self.operations = build_operation_tracker(s.poller, shared, self.toloka.get_operation)
         service = GatewayService(
             toloka=self.toloka,
             dedupe=self.dedupe,
@@ -127,7 +118,7 @@ class Gateway:
             poller=s.poller,
         )
         rework = self.rework = build_rework_service(
-            s.rework, toloka=self.toloka, dedupe=self.dedupe, redis=self._redis
+            s.rework, toloka=self.toloka, dedupe=self.dedupe, shared=shared
         )
         servicer = TolokaGatewayServicer(
             service=service,
@@ -149,16 +140,17 @@ class Gateway:
 
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if self._redis is not None:
-            self._degraded_task = asyncio.create_task(self._report_degraded())
+        if shared is not None:
+            status = (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if shared.health.down
+                else health_pb2.HealthCheckResponse.SERVING
+            )
+            await self._health.set(REDIS_HEALTH_SERVICE, status)
         log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls (health NOT_SERVING), let in-flight calls finish, close everything."""
-        if self._degraded_task is not None:
-            self._degraded_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._degraded_task
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
@@ -170,9 +162,10 @@ class Gateway:
                 with contextlib.suppress(Exception):
                     await part.close()
         await self.metrics.close()
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
+        if self.shared is not None:
+            await self.shared.close()  # the health's probe and the client, once, after every layer
+        for update in list(self._health_updates):
+            update.cancel()
         if self._emulator is not None:
             await self._emulator.__aexit__(None, None, None)
 

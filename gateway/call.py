@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from gateway.clock import SYSTEM_CLOCK, Clock
 
 
 class Releasable(Protocol):
@@ -21,8 +22,9 @@ class Releasable(Protocol):
 class Call:
     """Who is calling, until when, and what Toloka said along the way.
 
-    `deadline` is an absolute `time.monotonic()` value, or None for no deadline. Every layer
-    that waits (rate limiter, retries, dedupe, poller) bounds its wait by it.
+    `deadline` is a time on `clock` (`time.monotonic()` seconds on the system clock), or None
+    for no deadline. Every layer that waits (rate limiter, retries, dedupe, poller) bounds its
+    wait by it; a test that drives a component with a manual clock gives its calls that clock.
     """
 
     caller: str = "anonymous"
@@ -38,10 +40,11 @@ class Call:
     # What the call's work holds (its request's memory reservation): released when the call ends,
     # unless work that outlives the caller takes it over (`hand_over_held`).
     held: list[Releasable] = field(default_factory=list)
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), or None without one."""
-        return None if self.deadline is None else self.deadline - time.monotonic()
+        return None if self.deadline is None else self.deadline - self.clock.now()
 
     def expired(self) -> bool:
         """True once the deadline has passed."""

@@ -5,20 +5,20 @@ defaults to `SYSTEM_CLOCK`, so the composition root wires nothing and a test pas
 clock instead:
 
     ratelimit   AdmissionLimiter and its backends: when to refuse, how long to wait, the
-                local windows' buckets, the fallback's probe interval
+                local windows' buckets
     dedupe      LocalDeduplicator: lease and retention expiry; every backend: the lease renewer's
                 beat; RedisDeduplicator: the wake-up subscription's reconnect backoff
     operations  the trackers: freshness of a cached state, the poll loop, wait deadlines, the
                 Redis tracker's lease beat and listener backoff
     rework      RedisPoolLock: the lock wait and the lease renewer; PoolWriter: the wait for a
                 pool operation and the reopen deadline
-    redis       RedisHealth: the probe interval while Redis is down
+    shared_state  RedisHealth (through SharedRedis): the probe interval while Redis is down;
+                Subscription: the re-subscription backoff
     toloka      RetryPolicy: the pause between attempts of one Toloka request
 
-`now()` is in the domain of `Call.deadline` (`time.monotonic()` seconds), so a component can
-compare the two; `Call.remaining()` reads `time.monotonic()` itself, which is why a manual clock
-drives a component only where no caller deadline is involved (tests pass `Call()` or a deadline
-taken from the same manual clock). Not modelled here, on purpose: Redis `TIME` (the clock the
+`now()` is in the domain of `Call.deadline`, so a component can compare the two, and a `Call`
+carries the clock its deadline is on (`Call.remaining()` reads it): a test that drives a component
+with a manual clock gives its calls the same clock. Not modelled here, on purpose: Redis `TIME` (the clock the
 Lua scripts decide on, shared by every replica) and the wall-clock timestamps of the emulator.
 
 Timeouts that wait on an event (`asyncio.timeout` around a wake-up, a Redis round trip) stay on

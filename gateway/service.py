@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -130,11 +129,12 @@ class GatewayService:
                 )
         else:
             seconds = self._poller.max_wait_s
-        until = time.monotonic() + seconds
+        now = call.clock.now()
+        until = now + seconds
         left = call.remaining()
         if req.include_log and left is not None:
             # Keep part of the deadline for reading the log once the operation is done.
-            until = min(until, time.monotonic() + left - min(LOG_RESERVE_S, left / 4))
+            until = min(until, now + left - min(LOG_RESERVE_S, left / 4))
         op = await self._operations.wait(operation_id, until=until, call=call)
         resp = pb.WaitOperationResponse(done=is_final(op))
         operation_from_json(op, resp.operation)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from gateway.dedupe.fallback import FallbackDeduplicator
 from gateway.dedupe.local_store import LocalDeduplicator
-from gateway.dedupe.records import DedupeBackendUnavailable
 from gateway.dedupe.redis_store import RedisDeduplicator
 from gateway.dedupe.store import DedupeCounters, Deduplicator
-from gateway.redis_client import AnyRedis
 from gateway.settings import DedupeSettings
+from gateway.shared_state import SharedRedis
 
 __all__ = [
-    "DedupeBackendUnavailable",
     "DedupeCounters",
     "Deduplicator",
     "FallbackDeduplicator",
@@ -28,8 +26,8 @@ __all__ = [
 ]
 
 
-def build_deduplicator(settings: DedupeSettings, redis: AnyRedis | None) -> Deduplicator:
-    """Redis-backed with a degraded fallback when `redis` is given, else in-process."""
-    if redis is None:
+def build_deduplicator(settings: DedupeSettings, shared: SharedRedis | None) -> Deduplicator:
+    """Redis-backed with a degraded fallback when `shared` is given, else in-process."""
+    if shared is None:
         return LocalDeduplicator(settings=settings)
-    return FallbackDeduplicator(inner=RedisDeduplicator(redis=redis, settings=settings))
+    return FallbackDeduplicator(inner=RedisDeduplicator(shared=shared, settings=settings))

@@ -39,7 +39,6 @@ from gateway.dedupe.records import (
     KIND_UNKNOWN,
     MISMATCH,
     Busy,
-    DedupeBackendUnavailable,
     Done,
     Reply,
     fingerprint_digest,
@@ -49,6 +48,7 @@ from gateway.dedupe.records import (
 from gateway.dedupe.store import DedupeCounters, Produce
 from gateway.dedupe.wakeups import WakeupHub
 from gateway.settings import DedupeSettings
+from gateway.shared_state.client import RedisUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -313,8 +313,8 @@ class _Holding:
             return
         try:
             held = await self._store._mark_sent(self.key, self.fp, self.token)
-        except DedupeBackendUnavailable:
-            # Not DedupeBackendUnavailable itself: that one tells the fallback to run produce anyway.
+        except RedisUnavailable:
+            # Not RedisUnavailable itself: that one tells the fallback to run produce anyway.
             raise errors.shared_state_unavailable(
                 "the shared state that keeps a synchronous create from running twice is unreachable; "
                 "nothing was sent to Toloka"

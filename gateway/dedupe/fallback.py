@@ -13,9 +13,9 @@ import logging
 
 from gateway import errors
 from gateway.call import Call
-from gateway.dedupe.records import DedupeBackendUnavailable
 from gateway.dedupe.redis_store import RedisDeduplicator
 from gateway.dedupe.store import DedupeCounters, Produce
+from gateway.shared_state import RedisUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,14 @@ class FallbackDeduplicator:
         if not self.degraded:
             try:
                 return await self._inner.run(key, fingerprint, produce, call=call)
-            except DedupeBackendUnavailable as e:
+            except RedisUnavailable as e:
                 # Raised only before this call's produce ran, so running it now is not a repeat.
                 log.warning("dedupe: Redis unreachable, running operation_id %s without it: %s", key, e)
         self._inner.counters.bypassed += 1
         return await produce(_UNSHARED), False
 
     async def close(self) -> None:
-        """Close the inner store (and with it the health probe)."""
+        """Close the inner store (the health belongs to its owner)."""
         await self._inner.close()
 
 

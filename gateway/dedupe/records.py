@@ -127,9 +127,3 @@ def unknown_outcome(key: str) -> errors.OutcomeUnknown:
         "request again with a new operation_id (or use async_mode, which Toloka performs once per id)",
         metadata={"operation_id": operation_id, "ambiguous": "true"},
     )
-
-
-class DedupeBackendUnavailable(errors.Unavailable):
-    """The shared dedupe backend could not be reached; produce has NOT run for this call."""
-
-    default_reason = "DEDUPE_BACKEND_UNAVAILABLE"

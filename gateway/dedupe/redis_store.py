@@ -19,15 +19,9 @@ poll with backoff; while it is up, they still re-check every lease/2 in case a m
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
-
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import ConnectionPool
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.dedupe.claiming import ClaimingDeduplicator, random_token
@@ -36,15 +30,13 @@ from gateway.dedupe.records import (
     KIND_UNKNOWN,
     MISMATCH,
     Busy,
-    DedupeBackendUnavailable,
     Done,
     Reply,
     claim_record,
 )
-from gateway.dedupe.wakeups import WakeupHub
-from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable, health_of
-from gateway.redis_scripts import LuaScript, ScriptArg
 from gateway.settings import DedupeSettings
+from gateway.shared_state import LuaScript, RedisUnavailable, SharedRedis, Subscription
+from gateway.shared_state.scripts import ScriptArg
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +126,7 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
 
-RELEASE_LUA = """
+CLAIM_RELEASE_LUA = """
 -- Drop a claim (sent or not) if the caller still holds it; wake waiters so one of them takes over.
 -- KEYS[1]  the operation's key
 -- ARGV[1]  the caller's claim record   ARGV[2] wake channel   ARGV[3] operation_id
@@ -148,7 +140,7 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 
-RENEW_LUA = """
+CLAIM_RENEW_LUA = """
 -- Extend a claim's lease if the caller still holds it.
 -- KEYS[1]  the operation's key
 -- ARGV[1]  the caller's claim record   ARGV[2] lease in milliseconds
@@ -171,24 +163,23 @@ return 1
 class RedisDeduplicator(ClaimingDeduplicator):
     """Dedupe across replicas; every primitive is one Lua script on one key.
 
-    Backend failures before produce runs raise `DedupeBackendUnavailable` (wrap this in
+    Backend failures before produce runs raise `RedisUnavailable` (wrap this in
     `FallbackDeduplicator`); failures after it ran are logged and the outcome is still returned.
-    Every round trip is bounded by `health`'s op timeout; a fault trips the health, which the
-    operation tracker and the pool lock on the same client share. `clock` paces the lease renewer
-    and the wake-up subscription's reconnect backoff; leases and retention expire on Redis's clock.
+    Every round trip is bounded by the shared health; a fault trips it for every backend on the
+    client. `clock` paces the lease renewer and the wake-up subscription's reconnect backoff;
+    leases and retention expire on Redis's clock.
     """
 
     def __init__(
         self,
         *,
-        redis: AnyRedis,
+        shared: SharedRedis,
         settings: DedupeSettings,
         clock: Clock = SYSTEM_CLOCK,
         new_token: Callable[[], bytes] = random_token,
-        health: RedisHealth | None = None,
     ) -> None:
         super().__init__(settings=settings, clock=clock, new_token=new_token)
-        self._redis = redis
+        self.health = shared.health
         self._prefix = f"{settings.key_prefix}:d:"
         self._channel = f"{settings.key_prefix}:d:wake"
         self._lease_ms = max(1, round(settings.lease_s * 1000))
@@ -197,37 +188,26 @@ class RedisDeduplicator(ClaimingDeduplicator):
         self._unknown_ms = (
             max(1, round(settings.unknown_retention_s * 1000)) if settings.unknown_retention_s > 0 else 0
         )
-        self.health = health or health_of(redis)
-        self._claim_script = LuaScript(redis, CLAIM_LUA)
-        self._mark_sent_script = LuaScript(redis, MARK_SENT_LUA)
-        self._store_script = LuaScript(redis, STORE_LUA)
-        self._release_script = LuaScript(redis, RELEASE_LUA)
-        self._renew_script = LuaScript(redis, RENEW_LUA)
-        self._cluster_pending = redis if isinstance(redis, RedisCluster) else None
-        self._init_lock = asyncio.Lock()
-        self._wakeups = RedisWakeups(
-            redis=redis,
-            channel=self._channel,
-            hub=self._hub,
-            clock=clock,
-            ready=self._initialize_cluster,
-            health=self.health,
+        self._claim_script = shared.script(CLAIM_LUA)
+        self._mark_sent_script = shared.script(MARK_SENT_LUA)
+        self._store_script = shared.script(STORE_LUA)
+        self._release_script = shared.script(CLAIM_RELEASE_LUA)
+        self._renew_script = shared.script(CLAIM_RENEW_LUA)
+        self._wakeups = Subscription(
+            shared, self._channel, on_message=self._wake, on_live=self._on_live, clock=clock
         )
 
-    async def _initialize_cluster(self) -> None:
-        # redis-py 8.1's RedisCluster, hit by many concurrent commands before its first
-        # initialize() completes, rebuilds nodes under running commands (AttributeError on a
-        # None writer in our 50-duplicates test); one initialize() before any command avoids it.
-        async with self._init_lock:
-            if self._cluster_pending is not None:
-                await self._cluster_pending.initialize()
-                self._cluster_pending = None
-
     async def close(self) -> None:
-        """Let detached holders settle, then stop the wake-up subscription and the health probe."""
+        """Let detached holders settle, then stop the wake-up subscription."""
         await super().close()
         await self._wakeups.close()
-        await self.health.close()
+
+    def _wake(self, operation_id: bytes) -> None:
+        self._hub.notify(operation_id.decode())
+
+    def _on_live(self, live: bool) -> None:
+        # Up: re-check, as messages may have passed unseen until now. Down: switch waiters to polling.
+        self._hub.notify_all()
 
     def _before_run(self) -> None:
         self._wakeups.start()
@@ -264,110 +244,7 @@ class RedisDeduplicator(ClaimingDeduplicator):
     async def _eval(self, script: LuaScript, key: str, args: Sequence[ScriptArg]) -> Any:
         try:
             async with self.health.guard():
-                if self._cluster_pending is not None:
-                    await self._initialize_cluster()
                 return await script(keys=[self._prefix + key], args=args)
-        except RedisUnavailable as e:
+        except RedisUnavailable:
             self.counters.backend_errors += 1
-            raise DedupeBackendUnavailable(f"the dedupe store is unreachable: {e}") from e
-
-
-class RedisWakeups:
-    """One subscription per process to the wake channel, feeding a `WakeupHub`.
-
-    `live` turns true only when Redis has confirmed the subscription, so a waiter that registered
-    after that cannot miss a PUBLISH that follows its claim attempt.
-    """
-
-    def __init__(
-        self,
-        *,
-        redis: AnyRedis,
-        channel: str,
-        hub: WakeupHub,
-        clock: Clock,
-        ready: Callable[[], Awaitable[None]],
-        health: RedisHealth,
-    ) -> None:
-        self._redis = redis
-        self._health = health
-        self._ready = ready
-        self._channel = channel
-        self._hub = hub
-        self._clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self.live = False
-        self._confirmed = False
-        self._closing = False
-
-    def start(self) -> None:
-        """Start listening in the background (idempotent)."""
-        if self._task is None and not self._closing:
-            self._task = asyncio.get_running_loop().create_task(self._listen())
-
-    async def close(self) -> None:
-        """Stop listening."""
-        self._closing = True
-        task, self._task = self._task, None
-        # redis-py may swallow a cancellation (inside asyncio.wait_for), so insist until it ends.
-        while task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
-
-    async def _listen(self) -> None:
-        backoff = 0.05
-        while not self._closing:
-            self._confirmed = False
-            try:
-                if not self._health.down:  # while it is, waiters poll and nothing waits on Redis
-                    await self._subscribe_and_dispatch()
-            except RedisUnavailable as e:
-                log.debug("dedupe: wake-up subscription lost: %s", e)
-            except REDIS_UNREACHABLE as e:
-                self._health.trip(e)
-                log.debug("dedupe: wake-up subscription lost: %s", e)
-            backoff = 0.05 if self._confirmed else min(backoff * 2, 1.0)
-            await self._clock.sleep(backoff)
-
-    async def _subscribe_and_dispatch(self) -> None:
-        async with self._health.guard():
-            subscriber, owned = await self._subscriber()
-        pubsub = subscriber.pubsub()
-        try:
-            async with self._health.guard():
-                await pubsub.subscribe(self._channel)
-            while not self._closing and not self._health.down:
-                msg = await pubsub.get_message(timeout=1.0)
-                if msg is None:
-                    continue
-                if msg["type"] == "message":
-                    self._hub.notify(msg["data"].decode())
-                elif msg["type"] == "subscribe":
-                    self.live = self._confirmed = True
-                    self._hub.notify_all()  # re-check: messages may have passed unseen until now
-        finally:
-            if self.live:
-                self.live = False
-                self._hub.notify_all()  # switch waiters to polling
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self._health.op_timeout_s):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
-            if owned:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(self._health.op_timeout_s):
-                        await subscriber.aclose()
-
-    async def _subscriber(self) -> tuple[aioredis.Redis, bool]:
-        """The client to subscribe with, and whether it is ours to close.
-
-        In a cluster a plain PUBLISH reaches the subscribers of every node, so one connection to
-        any node will do. redis-py's ClusterPubSub (8.1) borrows the node's command connections
-        and raced with concurrent commands in our tests (AttributeError in the handshake), so
-        the subscriber gets its own plain client to a random primary instead.
-        """
-        if not isinstance(self._redis, RedisCluster):
-            return self._redis, False
-        await self._ready()
-        node = self._redis.get_random_node()
-        pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
-        return aioredis.Redis(connection_pool=pool), True
+            raise

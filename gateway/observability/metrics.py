@@ -149,6 +149,7 @@ class _ComponentCollector(Collector):
             ("ratelimit", self._limiter),
             ("dedupe", self._dedupe),
             ("operations", self._operations),
+            ("pool_lock", self._pool_lock),
         ):
             with contextlib.suppress(Exception):
                 degraded.add_metric([name], 1.0 if getattr(part, "degraded", False) else 0.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from gateway.operations.local_tracker import LocalOperationTracker
 from gateway.operations.redis_tracker import RedisOperationTracker
 from gateway.operations.tracker import FetchOperation, OperationTracker
-from gateway.redis_client import AnyRedis
 from gateway.settings import PollerSettings
+from gateway.shared_state import SharedRedis
 
 __all__ = [
     "FetchOperation",
@@ -18,9 +18,9 @@ __all__ = [
 
 
 def build_operation_tracker(
-    settings: PollerSettings, redis: AnyRedis | None, fetch: FetchOperation
+    settings: PollerSettings, shared: SharedRedis | None, fetch: FetchOperation
 ) -> OperationTracker:
     """The Redis tracker when a Redis is configured, else the in-process one."""
-    if redis is None:
+    if shared is None:
         return LocalOperationTracker(settings=settings, fetch=fetch)
-    return RedisOperationTracker(settings=settings, redis=redis, fetch=fetch)
+    return RedisOperationTracker(settings=settings, shared=shared, fetch=fetch)

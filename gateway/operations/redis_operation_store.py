@@ -14,27 +14,25 @@ Channel `{prefix}:op:events` carries every new state (the JSON) and `!<id>` for 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio.cluster import RedisCluster
 
 from gateway.operations.operation_state import Operation, rank
-from gateway.redis_client import AnyRedis, RedisHealth, health_of
-from gateway.redis_scripts import LuaScript
 from gateway.settings import PollerSettings
+from gateway.shared_state import Leases, SharedRedis
 
 NOT_FOUND_MARK = b"!"
 
-# KEYS[1] state, KEYS[2] lease, KEYS[3] waiters
-# ARGV[1] replica id, ARGV[2] lease token, ARGV[3] lease ms, ARGV[4] "1" if the replica has waiters
-# Refreshes the replica's presence, then takes or renews the lease for a replica with waiters, or
-# renews it for the holder while any replica has waiters (else drops it). Nothing is done for a
-# final or unknown operation.
-# Returns {1 if this replica holds the lease, lease PTTL ms, replicas with waiters, state or ""}.
 _HEARTBEAT = """
+-- Refresh the replica's presence, then take or renew the lease for a replica with waiters, or
+-- renew it for the holder while any replica has waiters (else drop it). Nothing is done for a
+-- final or unknown operation. (The lease is the one of shared_state.lease, taken here together
+-- with the waiter set it depends on.)
+-- KEYS[1]  state   KEYS[2] lease   KEYS[3] waiters
+-- ARGV[1]  replica id   ARGV[2] lease token   ARGV[3] lease ms   ARGV[4] "1" if the replica has waiters
+-- returns  {1 if this replica holds the lease, lease PTTL ms, replicas with waiters, state or ""}
 local state = redis.call('GET', KEYS[1]) or ''
 if string.sub(state, 1, 1) == '{' then
   local status = cjson.decode(state)['status']
@@ -69,11 +67,12 @@ end
 return {0, redis.call('PTTL', KEYS[2]), live, state}
 """
 
-# KEYS[1] state
-# ARGV[1] operation JSON, ARGV[2] its rank (status * 1000 + progress), ARGV[3] TTL ms, ARGV[4] channel
-# Stores the state unless the stored one is further along, and publishes it when it differs.
-# Returns 1 when stored and published, 0 when stale or identical.
 _STORE = """
+-- Store the state unless the stored one is further along, and publish it when it differs.
+-- KEYS[1]  state
+-- ARGV[1]  operation JSON   ARGV[2] its rank (status * 1000 + progress)   ARGV[3] TTL ms
+-- ARGV[4]  channel
+-- returns  1 when stored and published, 0 when stale or identical
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then return 0 end
 if cur and string.sub(cur, 1, 1) == '{' then
@@ -87,24 +86,16 @@ redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 1
 """
 
-# KEYS[1] state
-# ARGV[1] operation id, ARGV[2] TTL ms, ARGV[3] channel
-# Marks the id unknown unless some state is stored, and publishes "!<id>". Returns 1 when marked.
 _NOT_FOUND = """
+-- Mark the id unknown unless some state is stored, and publish "!<id>".
+-- KEYS[1]  state
+-- ARGV[1]  operation id   ARGV[2] TTL ms   ARGV[3] channel
+-- returns  1 when marked, 0 when a state was there
 if redis.call('SET', KEYS[1], '!', 'NX', 'PX', ARGV[2]) then
   redis.call('PUBLISH', ARGV[3], '!' .. ARGV[1])
   return 1
 end
 return 0
-"""
-
-# KEYS[1] lease, KEYS[2] waiters
-# ARGV[1] lease token, ARGV[2] replica id
-# Gives up this replica's lease (if it still holds it) and its presence. Returns 1.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('ZREM', KEYS[2], ARGV[2])
-return 1
 """
 
 
@@ -129,30 +120,17 @@ class RedisOperationStore:
     RedisUnavailable on a fault, a timeout, or at once while Redis is known to be down.
     """
 
-    def __init__(
-        self, *, redis: AnyRedis, settings: PollerSettings, health: RedisHealth | None = None
-    ) -> None:
-        self.redis = redis
-        self.health = health or health_of(redis)
+    def __init__(self, *, shared: SharedRedis, settings: PollerSettings) -> None:
+        self._shared = shared
+        self.health = shared.health
         self._prefix = settings.key_prefix
         self._lease_ms = max(1, round(settings.lease_s * 1000))
         self._retention_ms = max(1, round(settings.final_retention_s * 1000))
         self.channel = f"{self._prefix}:op:events"
-        self._heartbeat = LuaScript(redis, _HEARTBEAT)
-        self._store = LuaScript(redis, _STORE)
-        self._not_found = LuaScript(redis, _NOT_FOUND)
-        self._release = LuaScript(redis, _RELEASE)
-        self._ready = False
-        self._ready_lock = asyncio.Lock()
-
-    async def ready(self) -> AnyRedis:
-        """The client, with a Cluster's slot map loaded once before concurrent commands use it."""
-        if not self._ready:
-            async with self._ready_lock:
-                if not self._ready and isinstance(self.redis, RedisCluster):
-                    await self.redis.initialize()
-                self._ready = True
-        return self.redis
+        self._heartbeat = shared.script(_HEARTBEAT)
+        self._store = shared.script(_STORE)
+        self._not_found = shared.script(_NOT_FOUND)
+        self._leases = Leases(shared, lease_s=settings.lease_s)
 
     def state_key(self, operation_id: str) -> str:
         """Where the latest state of an operation is kept."""
@@ -161,14 +139,13 @@ class RedisOperationStore:
     async def read(self, operation_id: str, *, within_s: float | None = None) -> bytes:
         """The stored state (JSON, the not-found mark, or b"" when none)."""
         async with self.health.guard(within_s=within_s):
-            redis = await self.ready()
+            redis = await self._shared.ready()
             return _as_bytes(await redis.get(self.state_key(operation_id)))
 
     async def heartbeat(self, operation_id: str, *, replica: str, token: str, has_waiters: bool) -> Heartbeat:
         """Refresh presence and take, renew or drop the lease (see _HEARTBEAT)."""
         key = self.state_key(operation_id)
         async with self.health.guard():
-            await self.ready()
             holder, ttl_ms, live, state = await self._heartbeat(
                 keys=[key, f"{key}:lease", f"{key}:waiters"],
                 args=[replica, token, self._lease_ms, "1" if has_waiters else "0"],
@@ -179,7 +156,6 @@ class RedisOperationStore:
         """Store and publish a state unless a further one is stored; True when published."""
         payload = orjson.dumps(op)
         async with self.health.guard():
-            await self.ready()
             done = await self._store(
                 keys=[self.state_key(str(op["id"]))],
                 args=[payload, rank(op), self._retention_ms, self.channel],
@@ -189,21 +165,20 @@ class RedisOperationStore:
     async def record_pools(self, operation_id: str, pools: frozenset[str]) -> None:
         """Keep the pools an operation touches for the retention."""
         async with self.health.guard():
-            redis = await self.ready()
+            redis = await self._shared.ready()
             key = f"{self.state_key(operation_id)}:pools"
             await redis.set(key, orjson.dumps(sorted(pools)), px=self._retention_ms)
 
     async def read_pools(self, operation_id: str) -> frozenset[str] | None:
         """The pools recorded for an operation, or None."""
         async with self.health.guard():
-            redis = await self.ready()
+            redis = await self._shared.ready()
             raw = await redis.get(f"{self.state_key(operation_id)}:pools")
         return None if raw is None else frozenset(str(p) for p in orjson.loads(raw))
 
     async def mark_not_found(self, operation_id: str) -> None:
         """Tell every replica, for one lease period, that Toloka does not know the id."""
         async with self.health.guard():
-            await self.ready()
             await self._not_found(
                 keys=[self.state_key(operation_id)], args=[operation_id, self._lease_ms, self.channel]
             )
@@ -211,6 +186,7 @@ class RedisOperationStore:
     async def release(self, operation_id: str, *, replica: str, token: str) -> None:
         """Give up the lease and this replica's presence for an operation."""
         key = self.state_key(operation_id)
+        await self._leases.release(f"{key}:lease", token)
         async with self.health.guard():
-            await self.ready()
-            await self._release(keys=[f"{key}:lease", f"{key}:waiters"], args=[token, replica])
+            redis = await self._shared.ready()
+            await redis.zrem(f"{key}:waiters", replica)

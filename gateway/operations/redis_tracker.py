@@ -32,8 +32,8 @@ from gateway.operations.operation_state import Operation, OperationEntry
 from gateway.operations.redis_operation_store import NOT_FOUND_MARK, Heartbeat, RedisOperationStore
 from gateway.operations.tracker import FetchOperation
 from gateway.operations.tracker_base import TrackerBase
-from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis, RedisHealth, RedisUnavailable
 from gateway.settings import PollerSettings
+from gateway.shared_state import RedisUnavailable, SharedRedis, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +54,19 @@ class RedisOperationTracker(TrackerBase):
         self,
         *,
         settings: PollerSettings,
-        redis: AnyRedis,
+        shared: SharedRedis,
         fetch: FetchOperation,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         replica_id: str | None = None,
-        health: RedisHealth | None = None,
     ) -> None:
         super().__init__(settings=settings, fetch=fetch, clock=clock, rng=rng or random.Random())
-        self._store = RedisOperationStore(redis=redis, settings=settings, health=health)
+        self._store = RedisOperationStore(shared=shared, settings=settings)
         self.replica_id = replica_id or uuid.uuid4().hex
         self._token = uuid.uuid4().hex
         self._agents: dict[str, _Agent] = {}
-        self._listener: asyncio.Task[None] | None = None
+        # Published states reach this replica's waiters; heartbeats repair any missed message.
+        self._listener = Subscription(shared, self._store.channel, on_message=self._on_message, clock=clock)
         self._loading: dict[str, asyncio.Future[None]] = {}
         self._closed = False
         self._abandoned = False
@@ -87,8 +87,7 @@ class RedisOperationTracker(TrackerBase):
     def _ensure_polling(self, entry: OperationEntry) -> None:
         if self._closed:
             return
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._listen(), name="operations:listen")
+        self._listener.start()
         key = entry.operation_id
         agent = self._agents.get(key)
         if agent is not None and agent.task is not None and not agent.task.done():
@@ -218,38 +217,6 @@ class RedisOperationTracker(TrackerBase):
         if entry is not None:
             entry.update(op, self._clock.now())
 
-    async def _listen(self) -> None:
-        """Apply every published state to local waiters; resubscribe once Redis answers again."""
-        health = self._store.health
-        while not self._closed:
-            if not health.down:
-                try:
-                    await self._subscribe_and_dispatch()
-                except RedisUnavailable:
-                    pass
-                except REDIS_UNREACHABLE as e:
-                    health.trip(e)
-            await self._clock.sleep(self._settings.lease_s / 3)
-
-    async def _subscribe_and_dispatch(self) -> None:
-        health = self._store.health
-        pubsub = None
-        try:
-            async with health.guard():
-                redis = await self._store.ready()
-                pubsub = redis.pubsub()
-                await pubsub.subscribe(self._store.channel)
-            # A hung connection just yields no message; the heartbeats notice it and trip the health.
-            while not self._closed and not health.down:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if msg is not None and msg.get("type") == "message":
-                    self._on_message(bytes(msg["data"]))
-        finally:
-            if pubsub is not None:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(health.op_timeout_s):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -259,19 +226,16 @@ class RedisOperationTracker(TrackerBase):
         for key, _agent in agents:
             with contextlib.suppress(RedisUnavailable):
                 await self._store.release(key, replica=self.replica_id, token=self._token)
-        await self._store.health.close()
 
     async def abandon(self) -> None:
         """Stop every task without telling Redis, as a crashed replica would (failover drills)."""
         self._abandoned = True
         await self._cancel_tasks()
-        await self._store.health.close()
 
     async def _cancel_tasks(self) -> None:
         self._closed = True
+        await self._listener.close()
         tasks = {t for a in self._agents.values() for t in (a.task, a.poll) if t is not None}
-        if self._listener is not None:
-            tasks.add(self._listener)
         # Cancel more than once: on Python 3.11 asyncio.wait_for (used inside redis-py) can
         # swallow a cancellation that races with its own completion.
         pending = tasks
@@ -285,4 +249,3 @@ class RedisOperationTracker(TrackerBase):
             if not task.cancelled():
                 task.exception()
         self._agents.clear()
-        self._listener = None

@@ -1,6 +1,6 @@
 """Fleet-wide rate limits and per-caller quotas: RateLimiter and its backends."""
 
-from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
+from gateway.ratelimit.admission import AdmissionLimiter
 from gateway.ratelimit.decision import Decision, LimitRef, Refusal
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
@@ -11,7 +11,6 @@ from gateway.ratelimit.stats import LimiterStats
 
 __all__ = [
     "AdmissionLimiter",
-    "BackendUnavailable",
     "Decision",
     "FallbackRateLimiter",
     "LimitRef",

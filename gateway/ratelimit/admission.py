@@ -32,10 +32,6 @@ from gateway.settings import RateLimitSettings
 WAKE_MARGIN_S = 0.001
 
 
-class BackendUnavailable(Exception):
-    """The shared store did not answer (connection refused, reset or timed out)."""
-
-
 class AdmissionLimiter(ABC):
     """A RateLimiter built on one atomic `decide()`; subclasses choose where counters live."""
 

@@ -6,8 +6,10 @@ import math
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from gateway.limit_spec import LimitSpec
 from gateway.ratelimit.window import Geometry
-from gateway.settings import KIND_CREATE_TASKS, KIND_UPDATE_POOL_OVERLAP, LimitSpec, RateLimitSettings
+from gateway.request_kinds import KIND_CREATE_TASKS, KIND_UPDATE_POOL_OVERLAP
+from gateway.settings import RateLimitSettings
 
 COOLDOWN_SUBJECT = "toloka"
 PLAN_CACHE_SIZE = 4096

@@ -7,18 +7,18 @@ from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter
-from gateway.redis_client import AnyRedis
 from gateway.settings import RateLimitSettings
+from gateway.shared_state import SharedRedis
 
 
 def build_rate_limiter(
-    settings: RateLimitSettings, redis: AnyRedis | None, *, clock: Clock = SYSTEM_CLOCK
+    settings: RateLimitSettings, shared: SharedRedis | None, *, clock: Clock = SYSTEM_CLOCK
 ) -> RateLimiter:
-    """Redis with a degraded local fallback when `redis` is given; otherwise the whole limit locally."""
-    if redis is None:
+    """Redis with a degraded local fallback when `shared` is given; otherwise the whole limit locally."""
+    if shared is None:
         return LocalRateLimiter(settings=settings, clock=clock, share=1.0)
     return FallbackRateLimiter(
-        primary=RedisRateLimiter(redis=redis, settings=settings, clock=clock),
+        primary=RedisRateLimiter(shared=shared, settings=settings, clock=clock),
         fallback=LocalRateLimiter(settings=settings, clock=clock, share=settings.degraded_share),
         clock=clock,
     )

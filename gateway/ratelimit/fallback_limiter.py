@@ -9,9 +9,10 @@ with the cases worked out: window.py, "Degraded mode"):
   (`max(1, floor(share * C))`), until the report is one period old; then L per window.
 - Write back: every local admission is journalled; on recovery, before the first Redis decision,
   the journal is debited into Redis at the times the admissions were made (unchecked), so Redis
-  counts them in every window they belong to. A write-back that fails keeps the replica degraded
-  and is tried again at the next probe (one that timed out may have been applied: then it is
-  counted twice, which only errs on the safe side).
+  counts them in every window they belong to. It is the shared health's `on_recovered` hook: a
+  write-back that fails keeps Redis marked down, for every backend, and is tried again at the
+  next probe (one that timed out may have been applied: then it is counted twice, which only
+  errs on the safe side).
 
 So for any window W in which Redis decided: fleet(W) <= C + the local admissions in W that were
 not yet written back when Redis last decided in W; each replica contributes at most its budget
@@ -20,25 +21,24 @@ not yet written back when Redis last decided in W; each replica contributes at m
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
 from gateway.clock import Clock
-from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
+from gateway.ratelimit.admission import AdmissionLimiter
 from gateway.ratelimit.decision import PLAN_CACHE_SIZE, Charge, Decision
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter
+from gateway.shared_state import RedisUnavailable
 
 log = logging.getLogger(__name__)
 
 
 class FallbackRateLimiter(AdmissionLimiter):
-    """Decides with `primary` (Redis); on BackendUnavailable switches to `fallback` (local share).
+    """Decides with `primary` (Redis) while the shared health is up, else with `fallback`.
 
-    While degraded, a background task PINGs Redis every `probe_interval_s` (never the hot
-    path); once Redis answers and this replica's local admissions are written back into it,
-    decisions switch back to Redis.
+    The health's subscription seeds the local share the moment Redis goes down, whichever
+    backend noticed; its probe runs this limiter's write-back before Redis decides again.
     """
 
     def __init__(
@@ -47,15 +47,14 @@ class FallbackRateLimiter(AdmissionLimiter):
         primary: RedisRateLimiter,
         fallback: LocalRateLimiter,
         clock: Clock | None = None,
-        probe_interval_s: float = 1.0,
     ) -> None:
         super().__init__(settings=primary.settings, clock=clock or primary.clock)
         self.primary = primary
         self.fallback = fallback
         self.fallback.record_admissions = True
-        self._probe_interval_s = probe_interval_s
-        self._degraded = False
-        self._probe: asyncio.Task[None] | None = None
+        self.health = primary.shared.health
+        self.health.subscribe(self._on_health)
+        self.health.on_recovered(self._write_back)
         # limit key -> (the full-capacity charge, remaining Redis reported, fallback clock then)
         self._reports: dict[str, tuple[Charge, int, float]] = {}
         self._reports_cap = PLAN_CACHE_SIZE
@@ -63,15 +62,15 @@ class FallbackRateLimiter(AdmissionLimiter):
     @property
     def degraded(self) -> bool:
         """True while Redis is unreachable (or this replica's write-back is pending)."""
-        return self._degraded
+        return self.health.down
 
     async def decide(self, kind: str, *, tasks: int, caller: str) -> Decision:
         """Redis's decision, or the local one while Redis is unreachable."""
-        if not self._degraded:
+        if not self.health.down:
             try:
                 decision = await self.primary.decide(kind, tasks=tasks, caller=caller)
-            except BackendUnavailable as e:
-                self._enter_degraded(e)
+            except RedisUnavailable:
+                pass  # the guard tripped the health: seeded, and the local share decides
             else:
                 self._note(self.primary.planner.charges(kind, tasks=tasks, caller=caller), decision)
                 return decision
@@ -89,46 +88,27 @@ class FallbackRateLimiter(AdmissionLimiter):
     async def report_throttled(self, retry_after: float, *, kind: str) -> None:
         """Share the cool-down through Redis, and keep it locally for a degraded spell."""
         await self.fallback.report_throttled(retry_after, kind=kind)
-        if self._degraded:
-            return
-        try:
-            await self.primary.report_throttled(retry_after, kind=kind)
-        except BackendUnavailable as e:
-            self._enter_degraded(e)
+        if not self.health.down:
+            with contextlib.suppress(RedisUnavailable):  # the guard tripped the health
+                await self.primary.report_throttled(retry_after, kind=kind)
 
     async def close(self) -> None:
-        """Stop the probe."""
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
+        """Nothing of its own runs in the background (the health's probe belongs to its owner)."""
 
-    async def try_recover(self) -> bool:
-        """One probe: when Redis answers, write this replica's local admissions back into it and
-        decide on Redis again. True when recovered (or never degraded)."""
-        if not self._degraded:
-            return True
-        try:
-            await self.primary.ping()
-        except BackendUnavailable:
-            return False
-        # Connections that were idle when Redis died still look open; reusing one would
-        # fail once more and degrade again.
-        await self.primary.drop_idle_connections()
+    async def _write_back(self) -> None:
+        """The recovery hook: write this replica's local admissions into Redis; raises
+        RedisUnavailable (Redis stays down) when that fails."""
         while debits := self.fallback.unwritten():
             try:
                 await self.primary.write_back(debits)
-            except BackendUnavailable as e:
-                log.warning("rate limiter still degraded: writing back local admissions failed (%r)", e)
-                return False
+            except RedisUnavailable as e:
+                log.warning("rate limiter still degraded: writing back local admissions failed (%s)", e)
+                raise
             # Admissions made while that write was under way are written by the next turn;
-            # nothing awaits between the empty journal and the switch below.
+            # nothing awaits between the empty journal and the switch back to Redis.
             self.fallback.written(debits)
         self._reports.clear()  # reports from before the write-back no longer count what it added
-        self._degraded = False
-        log.warning("rate limiter recovered: redis answers again, local admissions written back")
-        return True
+        log.warning("rate limiter recovered: local admissions written back")
 
     def _note(self, charges: tuple[Charge, ...], decision: Decision) -> None:
         """Keep what Redis said is left of each limit (the seed of a degraded spell)."""
@@ -151,23 +131,13 @@ class FallbackRateLimiter(AdmissionLimiter):
             }
             self._reports_cap = max(PLAN_CACHE_SIZE, 2 * len(self._reports))
 
-    def _enter_degraded(self, cause: BaseException) -> None:
-        if self._degraded:
+    def _on_health(self, down: bool) -> None:
+        if not down:
             return
-        self._degraded = True
         self.stats.degraded_episodes += 1
         for charge, remaining, at in self._reports.values():
             self.fallback.seed(charge, remaining, at)
         log.warning(
-            "rate limiter degraded: redis unreachable (%s); local share decides, seeded from %d limits",
-            cause,
+            "rate limiter degraded: redis unreachable; local share decides, seeded from %d limits",
             len(self._reports),
         )
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._probe_until_back(), name="ratelimit-redis-probe")
-
-    async def _probe_until_back(self) -> None:
-        while True:
-            await self.clock.sleep(self._probe_interval_s)
-            if await self.try_recover():
-                return

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
-
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.ratelimit.admission import AdmissionLimiter, BackendUnavailable
+from gateway.ratelimit.admission import AdmissionLimiter
 from gateway.ratelimit.decision import ACCOUNT_WIDE, Charge, Decision, Refusal, cooldown_key
 from gateway.ratelimit.window import US, Debit
-from gateway.redis_client import REDIS_UNREACHABLE, AnyRedis
-from gateway.redis_scripts import LuaScript
 from gateway.settings import RateLimitSettings
+from gateway.shared_state import LuaScript, SharedRedis
 
 ACQUIRE_LUA = files("gateway.ratelimit").joinpath("acquire.lua").read_text()
 COOLDOWN_LUA = files("gateway.ratelimit").joinpath("cooldown.lua").read_text()
 
 
 class RedisRateLimiter(AdmissionLimiter):
-    """Counters in Redis, shared by every replica; raises BackendUnavailable when Redis is gone.
+    """Counters in Redis, shared by every replica; raises RedisUnavailable when Redis is gone.
+
+    Every decision is one script, bounded by the shared health (a fault trips it for every
+    backend on the client).
 
     `server_time` is for tests only: a function whose seconds the scripts use instead of Redis
     TIME, so the contract suite can drive both backends with one manual clock.
@@ -31,19 +30,17 @@ class RedisRateLimiter(AdmissionLimiter):
     def __init__(
         self,
         *,
-        redis: AnyRedis,
+        shared: SharedRedis,
         settings: RateLimitSettings,
         clock: Clock = SYSTEM_CLOCK,
-        op_timeout_s: float = 1.0,
         server_time: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(settings=settings, clock=clock)
-        self.redis = redis
-        self._op_timeout_s = op_timeout_s
+        self.shared = shared
         self._server_time = server_time
         self._cooldown_keys: dict[str, str] = {}
-        self._acquire_script = LuaScript(redis, ACQUIRE_LUA)
-        self._cooldown_script = LuaScript(redis, COOLDOWN_LUA)
+        self._acquire_script = shared.script(ACQUIRE_LUA)
+        self._cooldown_script = shared.script(COOLDOWN_LUA)
 
     async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
         """One EVALSHA: check the cool-downs of `kind` and every charge, debit all or none."""
@@ -61,7 +58,8 @@ class RedisRateLimiter(AdmissionLimiter):
 
     async def write_back(self, debits: list[Debit]) -> None:
         """Debit units admitted without Redis into the limits' buckets of the times they were
-        admitted, unchecked (acquire.lua's debit mode). One round trip; raises BackendUnavailable."""
+        admitted, unchecked (acquire.lua's debit mode). One round trip, run by the recovery hook
+        while the shared health is still down (so bounded by `recovering`); raises RedisUnavailable."""
         if not debits:
             return
         keys = [self._cooldown(ACCOUNT_WIDE), self._cooldown(ACCOUNT_WIDE), *(d.key for d in debits)]
@@ -71,7 +69,8 @@ class RedisRateLimiter(AdmissionLimiter):
             args += [d.geometry.width_us, d.geometry.span, len(ages)]
             for age_us, units in ages:
                 args += [age_us, units]
-        await self._run(self._acquire_script, keys, args)
+        async with self.shared.health.recovering():
+            await self._acquire_script(keys, args)
 
     def _cooldown(self, scope: str) -> str:
         key = self._cooldown_keys.get(scope)
@@ -79,31 +78,12 @@ class RedisRateLimiter(AdmissionLimiter):
             key = self._cooldown_keys[scope] = cooldown_key(self.settings.key_prefix, scope)
         return key
 
-    async def ping(self) -> None:
-        """Raise BackendUnavailable unless Redis answers now."""
-        try:
-            async with asyncio.timeout(self._op_timeout_s):
-                await self.redis.ping()
-        except REDIS_UNREACHABLE as e:
-            raise BackendUnavailable(f"redis did not answer PING: {e!r}") from e
-
-    async def drop_idle_connections(self) -> None:
-        """Close pooled connections that sat idle through an outage, so none is reused dead."""
-        if isinstance(self.redis, RedisCluster):
-            for node in self.redis.get_nodes():
-                await node.disconnect_free_connections()
-        else:
-            await self.redis.connection_pool.disconnect(inuse_connections=False)
-
     def _time_override(self) -> str:
         return "" if self._server_time is None else str(round(self._server_time() * US))
 
     async def _run(self, script: LuaScript, keys: Sequence[str], args: Sequence[int | str]) -> Any:
-        try:
-            async with asyncio.timeout(self._op_timeout_s):
-                return await script(keys, args)
-        except REDIS_UNREACHABLE as e:
-            raise BackendUnavailable(f"redis unreachable: {e!r}") from e
+        async with self.shared.health.guard():
+            return await script(keys, args)
 
 
 def _parse(reply: list[int], charges: tuple[Charge, ...]) -> Decision:

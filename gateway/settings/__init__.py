@@ -16,23 +16,11 @@ Where each group is parsed (one parser per group; `loader.load` runs them in thi
     loader.py         Settings (every group) and load(); `redis_url` and REDIS_PASSWORD are read there
 
 The request kinds (`gateway.request_kinds`) and `LimitSpec` (`gateway.limit_spec`) live on the
-ground floor beside this package; they are re-exported here, as is every name other modules import.
+ground floor beside this package, and are imported from there.
 """
 
 from __future__ import annotations
 
-from gateway.limit_spec import LimitSpec, Unit
-from gateway.request_kinds import (
-    ALL_KINDS,
-    KIND_CREATE_TASKS,
-    KIND_GET_OPERATION,
-    KIND_GET_OPERATION_LOG,
-    KIND_GET_POOL,
-    KIND_LIST_TASKS,
-    KIND_POOL_ACTION,
-    KIND_UPDATE_POOL,
-    KIND_UPDATE_POOL_OVERLAP,
-)
 from gateway.settings.auth import ALL, AuthMode, AuthSettings, CallerPermissions
 from gateway.settings.config_only import DedupeSettings, PollerSettings, ReworkSettings
 from gateway.settings.loader import Settings, load
@@ -44,21 +32,11 @@ from gateway.settings.toloka import EMULATOR, TolokaSettings
 
 __all__ = [
     "ALL",
-    "ALL_KINDS",
     "EMULATOR",
-    "KIND_CREATE_TASKS",
-    "KIND_GET_OPERATION",
-    "KIND_GET_OPERATION_LOG",
-    "KIND_GET_POOL",
-    "KIND_LIST_TASKS",
-    "KIND_POOL_ACTION",
-    "KIND_UPDATE_POOL",
-    "KIND_UPDATE_POOL_OVERLAP",
     "AuthMode",
     "AuthSettings",
     "CallerPermissions",
     "DedupeSettings",
-    "LimitSpec",
     "ObservabilitySettings",
     "PollerSettings",
     "RateLimitSettings",
@@ -67,7 +45,6 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TolokaSettings",
-    "Unit",
     "default_limits",
     "load",
     "parse_duration",

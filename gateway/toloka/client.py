@@ -42,7 +42,7 @@ from gateway import errors
 from gateway.call import Call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.ratelimit.limiter import RateLimiter
-from gateway.settings import (
+from gateway.request_kinds import (
     KIND_CREATE_TASKS,
     KIND_GET_OPERATION,
     KIND_GET_OPERATION_LOG,
@@ -50,8 +50,8 @@ from gateway.settings import (
     KIND_POOL_ACTION,
     KIND_UPDATE_POOL,
     KIND_UPDATE_POOL_OVERLAP,
-    TolokaSettings,
 )
+from gateway.settings import TolokaSettings
 from gateway.toloka import error_map
 from gateway.toloka.request import BeforeSend, Idempotency, Reply, Settle, TolokaRequest
 from gateway.toloka.retry_budget import RetryBudget

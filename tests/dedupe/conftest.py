@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from gateway.clock import SYSTEM_CLOCK
-from gateway.dedupe import Deduplicator, LocalDeduplicator, RedisDeduplicator
-from gateway.redis_client import AnyRedis, connect_redis
+from gateway.dedupe import Deduplicator, FallbackDeduplicator, LocalDeduplicator, RedisDeduplicator
 from gateway.settings import DedupeSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.support.clock import ManualClock
 
 
@@ -26,7 +26,7 @@ class Harness:
     clock: ManualClock = field(default_factory=ManualClock)
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     stores: list[Deduplicator] = field(default_factory=list)
-    clients: list[AnyRedis] = field(default_factory=list)
+    clients: list[SharedRedis] = field(default_factory=list)
 
     def settings(self, **overrides: Any) -> DedupeSettings:
         return replace(DedupeSettings(key_prefix=self.prefix), **overrides)
@@ -36,7 +36,8 @@ class Harness:
 
         In-process, stores read the manual clock; Redis stores sleep on real time, as Redis
         expires their keys. A `dead` store's sleeps never end: it never renews a lease (a process
-        that died) and, on Redis, never resubscribes.
+        that died) and, on Redis, never resubscribes. The `fallback` backend is the Redis store
+        in the `FallbackDeduplicator` wrapper production runs it in.
         """
         settings = self.settings(**overrides)
         store: Any
@@ -45,10 +46,12 @@ class Harness:
                 settings=settings, clock=self.clock.never_waking() if dead else self.clock
             )
         else:
-            client = connect_redis(self.url)
-            self.clients.append(client)
+            shared = SharedRedis(connect_redis(self.url))
+            self.clients.append(shared)
             clock = self.clock.never_waking() if dead else SYSTEM_CLOCK
-            store = RedisDeduplicator(redis=client, settings=settings, clock=clock)
+            store = RedisDeduplicator(shared=shared, settings=settings, clock=clock)
+            if self.backend == "fallback":
+                store = FallbackDeduplicator(inner=store)
         self.stores.append(store)
         return store
 
@@ -66,16 +69,17 @@ class Harness:
     async def aclose(self) -> None:
         for store in self.stores:
             await store.close()
-        for client in self.clients:
-            await client.aclose()
+        for shared in self.clients:
+            await shared.close()
 
 
-@pytest.fixture(params=["local", "redis", "cluster"])
+@pytest.fixture(params=["local", "redis", "fallback", "cluster"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    """Every contract test runs in-process, on a standalone redis-server, and on a Redis Cluster."""
+    """Every contract test runs in-process, on a standalone redis-server (bare, and wrapped as
+    production runs it), and on a Redis Cluster."""
     backend = request.param
     url = ""
-    if backend == "redis":
+    if backend in ("redis", "fallback"):
         url = request.getfixturevalue("redis_url")
     elif backend == "cluster":
         url = request.getfixturevalue("redis_cluster_proc").url

@@ -11,8 +11,8 @@ import pytest
 
 from gateway import errors
 from gateway.dedupe import FallbackDeduplicator, LocalDeduplicator, build_deduplicator
-from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import DedupeSettings
+from gateway.shared_state import AnyRedis, SharedRedis, connect_redis
 from tests.dedupe.conftest import Harness
 from tests.dedupe.test_contract import Producer, call, op_id, until
 from tests.support.redis_servers import RedisCluster, redis_server
@@ -47,7 +47,7 @@ async def redis_harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness
 
 async def test_first_call_costs_two_round_trips_and_a_replay_one(redis_harness: Harness) -> None:
     store = redis_harness.make()
-    counter = CommandCounter(redis_harness.clients[-1])
+    counter = CommandCounter(redis_harness.clients[-1].redis)
     await store.run(op_id(), "fp", Producer(), call=call())  # loads the scripts once
     key = op_id()
     before = counter.sent
@@ -59,13 +59,13 @@ async def test_first_call_costs_two_round_trips_and_a_replay_one(redis_harness: 
 
 
 async def test_stored_outcome_costs_under_500_bytes_when_it_is_200_bytes(redis_url: str) -> None:
-    client = connect_redis(redis_url)
-    store = build_deduplicator(DedupeSettings(), client)
+    shared = SharedRedis(connect_redis(redis_url))
+    store = build_deduplicator(DedupeSettings(), shared)
     key = op_id()
     await store.run(key, "a-sha256-hex-fingerprint" * 3, Producer(bytes(range(200))), call=call())
-    usage = await client.memory_usage(f"tgw:d:{key}")
+    usage = await shared.redis.memory_usage(f"tgw:d:{key}")
     await store.close()
-    await client.aclose()
+    await shared.close()
     assert usage is not None and usage <= 500
 
 
@@ -92,8 +92,8 @@ async def test_waiter_wakes_on_publish_when_holder_finishes_long_before_its_leas
 
 async def test_produce_runs_directly_when_redis_is_down_and_dedupe_returns_with_it() -> None:
     with redis_server() as server:
-        client = connect_redis(server.url)
-        store = build_deduplicator(DedupeSettings(), client)
+        shared = SharedRedis(connect_redis(server.url))
+        store = build_deduplicator(DedupeSettings(), shared)
         assert isinstance(store, FallbackDeduplicator)
         key, produce = op_id(), Producer()
         assert await store.run(key, "fp", produce, call=call()) == (b"op-1", False)
@@ -117,7 +117,7 @@ async def test_produce_runs_directly_when_redis_is_down_and_dedupe_returns_with_
         assert await store.run(again, "fp", produce, call=call()) == (b"op-1", False)
         assert await store.run(again, "fp", produce, call=call()) == (b"op-1", True)
         await store.close()
-        await client.aclose()
+        await shared.close()
 
 
 def test_factory_builds_in_process_store_when_no_redis_is_configured() -> None:

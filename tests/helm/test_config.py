@@ -11,8 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway import settings as gs
-from gateway.redis_client import connect_redis
+from gateway.limit_spec import LimitSpec
 from gateway.rpc.auth import CallerAuth, load_tokens, server_credentials
+from gateway.shared_state import connect_redis
 from tests.helm.conftest import REPO, REQUIRED, SCENARIOS, Rendered
 from tests.support.certs import make_certs
 
@@ -66,15 +67,15 @@ def test_chart_defaults_equal_the_gateway_defaults_when_values_are_default(
 def test_rate_limits_arrive_as_written_when_limits_and_callers_are_set(render: Any, tmp_path: Path) -> None:
     limits = load_from(render(SCENARIOS["autoscaling-servicemonitor"]), tmp_path).limits
     assert limits.limits == (
-        gs.LimitSpec("tasks_per_minute", ("create_tasks",), 200_000, 60.0, "tasks"),
-        gs.LimitSpec("tasks_per_day", ("create_tasks",), 4_000_000, 86400.0, "tasks"),
-        gs.LimitSpec("account_per_second", ("*",), 300, 1.0, "requests"),
+        LimitSpec("tasks_per_minute", ("create_tasks",), 200_000, 60.0, "tasks"),
+        LimitSpec("tasks_per_day", ("create_tasks",), 4_000_000, 86400.0, "tasks"),
+        LimitSpec("account_per_second", ("*",), 300, 1.0, "requests"),
     )
     assert dict(limits.caller_quotas) == {
-        "batch-importer": (gs.LimitSpec("importer_tasks", ("create_tasks",), 20_000, 60.0, "tasks"),),
-        'odd "caller" id': (gs.LimitSpec("odd", ("*",), 5, 10.0, "requests"),),
+        "batch-importer": (LimitSpec("importer_tasks", ("create_tasks",), 20_000, 60.0, "tasks"),),
+        'odd "caller" id': (LimitSpec("odd", ("*",), 5, 10.0, "requests"),),
     }
-    assert limits.default_caller_quota == (gs.LimitSpec("anyone", ("*",), 50, 1.0, "requests"),)
+    assert limits.default_caller_quota == (LimitSpec("anyone", ("*",), 50, 1.0, "requests"),)
     assert limits.max_wait_s == 2.0
     assert limits.degraded_share == 0.25
 

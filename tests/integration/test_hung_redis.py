@@ -18,9 +18,9 @@ from google.protobuf import duration_pb2
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
 from gateway.emulator.server import EmulatorServer
-from gateway.redis_client import connect_redis
-from gateway.rework.pool_lock import RedisPoolLock
+from gateway.rework.pool_lock import build_pool_lock
 from gateway.settings import ReworkSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.support.gateway_harness import InProcessGateway, start_gateway, write_config
 
 # The rate limiter's own Redis timeout (1 s) plus one shared-state op timeout (0.5 s), plus slack.
@@ -91,8 +91,8 @@ async def test_calls_return_real_results_in_time_every_time_when_redis_hangs(
 
 
 async def test_pool_lock_falls_back_to_the_local_lock_once_when_redis_hangs(hung_redis_url: str) -> None:
-    client = connect_redis(hung_redis_url)
-    lock = RedisPoolLock(redis=client, settings=ReworkSettings(lock_wait_s=5.0))
+    shared = SharedRedis(connect_redis(hung_redis_url))
+    lock = build_pool_lock(ReworkSettings(lock_wait_s=5.0), shared)
     try:
         took = []
         for _ in range(3):
@@ -103,4 +103,4 @@ async def test_pool_lock_falls_back_to_the_local_lock_once_when_redis_hangs(hung
         assert took[0] < 0.9 and max(took[1:]) < 0.05, took  # one op timeout, then Redis is skipped
     finally:
         await lock.close()
-        await client.aclose()
+        await shared.close()

@@ -24,10 +24,10 @@ from gateway.call import Call
 from gateway.clock import SystemClock
 from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
-from gateway.redis_client import connect_redis
-from gateway.rework.pool_lock import RedisPoolLock
+from gateway.rework.pool_lock import build_pool_lock
 from gateway.rework.pool_writer import PoolWriter
 from gateway.settings import ReworkSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from gateway.translate import quality_control as qc
 from tests.support.gateway_harness import GatewayProcess, InProcessGateway, rich_status, write_config
 from tests.support.redis_servers import free_port
@@ -375,8 +375,8 @@ def lock_settings(**kw: Any) -> ReworkSettings:
 
 async def test_pool_lock_serialises_holders_on_two_replicas_when_sharing_redis(redis_url: str) -> None:
     settings = lock_settings()
-    clients = [connect_redis(redis_url), connect_redis(redis_url)]
-    locks = [RedisPoolLock(redis=c, settings=settings) for c in clients]
+    clients = [SharedRedis(connect_redis(redis_url)), SharedRedis(connect_redis(redis_url))]
+    locks = [build_pool_lock(settings, c) for c in clients]
     events: list[str] = []
 
     async def hold(n: int) -> None:
@@ -389,7 +389,7 @@ async def test_pool_lock_serialises_holders_on_two_replicas_when_sharing_redis(r
         await asyncio.gather(*(hold(n) for n in range(4)))
     finally:
         for c in clients:
-            await c.aclose()
+            await c.close()
     assert all(events[i][:2] == "in" and events[i + 1] == "out" + events[i][2:] for i in range(0, 8, 2)), (
         events
     )
@@ -397,8 +397,8 @@ async def test_pool_lock_serialises_holders_on_two_replicas_when_sharing_redis(r
 
 async def test_pool_lock_lease_is_renewed_while_held_and_freed_on_release(redis_url: str) -> None:
     settings = lock_settings(lock_lease_s=0.3)
-    clients = [connect_redis(redis_url), connect_redis(redis_url)]
-    holder, waiter = (RedisPoolLock(redis=c, settings=settings) for c in clients)
+    clients = [SharedRedis(connect_redis(redis_url)), SharedRedis(connect_redis(redis_url))]
+    holder, waiter = (build_pool_lock(settings, c) for c in clients)
     try:
         async with holder.hold("9", call=Call()):
             # Three leases long: only renewal keeps the other replica out.
@@ -410,13 +410,13 @@ async def test_pool_lock_lease_is_renewed_while_held_and_freed_on_release(redis_
             assert time.monotonic() - t0 < 0.2
     finally:
         for c in clients:
-            await c.aclose()
+            await c.close()
     assert holder.lost_leases == 0
 
 
 async def test_pool_lock_falls_back_to_the_local_lock_when_redis_unreachable() -> None:
-    client = connect_redis(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
-    lock = RedisPoolLock(redis=client, settings=lock_settings())
+    shared = SharedRedis(connect_redis(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2))
+    lock = build_pool_lock(lock_settings(), shared)
     order: list[str] = []
 
     async def hold(name: str) -> None:
@@ -428,7 +428,7 @@ async def test_pool_lock_falls_back_to_the_local_lock_when_redis_unreachable() -
     try:
         await asyncio.gather(hold("a"), hold("b"))
     finally:
-        await client.aclose()
+        await shared.close()
     assert lock.degraded
     assert order in (["a", "a", "b", "b"], ["b", "b", "a", "a"])
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from gateway.operations import LocalOperationTracker, RedisOperationTracker
-from gateway.redis_client import connect_redis
 from gateway.settings import PollerSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.operations.scripted_operations import ScriptedOperations
 
 SETTINGS = PollerSettings(
@@ -35,16 +35,16 @@ def source() -> ScriptedOperations:
 
 async def _trackers(kind: str, url: str, source: ScriptedOperations) -> AsyncIterator[MakeTracker]:
     made: list[Tracker] = []
-    clients: list[Any] = []
+    clients: list[SharedRedis] = []
 
     async def make(settings: PollerSettings = SETTINGS, **kw: Any) -> Tracker:
         tracker: Tracker
         if kind == "local":
             tracker = LocalOperationTracker(settings=settings, fetch=source.fetch, **kw)
         else:
-            client = connect_redis(url)
-            clients.append(client)
-            tracker = RedisOperationTracker(settings=settings, redis=client, fetch=source.fetch, **kw)
+            shared = SharedRedis(connect_redis(url))
+            clients.append(shared)
+            tracker = RedisOperationTracker(settings=settings, shared=shared, fetch=source.fetch, **kw)
         made.append(tracker)
         return tracker
 
@@ -52,8 +52,8 @@ async def _trackers(kind: str, url: str, source: ScriptedOperations) -> AsyncIte
     yield make
     for tracker in made:
         await tracker.close()
-    for client in clients:
-        await client.aclose()
+    for shared in clients:
+        await shared.close()
 
 
 @pytest.fixture(params=["local", "redis"])

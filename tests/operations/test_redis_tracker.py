@@ -11,7 +11,7 @@ import pytest
 from gateway.call import Call
 from gateway.operations import RedisOperationTracker, build_operation_tracker
 from gateway.operations.local_tracker import LocalOperationTracker
-from gateway.redis_client import connect_redis
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.operations.conftest import SETTINGS, MakeTracker
 from tests.operations.scripted_operations import TO_SUCCESS, ScriptedOperations, operation
 from tests.support.redis_servers import redis_server
@@ -105,8 +105,8 @@ async def test_tracker_degrades_to_local_polling_and_recovers_when_redis_goes_an
     source: ScriptedOperations,
 ) -> None:
     with redis_server() as server:
-        client = connect_redis(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        tracker = RedisOperationTracker(settings=SETTINGS, redis=client, fetch=source.fetch)
+        shared = SharedRedis(connect_redis(server.url, socket_timeout=0.5, socket_connect_timeout=0.5))
+        tracker = RedisOperationTracker(settings=SETTINGS, shared=shared, fetch=source.fetch)
         try:
             op_id = source.add(SLOW_SUCCESS)
             waiter = asyncio.create_task(tracker.wait(op_id, until=soon(15), call=Call()))
@@ -120,20 +120,20 @@ async def test_tracker_degrades_to_local_polling_and_recovers_when_redis_goes_an
             await _until(lambda: not tracker.degraded)
         finally:
             await tracker.close()
-            await client.aclose()
+            await shared.close()
 
 
 async def test_factory_picks_the_backend_when_redis_is_given_or_not(
     redis_url: str, source: ScriptedOperations
 ) -> None:
     assert isinstance(build_operation_tracker(SETTINGS, None, source.fetch), LocalOperationTracker)
-    client = connect_redis(redis_url)
+    shared = SharedRedis(connect_redis(redis_url))
     try:
-        tracker = build_operation_tracker(SETTINGS, client, source.fetch)
+        tracker = build_operation_tracker(SETTINGS, shared, source.fetch)
         assert isinstance(tracker, RedisOperationTracker)
         await tracker.close()
     finally:
-        await client.aclose()
+        await shared.close()
 
 
 @pytest.mark.parametrize("replicas", [3])

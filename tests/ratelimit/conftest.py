@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from gateway.ratelimit import AdmissionLimiter, LocalRateLimiter, RedisRateLimiter
-from gateway.redis_client import AnyRedis, connect_redis
 from gateway.settings import RateLimitSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.support.clock import ManualClock
 
 CLUSTER_BUS_OFFSET = 10_000
@@ -32,15 +32,15 @@ async def make_limiter(request: pytest.FixtureRequest, clock: ManualClock) -> As
     The Redis backend takes its time from the clock too (the scripts' test-only time override),
     so both backends see exactly the same instants.
     """
-    clients: list[AnyRedis] = []
+    clients: list[SharedRedis] = []
 
     def make(settings: RateLimitSettings) -> AdmissionLimiter:
         if request.param == "local":
             return LocalRateLimiter(settings=settings, clock=clock)
-        client = connect_redis(request.getfixturevalue("redis_url"))
-        clients.append(client)
-        return RedisRateLimiter(redis=client, settings=settings, clock=clock, server_time=clock.now)
+        shared = SharedRedis(connect_redis(request.getfixturevalue("redis_url")))
+        clients.append(shared)
+        return RedisRateLimiter(shared=shared, settings=settings, clock=clock, server_time=clock.now)
 
     yield make
-    for client in clients:
-        await client.aclose()
+    for shared in clients:
+        await shared.close()

@@ -10,9 +10,10 @@ import pytest
 
 from gateway.call import Call
 from gateway.errors import RateLimited
+from gateway.limit_spec import LimitSpec
 from gateway.ratelimit import AdmissionLimiter
 from gateway.ratelimit.decision import MAX_COOLDOWN_S
-from gateway.settings import (
+from gateway.request_kinds import (
     ALL_KINDS,
     KIND_CREATE_TASKS,
     KIND_GET_OPERATION,
@@ -20,9 +21,8 @@ from gateway.settings import (
     KIND_GET_POOL,
     KIND_POOL_ACTION,
     KIND_UPDATE_POOL_OVERLAP,
-    LimitSpec,
-    RateLimitSettings,
 )
+from gateway.settings import RateLimitSettings
 from tests.ratelimit.conftest import T0, MakeLimiter
 from tests.support.clock import ManualClock
 

@@ -2,7 +2,7 @@
 
 On one manual clock (Redis's time included), three replicas share one Redis; each can be cut off
 from it (every command fails as a refused connection) without Redis losing its counters, and is
-brought back by its own probe (`try_recover`), one after another. The bound checked is the one
+brought back by its own probe (its shared health's `probe_once`), one after another. The bound checked is the one
 window.py states ("Degraded mode"): for every window W of the period,
 
     fleet(W) <= C + sum of the local admissions in W not yet written back when Redis last decided in W
@@ -25,10 +25,12 @@ from redis import exceptions as redis_errors
 
 from gateway.call import Call
 from gateway.errors import RateLimited
+from gateway.limit_spec import LimitSpec
 from gateway.ratelimit import FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from gateway.ratelimit.decision import scaled_capacity
-from gateway.redis_client import AnyRedis, connect_redis
-from gateway.settings import KIND_CREATE_TASKS, LimitSpec, RateLimitSettings
+from gateway.request_kinds import KIND_CREATE_TASKS
+from gateway.settings import RateLimitSettings
+from gateway.shared_state import AnyRedis, SharedRedis, connect_redis
 from tests.ratelimit.conftest import T0
 from tests.support.clock import ManualClock
 
@@ -89,10 +91,13 @@ async def test_fleet_stays_within_the_stated_bound_across_an_outage_and_recovery
     replicas = [
         FallbackRateLimiter(
             primary=RedisRateLimiter(
-                redis=cast(AnyRedis, p), settings=settings, clock=clock, server_time=clock.now
+                # its health's probe never wakes: the test runs each probe
+                shared=SharedRedis(cast(AnyRedis, p), clock=clock.never_waking()),
+                settings=settings,
+                clock=clock,
+                server_time=clock.now,
             ),
             fallback=LocalRateLimiter(settings=settings, clock=clock, share=SHARE),
-            clock=clock.never_waking(),  # its probe never wakes: the test runs each probe
         )
         for p in partitions
     ]
@@ -134,7 +139,7 @@ async def test_fleet_stays_within_the_stated_bound_across_an_outage_and_recovery
         for index, replica in enumerate(replicas):  # each one's probe answers 1 s after the last
             if index:
                 await run_until(clock.now() + 1.0)
-            assert await replica.try_recover()
+            assert await replica.health.probe_once()
             written_back[index] = len(admitted)
         await run_until(clock.now() + 3 * PERIOD)
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.call import Call
 from gateway.errors import RateLimited
+from gateway.limit_spec import LimitSpec
 from gateway.ratelimit import (
     AdmissionLimiter,
     Decision,
@@ -21,8 +22,9 @@ from gateway.ratelimit import (
 )
 from gateway.ratelimit.decision import limit_key
 from gateway.ratelimit.window import Geometry
-from gateway.redis_client import AnyRedis, connect_redis
-from gateway.settings import ALL_KINDS, KIND_CREATE_TASKS, LimitSpec, RateLimitSettings
+from gateway.request_kinds import ALL_KINDS, KIND_CREATE_TASKS
+from gateway.settings import RateLimitSettings
+from gateway.shared_state import RedisHealth, SharedRedis, connect_redis
 from tests.ratelimit.conftest import T0
 from tests.support.clock import ManualClock
 from tests.support.redis_servers import RedisCluster, RedisServer
@@ -42,11 +44,11 @@ def fleet_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def clients() -> AsyncIterator[list[AnyRedis]]:
-    opened: list[AnyRedis] = []
+async def clients() -> AsyncIterator[list[SharedRedis]]:
+    opened: list[SharedRedis] = []
     yield opened
-    for client in opened:
-        await client.aclose()
+    for shared in opened:
+        await shared.close()
 
 
 async def flood(
@@ -81,7 +83,7 @@ def utilisation(times: list[float], capacity: int, period: float, periods: int) 
 
 
 async def test_replicas_never_exceed_the_limit_in_any_sliding_window_and_use_it_fully(
-    fleet_url: str, clients: list[AnyRedis]
+    fleet_url: str, clients: list[SharedRedis]
 ) -> None:
     # A 1 s period leaves room for the scheduling delays of a busy 2-core box; the algorithm's
     # own utilisation bound is checked on a manual clock in the contract suite.
@@ -89,8 +91,8 @@ async def test_replicas_never_exceed_the_limit_in_any_sliding_window_and_use_it_
     settings = fleet_settings(LimitSpec("fleet", (ALL_KINDS,), capacity, period))
     replicas: list[AdmissionLimiter] = []
     for _ in range(4):
-        clients.append(connect_redis(fleet_url))
-        replicas.append(RedisRateLimiter(redis=clients[-1], settings=settings, op_timeout_s=5.0))
+        clients.append(SharedRedis(connect_redis(fleet_url)))
+        replicas.append(RedisRateLimiter(shared=clients[-1], settings=settings))
     admitted = await flood(replicas, seconds=3.2, workers=6)
     times = [d.at for _, d in admitted]  # Redis TIME, returned by the script
     assert {d.backend for _, d in admitted} == {"redis"}
@@ -100,12 +102,12 @@ async def test_replicas_never_exceed_the_limit_in_any_sliding_window_and_use_it_
 
 
 async def test_cooldown_reported_by_one_replica_holds_back_another(
-    redis_url: str, clients: list[AnyRedis]
+    redis_url: str, clients: list[SharedRedis]
 ) -> None:
     settings = fleet_settings(LimitSpec("fleet", (ALL_KINDS,), 100, 1.0))
-    clients += [connect_redis(redis_url), connect_redis(redis_url)]
-    first = RedisRateLimiter(redis=clients[0], settings=settings)
-    second = RedisRateLimiter(redis=clients[1], settings=settings)
+    clients += [SharedRedis(connect_redis(redis_url)), SharedRedis(connect_redis(redis_url))]
+    first = RedisRateLimiter(shared=clients[0], settings=settings)
+    second = RedisRateLimiter(shared=clients[1], settings=settings)
     await first.report_throttled(0.3, kind=KIND_CREATE_TASKS)
     with pytest.raises(RateLimited) as refused:
         await second.acquire(KIND_CREATE_TASKS, tasks=1, call=Call(deadline=time.monotonic() + 0.1))
@@ -116,23 +118,23 @@ async def test_cooldown_reported_by_one_replica_holds_back_another(
 
 
 async def test_limit_state_stays_bounded_when_admissions_span_many_periods(
-    redis_url: str, clients: list[AnyRedis]
+    redis_url: str, clients: list[SharedRedis]
 ) -> None:
     spec = LimitSpec("busy", (ALL_KINDS,), 1000, 1.0)
     settings = fleet_settings(spec)
     clock = ManualClock(T0, autojump=True)
-    clients.append(connect_redis(redis_url))
-    limiter = RedisRateLimiter(redis=clients[0], settings=settings, clock=clock, server_time=clock.now)
+    clients.append(SharedRedis(connect_redis(redis_url)))
+    limiter = RedisRateLimiter(shared=clients[0], settings=settings, clock=clock, server_time=clock.now)
     key = limit_key(settings.key_prefix, spec, None)
     sizes = []
     for step in range(6000):  # one decision every 2 ms of Redis time: 12 periods
         await clock.advance(0.002)
         await limiter.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous")
         if step in (999, 5999):
-            sizes.append(await clients[0].memory_usage(key))
+            sizes.append(await clients[0].redis.memory_usage(key))
     span = Geometry.for_period(1.0).span
-    assert await clients[0].hlen(key) <= span + 2
-    assert await clients[0].object("encoding", key) in (b"listpack", "listpack")
+    assert await clients[0].redis.hlen(key) <= span + 2
+    assert await clients[0].redis.object("encoding", key) in (b"listpack", "listpack")
     assert sizes[1] is not None and sizes[1] <= 4096
     assert sizes[1] <= sizes[0] * 1.5
 
@@ -155,16 +157,17 @@ async def wait_until(condition: Callable[[], bool], within: float) -> None:
 
 
 async def test_replicas_degrade_to_their_local_share_and_recover_when_redis_restarts(
-    own_redis: RedisServer, clients: list[AnyRedis]
+    own_redis: RedisServer, clients: list[SharedRedis]
 ) -> None:
     capacity, period, share = 20, 0.5, 0.5
     settings = fleet_settings(LimitSpec("fleet", (ALL_KINDS,), capacity, period), degraded_share=share)
     replicas: list[FallbackRateLimiter] = []
     for _ in range(2):
-        clients.append(connect_redis(own_redis.url))
-        primary = RedisRateLimiter(redis=clients[-1], settings=settings, op_timeout_s=0.5)
+        client = connect_redis(own_redis.url)
+        clients.append(SharedRedis(client, health=RedisHealth(client, probe_interval_s=0.2)))
+        primary = RedisRateLimiter(shared=clients[-1], settings=settings)
         fallback = LocalRateLimiter(settings=settings, share=share)
-        replicas.append(FallbackRateLimiter(primary=primary, fallback=fallback, probe_interval_s=0.2))
+        replicas.append(FallbackRateLimiter(primary=primary, fallback=fallback))
     stop = asyncio.Event()
     flooding = asyncio.create_task(flood(list(replicas), seconds=30, workers=4, stop=stop))
     try:
@@ -192,12 +195,12 @@ async def test_replicas_degrade_to_their_local_share_and_recover_when_redis_rest
 
 
 async def test_write_back_counts_local_admissions_at_the_time_they_were_made(
-    fleet_url: str, clients: list[AnyRedis]
+    fleet_url: str, clients: list[SharedRedis]
 ) -> None:
     settings = fleet_settings(LimitSpec("ten_per_s", (ALL_KINDS,), 10, 1.0))
     clock = ManualClock(T0, autojump=True)
-    clients.append(connect_redis(fleet_url))
-    redis = RedisRateLimiter(redis=clients[0], settings=settings, clock=clock, server_time=clock.now)
+    clients.append(SharedRedis(connect_redis(fleet_url)))
+    redis = RedisRateLimiter(shared=clients[0], settings=settings, clock=clock, server_time=clock.now)
     local = LocalRateLimiter(settings=settings, clock=clock)
     local.record_admissions = True
     await clock.advance(0.2)

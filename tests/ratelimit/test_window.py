@@ -6,8 +6,8 @@ import pytest
 
 from gateway.ratelimit import FallbackRateLimiter, LocalRateLimiter, build_rate_limiter
 from gateway.ratelimit.window import US, Geometry
-from gateway.redis_client import connect_redis
 from gateway.settings import RateLimitSettings, default_limits
+from gateway.shared_state import SharedRedis, connect_redis
 
 
 @pytest.mark.parametrize("period_s", [0.0015, 0.5, 1.0, 7.0, 60.0, 3600.0, 86400.0, 0.333333])
@@ -26,12 +26,12 @@ def test_factory_runs_the_whole_limit_in_process_when_no_redis_is_configured() -
 
 
 async def test_factory_puts_redis_first_with_a_local_share_behind_it(redis_url: str) -> None:
-    client = connect_redis(redis_url)
+    shared = SharedRedis(connect_redis(redis_url))
     settings = RateLimitSettings(limits=default_limits(), degraded_share=0.25)
-    limiter = build_rate_limiter(settings, client)
+    limiter = build_rate_limiter(settings, shared)
     assert isinstance(limiter, FallbackRateLimiter)
     assert not limiter.degraded
     charges = limiter.fallback.planner.charges("create_tasks", tasks=1, caller="a")
     assert {c.ref.name: c.capacity for c in charges}["create_tasks_per_minute"] == 25_000
     await limiter.close()
-    await client.aclose()
+    await shared.close()

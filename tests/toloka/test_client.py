@@ -20,8 +20,10 @@ from gateway.call import Call
 from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
 from gateway.emulator.state import EmulatorState, RecordedRequest
+from gateway.limit_spec import LimitSpec
 from gateway.ratelimit.factory import build_rate_limiter
-from gateway.settings import KIND_GET_POOL, LimitSpec, RateLimitSettings, TolokaSettings, default_limits
+from gateway.request_kinds import KIND_GET_POOL
+from gateway.settings import RateLimitSettings, TolokaSettings, default_limits
 from gateway.toloka.client import TolokaClient
 from gateway.toloka.retry_policy import RetryPolicy
 from gateway.translate.tasks import CreateTasksPlan, plan_create_tasks
