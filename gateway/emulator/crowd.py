@@ -47,10 +47,14 @@ class PoolCrowd:
         self.suite_cursor = 0
         self.requeued: list[str] = []
         self.dispatch_due: float | None = None
+        self._performers: list[str] = []
 
     def performers(self) -> list[str]:
         """The pool's performer ids, in the order they seek work."""
-        return [f"performer-{n:02d}" for n in range(1, self.settings.performers + 1)]
+        count = self.settings.performers
+        if len(self._performers) != count:
+            self._performers = [f"performer-{n:02d}" for n in range(1, count + 1)]
+        return self._performers
 
 
 class Crowd:
@@ -86,6 +90,13 @@ class Crowd:
             crowd = self.pools[pool_id] = PoolCrowd(pool_id, settings, self.seed)
         return crowd
 
+    def set_defaults(self, settings: CrowdSettings) -> None:
+        """New defaults, for every pool without settings of its own (effective from now on)."""
+        self.defaults = settings
+        for pool_id, crowd in self.pools.items():
+            if pool_id not in self.pool_settings:
+                crowd.settings = settings
+
     def configure(self, pool_id: str, settings: CrowdSettings) -> None:
         """Give a pool its own settings (effective from now on)."""
         self.pool_settings[pool_id] = settings
@@ -115,12 +126,12 @@ class Crowd:
             crowd.dispatch_due = None
             self.dispatch(crowd)
 
-    def dispatch(self, crowd: PoolCrowd) -> None:
-        """Every idle performer takes the next unit it may do, if the pool is open."""
+    def dispatch(self, crowd: PoolCrowd, only: str | None = None) -> None:
+        """Every idle performer (or just `only`) takes the next unit it may do, if the pool is open."""
         pool = self.state.pools.get(crowd.pool_id)
         if pool is None or pool["status"] != "OPEN" or not self.enabled:
             return
-        for performer in crowd.performers():
+        for performer in crowd.performers() if only is None else [only]:
             if performer in crowd.busy or performer in crowd.revoked:
                 continue
             unit = self._next_unit(crowd, performer)
@@ -196,9 +207,10 @@ class Crowd:
         state.schedule(state.now() + latency, lambda: self._submit(crowd, assignment))
 
     def _submit(self, crowd: PoolCrowd, assignment: JSON) -> None:
-        crowd.busy.discard(assignment["user_id"])
+        performer = assignment["user_id"]
+        crowd.busy.discard(performer)
         if assignment["status"] != "ACTIVE":
-            self.dispatch(crowd)
+            self.dispatch(crowd, performer)
             return
         state = self.state
         project = state.projects.get(str(state.pools[crowd.pool_id].get("project_id")), {})
@@ -216,7 +228,7 @@ class Crowd:
         else:
             period = float(pool.get("auto_accept_period_day") or 7) * _DAY_S
             state.schedule(state.now() + period, lambda: self._auto_accept(assignment))
-        self.dispatch(crowd)
+        self.dispatch(crowd, performer)
 
     def _auto_accept(self, assignment: JSON) -> None:
         if assignment["status"] == "SUBMITTED":

@@ -61,7 +61,7 @@ def apply_crowd_config(state: EmulatorState, config: JSON) -> None:
         crowd.seed = int(config["seed"])
         crowd.reseed()
     if "defaults" in config:
-        crowd.defaults = crowd.defaults.updated(_object(config["defaults"], "defaults"))
+        crowd.set_defaults(crowd.defaults.updated(_object(config["defaults"], "defaults")))
     for pool_id, settings in _object(config.get("pools", {}), "pools").items():
         base = crowd.pool_settings.get(str(pool_id), crowd.defaults)
         crowd.configure(str(pool_id), base.updated(_object(settings, f"pools.{pool_id}")))

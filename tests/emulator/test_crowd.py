@@ -271,3 +271,14 @@ async def test_crowd_knobs_from_policy_error_rate_and_switch(
     assert await _assignments(http, "pool_id=1") == []
     view = await _json(await http.get("/_emulator/crowd"))
     assert view["enabled"] is False and view["pools"]["4"]["answer_fields"] == {"label": "image"}
+
+
+async def test_new_defaults_apply_to_pools_already_seen_by_the_crowd(
+    http: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    await _json(await http.post("/_emulator/crowd", json={"defaults": {"performers": 1}}))
+    [task_id] = await _tasks(http, "4", [2])
+    await clock.advance(HOUR)
+    assert [a["user_id"] for a in await _assignments(http, "pool_id=4")] == ["performer-01"]
+    assert (await _json(await http.get(f"/api/v1/tasks/{task_id}")))["remaining_overlap"] == 1
+    assert (await _json(await http.get("/api/v1/pools/4")))["status"] == "OPEN"
