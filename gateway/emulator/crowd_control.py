@@ -8,8 +8,8 @@
   the performer loses access to the pool and its USERS_ASSESSMENT rules act; returns
   `{"reexecuted": n}` (tasks or suites given more overlap)
 
-A crowd config file holds the same JSON as `POST /_emulator/crowd`; `toloka-gateway emulator` reads
-the file named by `TOLOKA_EMULATOR_CROWD_CONFIG` at start. Settings keys are those of
+A crowd config file holds the same JSON as `POST /_emulator/crowd` (post it with
+`curl --data @crowd.json`, or pass it to `load_crowd_config` / `run_forever(crowd_config=)`). Settings keys are those of
 `crowd_settings.CrowdSettings`; an unknown key or a bad value is a 400 naming it.
 """
 
@@ -26,7 +26,6 @@ from gateway.emulator.quality import on_revocation
 from gateway.emulator.state import STATE_KEY, EmulatorState
 from gateway.emulator.wire import JSON, json_response
 
-CONFIG_ENV = "TOLOKA_EMULATOR_CROWD_CONFIG"
 _REASONS = ("SKILL_CHANGE", "RESTRICTION")
 
 
@@ -123,4 +122,4 @@ def add_crowd_routes(app: web.Application) -> None:
     app.router.add_post("/crowd/revoke", revoke)
 
 
-__all__ = ["CONFIG_ENV", "CrowdSettings", "add_crowd_routes", "apply_crowd_config", "load_crowd_config"]
+__all__ = ["CrowdSettings", "add_crowd_routes", "apply_crowd_config", "load_crowd_config"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from types import TracebackType
 
@@ -13,7 +12,7 @@ from aiohttp import web
 
 from gateway import event_loop
 from gateway.emulator.app import create_app
-from gateway.emulator.crowd_control import CONFIG_ENV, load_crowd_config
+from gateway.emulator.crowd_control import load_crowd_config
 from gateway.emulator.state import EmulatorState
 
 _log = logging.getLogger(__name__)
@@ -74,11 +73,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
 async def serve(listen: str, state: EmulatorState | None = None) -> None:
     """Serve until SIGINT or SIGTERM."""
     host, port = parse_listen(listen)
-    if state is None:
-        state = EmulatorState()
-        config = os.environ.get(CONFIG_ENV)
-        if config:
-            load_crowd_config(state, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -92,6 +86,13 @@ async def serve(listen: str, state: EmulatorState | None = None) -> None:
         await stop.wait()
 
 
-def run_forever(listen: str) -> None:
-    """Blocking entry point for `toloka-gateway emulator --listen HOST:PORT`."""
-    event_loop.run(serve(listen))
+def run_forever(listen: str, crowd_config: str | None = None) -> None:
+    """Blocking entry point for `toloka-gateway emulator --listen HOST:PORT`: one info log line per
+    request on stderr (unless logging is already configured); `crowd_config` names a crowd config file
+    (the JSON of `POST /_emulator/crowd`)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    state = EmulatorState()
+    if crowd_config:
+        load_crowd_config(state, crowd_config)
+    event_loop.run(serve(listen, state))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.emulator import EmulatorServer, EmulatorState
+from gateway.emulator.crowd_control import load_crowd_config
 from tests.emulator.conftest import AUTH
 from tests.support.clock import ManualClock
 
@@ -282,3 +285,16 @@ async def test_new_defaults_apply_to_pools_already_seen_by_the_crowd(
     assert [a["user_id"] for a in await _assignments(http, "pool_id=4")] == ["performer-01"]
     assert (await _json(await http.get(f"/api/v1/tasks/{task_id}")))["remaining_overlap"] == 1
     assert (await _json(await http.get("/api/v1/pools/4")))["status"] == "OPEN"
+
+
+def test_crowd_config_file_sets_seed_defaults_and_pool_settings(tmp_path: Path) -> None:
+    path = tmp_path / "crowd.json"
+    path.write_text(json.dumps({"seed": 5, "defaults": {"latency_s": 10}, "pools": {"4": {"performers": 2}}}))
+    state = EmulatorState()
+    load_crowd_config(state, path)
+    assert (state.crowd.seed, state.crowd.defaults.latency_s) == (5, 10)
+    assert state.crowd.pool("4").settings.performers == 2
+    assert state.crowd.pool("1").settings.latency_s == 10
+    path.write_text(json.dumps({"defaults": {"latency": 1}}))
+    with pytest.raises(ValueError, match="latency"):
+        load_crowd_config(state, path)
