@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.emulator import (
+    aggregation_routes,
     assignment_routes,
     pool_admin,
     pool_routes,
@@ -149,6 +150,9 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     r.add_get("/api/v1/assignments/{assignment_id}", assignment_routes.get_assignment)
     r.add_patch("/api/v1/assignments/{assignment_id}", assignment_routes.patch_assignment)
     r.add_put("/api/v1/user-restrictions", assignment_routes.put_user_restriction)
+    r.add_post("/api/v1/aggregated-solutions/aggregate-by-pool", aggregation_routes.aggregate_by_pool)
+    r.add_post("/api/v1/aggregated-solutions/aggregate-by-task", aggregation_routes.aggregate_by_task)
+    r.add_get("/api/v1/aggregated-solutions/{op_id}", aggregation_routes.list_results)
     r.add_post("/api/v1/projects", project_routes.create_project)
     r.add_get("/api/v1/projects", project_routes.list_projects)
     r.add_get("/api/v1/projects/{project_id}", project_routes.get_project)

@@ -30,6 +30,7 @@ class Operation:
     details: JSON = field(default_factory=dict)
     log: list[JSON] = field(default_factory=list)
     on_finish: Callable[[], None] | None = None
+    results: list[JSON] | None = None
     finished_effects_done: bool = False
 
     @property

@@ -128,6 +128,14 @@ def work(state: dict[str, Any]) -> dict[str, Any]:
         again = call("find_assignments", task_suite_id=suite_id, sort=["created"]).items
         check(len(again) == count + 1, "a revoked performer's work is done again")
         check(again[-1].user_id != performer, "by another performer")
+    fields = [toloka.aggregation.PoolAggregatedSolutionRequest.Field(name="label")]
+    operation = call("aggregate_solutions_by_pool", type="DAWID_SKENE", pool_id=pool_id, fields=fields)
+    operation = call("wait_operation", operation)
+    solutions = call("find_aggregated_solutions", operation.id, sort=["task_id"]).items
+    check(
+        len(solutions) == 4 and all(s.output_values["label"] in ("cat", "dog") for s in solutions),
+        "aggregated",
+    )
     everything = call("find_assignments", pool_id=pool_id, sort=["id"]).items
     seen = [[a.user_id, a.tasks[0].input_values["image"], a.solutions[0].output_values] for a in everything]
     return {**state, "assignments": seen}
