@@ -86,3 +86,18 @@ async def test_node_example_prints_what_the_cli_prints(gw: InProcessGateway, nod
 async def test_go_example_prints_what_the_cli_prints(gw: InProcessGateway, go_toolchain: None) -> None:
     reply = await run_example("./run.sh", "--target", target_of(gw), cwd=str(EXAMPLES / "go"))
     await assert_same_as_cli(reply, gw)
+
+
+async def test_packaged_python_example_prints_the_cli_json(gw: InProcessGateway) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.examples.create_tasks", "--target", target_of(gw),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    created, end = json.JSONDecoder().raw_decode(text)
+    waited = json.loads(text[end:])
+
+    assert "operation_id" in created and "operationId" not in created
+    await assert_same_as_cli(waited, gw)
