@@ -4,7 +4,8 @@ Two runs of `toloka-gateway emulator` as a subprocess, each fed the same request
 - baseline: the crowd switched off; create the tasks (async, 20 batches of 5,000), open the pool, read it;
 - crowd: the same, then the clock moves a simulated hour per control call until the crowd has finished
   every task and the pool closed as COMPLETED.
-Reported: each run's wall time and the emulator's peak RSS (VmHWM), the crowd run as ratios against the
+Each run then pages through all 100,000 items by id as toloka-kit does (tasks in the baseline,
+assignments in the crowd run). Reported: each run's wall time and the emulator's peak RSS (VmHWM), the crowd run as ratios against the
 baseline, and how many simulated seconds pass per wall second (Toloka itself needs the simulated time).
 
     python -m bench emulator          # prints JSON
@@ -53,6 +54,20 @@ async def _create_tasks(s: aiohttp.ClientSession, pool_id: str) -> None:
             assert resp.status == 202, await resp.text()
 
 
+async def _page_all(s: aiohttp.ClientSession, resource: str) -> tuple[int, float]:
+    """Page through every item of pool 1 as toloka-kit's get_* does (sort=id, id_gt), 1,000 a page."""
+    started = time.perf_counter()
+    count, last = 0, ""
+    while True:
+        bound = f"&id_gt={last}" if last else ""
+        async with s.get(f"/api/v1/{resource}?pool_id=1&sort=id&limit=1000{bound}", headers=AUTH) as resp:
+            page = await resp.json()
+        count += len(page["items"])
+        if not page["has_more"]:
+            return count, time.perf_counter() - started
+        last = page["items"][-1]["id"]
+
+
 async def _workload(url: str, crowd: bool) -> dict[str, Any]:
     async with aiohttp.ClientSession(url) as s:
         await s.post("/_emulator/config", json={"instant_operations": True})
@@ -73,7 +88,9 @@ async def _workload(url: str, crowd: bool) -> dict[str, Any]:
         wall = time.perf_counter() - started
         async with s.get("/api/v1/assignments?pool_id=1&sort=-id&limit=1", headers=AUTH) as resp:
             newest = (await resp.json())["items"]
-    return {"wall_s": wall, "simulated_s": simulated, "pool": pool, "newest": newest}
+        listed, list_s = await _page_all(s, "assignments" if crowd else "tasks")
+    assert listed == TASKS, listed
+    return {"wall_s": wall, "simulated_s": simulated, "pool": pool, "newest": newest, "list_s": list_s}
 
 
 def _run(crowd: bool) -> dict[str, Any]:
@@ -114,6 +131,9 @@ def run() -> dict[str, Any]:
         "wall_ratio_vs_baseline": round(with_crowd["wall_s"] / base["wall_s"], 2),
         "rss_ratio_vs_baseline": round(with_crowd["peak_rss_mib"] / base["peak_rss_mib"], 2),
         "simulated_s_per_wall_s": round(with_crowd["simulated_s"] / with_crowd["wall_s"]),
+        "baseline_page_all_tasks_s": round(base["list_s"], 2),
+        "crowd_page_all_assignments_s": round(with_crowd["list_s"], 2),
+        "paging_ratio_assignments_vs_tasks": round(with_crowd["list_s"] / base["list_s"], 2),
     }
 
 

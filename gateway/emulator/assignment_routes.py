@@ -57,9 +57,11 @@ async def list_assignments(request: web.Request) -> web.Response:
     state.advance()
     crowd = state.crowd
     pool_id = request.query.get("pool_id")
-    ids = crowd.pool_assignment_ids.get(pool_id, []) if pool_id is not None else list(crowd.assignments)
-    items = (crowd.assignments[i] for i in ids)
-    return json_response(listing.page(ASSIGNMENTS_LIST, request.query, items))
+    if pool_id is not None:
+        ids = crowd.pool_assignment_ids.get(pool_id, [])
+        lookup = crowd.assignments.__getitem__
+        return json_response(listing.page_in_id_order(ASSIGNMENTS_LIST, request.query, ids, lookup))
+    return json_response(listing.page(ASSIGNMENTS_LIST, request.query, crowd.assignments.values()))
 
 
 async def get_assignment(request: web.Request) -> web.Response:

@@ -122,8 +122,12 @@ async def list_suites(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.advance()
     pool_id = request.query.get("pool_id")
-    ids = state.pool_suite_ids.get(pool_id, []) if pool_id is not None else list(state.suites)
-    return json_response(listing.page(SUITES_LIST, request.query, (state.suites[i] for i in ids)))
+    if pool_id is not None:
+        ids = state.pool_suite_ids.get(pool_id, [])
+        return json_response(
+            listing.page_in_id_order(SUITES_LIST, request.query, ids, state.suites.__getitem__)
+        )
+    return json_response(listing.page(SUITES_LIST, request.query, state.suites.values()))
 
 
 async def patch_suite(request: web.Request) -> web.Response:

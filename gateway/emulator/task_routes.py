@@ -25,9 +25,6 @@ Choices where Toloka is undocumented (toloka-api.md ❓):
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
-
 from aiohttp import web
 
 from gateway.emulator import listing
@@ -37,7 +34,6 @@ from gateway.emulator.operations import Operation
 from gateway.emulator.state import STATE_KEY, EmulatorState
 from gateway.emulator.tasks import check_overlap, set_overlap, store_task, validate_task
 from gateway.emulator.wire import (
-    JSON,
     canonical_uuid,
     field_error,
     json_response,
@@ -103,7 +99,6 @@ TASKS_LIST = ListSpec(
     sorts=("id", "created"),
     max_limit=MAX_LIST_LIMIT,
 )
-_ID_ONLY = frozenset({"pool_id", "id_gt", "id_gte", "id_lt", "id_lte", "limit", "sort"})
 
 
 async def list_tasks(request: web.Request) -> web.Response:
@@ -111,35 +106,11 @@ async def list_tasks(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.advance()
     query = request.query
-    if query.keys() <= _ID_ONLY and query.get("sort", "id") in ("id", "-id") and "pool_id" in query:
-        return json_response(_pool_tasks_by_id(state, query))
     pool_id = query.get("pool_id")
-    candidates = (
-        (state.tasks[t] for t in state.pool_task_ids.get(pool_id, []))
-        if pool_id is not None
-        else state.tasks.values()
-    )
-    return json_response(listing.page(TASKS_LIST, query, candidates))
-
-
-def _pool_tasks_by_id(state: EmulatorState, query: Mapping[str, str]) -> JSON:
-    """The fast path for paging one pool by id: its ids are kept in creation (= id) order."""
-    limit = listing.parse(TASKS_LIST, query).limit
-    ids = state.pool_task_ids.get(query["pool_id"], [])
-    lo, hi = 0, len(ids)
-    if "id_gt" in query:
-        lo = max(lo, bisect_right(ids, query["id_gt"]))
-    if "id_gte" in query:
-        lo = max(lo, bisect_left(ids, query["id_gte"]))
-    if "id_lt" in query:
-        hi = min(hi, bisect_left(ids, query["id_lt"]))
-    if "id_lte" in query:
-        hi = min(hi, bisect_right(ids, query["id_lte"]))
-    if query.get("sort", "id") == "id":
-        selected = ids[lo : min(hi, lo + limit + 1)] if lo < hi else []
-    else:
-        selected = ids[max(lo, hi - limit - 1) : hi][::-1] if lo < hi else []
-    return {"items": [state.tasks[t] for t in selected[:limit]], "has_more": len(selected) > limit}
+    if pool_id is not None:
+        ids = state.pool_task_ids.get(pool_id, [])
+        return json_response(listing.page_in_id_order(TASKS_LIST, query, ids, state.tasks.__getitem__))
+    return json_response(listing.page(TASKS_LIST, query, state.tasks.values()))
 
 
 OPERATIONS_LIST = ListSpec(

@@ -298,3 +298,27 @@ def test_crowd_config_file_sets_seed_defaults_and_pool_settings(tmp_path: Path) 
     path.write_text(json.dumps({"defaults": {"latency": 1}}))
     with pytest.raises(ValueError, match="latency"):
         load_crowd_config(state, path)
+
+
+async def test_assignments_of_a_pool_page_by_id_both_ways(
+    http: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    await _tasks(http, "4", [2] * 5)
+    await clock.advance(HOUR)
+    every = [a["id"] for a in await _assignments(http, "pool_id=4")]
+    assert every == sorted(every) and len(every) == 10
+    seen: list[str] = []
+    query = "pool_id=4&limit=3"
+    while True:
+        page = await _json(await http.get(f"/api/v1/assignments?{query}"))
+        seen += [a["id"] for a in page["items"]]
+        if not page["has_more"]:
+            break
+        query = f"pool_id=4&limit=3&id_gt={seen[-1]}"
+    assert seen == every
+    down = await _json(await http.get(f"/api/v1/assignments?pool_id=4&sort=-id&limit=4&id_lt={every[8]}"))
+    assert [a["id"] for a in down["items"]] == every[4:8][::-1] and down["has_more"] is True
+    full = await _assignments(http, "pool_id=4")
+    mine = [a["id"] for a in full if a["user_id"] == "performer-01" and a["id"] >= every[5]]
+    query = f"pool_id=4&sort=id&id_gte={every[5]}&user_id=performer-01"
+    assert [a["id"] for a in await _assignments(http, query)] == mine
