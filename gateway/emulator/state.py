@@ -4,7 +4,8 @@ Seeded pools (re-created by `reset()`; pass `seed_default_pools=False` to start 
 
 - "1": CLOSED, `auto_accept_solutions: true`, `defaults.default_overlap_for_new_tasks: 3`, no tasks,
   no quality control.
-- "2": OPEN, holds 3 tasks, `auto_accept_solutions: false` (`auto_accept_period_day: 7`), quality control
+- "2": OPEN, holds 3 tasks, `auto_accept_solutions: false` (`auto_accept_period_day: 7`), stays OPEN
+  for 3 days after the crowd has done its tasks (`auto_close_after_complete_delay_seconds`), quality control
   with a GOLDEN_SET config (`RESTRICTION_V2` on `incorrect_answers_rate GTE 50`) and a USERS_ASSESSMENT
   rework config (`pool_access_revoked_reason EQ RESTRICTION` → `CHANGE_OVERLAP {delta 1, open_pool true}`),
   both with server-assigned collector uuids.
@@ -268,6 +269,7 @@ class EmulatorState:
             status="OPEN",
             last_started=self.timestamp(),
             auto_accept_solutions=False,
+            auto_close_after_complete_delay_seconds=_THREE_DAYS_S,
             quality_control={"configs": [_golden_set_config(), _users_assessment_config()]},
         )
         for n in range(3):
@@ -285,6 +287,9 @@ class EmulatorState:
         self.seed_pool(
             id="4", auto_accept_solutions=False, defaults={"default_overlap_for_new_task_suites": 1}
         )
+
+
+_THREE_DAYS_S = 259200  # Toloka's maximum: the seeded open pool stays OPEN after the crowd is done
 
 
 def _golden_set_config() -> JSON:

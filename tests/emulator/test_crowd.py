@@ -322,3 +322,14 @@ async def test_assignments_of_a_pool_page_by_id_both_ways(
     mine = [a["id"] for a in full if a["user_id"] == "performer-01" and a["id"] >= every[5]]
     query = f"pool_id=4&sort=id&id_gte={every[5]}&user_id=performer-01"
     assert [a["id"] for a in await _assignments(http, query)] == mine
+
+
+async def test_seeded_open_pool_stays_open_for_three_days_after_the_crowd_is_done(
+    http: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    await clock.advance(HOUR)
+    assert len(await _assignments(http, "pool_id=2")) == 9
+    assert (await _json(await http.get("/api/v1/pools/2")))["status"] == "OPEN"
+    await clock.advance(3 * 24 * HOUR)
+    pool = await _json(await http.get("/api/v1/pools/2"))
+    assert (pool["status"], pool["last_close_reason"]) == ("CLOSED", "COMPLETED")
