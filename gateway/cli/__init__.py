@@ -22,58 +22,76 @@ def _positive(text: str) -> float:
     return value
 
 
+Flag = tuple[str, object, str, str | None]  # name, default, help, metavar
+
+
+def _flags() -> tuple[Flag, ...]:
+    """The connection flags; an environment variable's value (read now) is the default."""
+    return (
+        (
+            "--target",
+            os.environ.get("GATEWAY_TARGET") or DEFAULT_TARGET,
+            f"gateway address HOST:PORT (env GATEWAY_TARGET, default {DEFAULT_TARGET})",
+            None,
+        ),
+        (
+            "--caller",
+            os.environ.get("GATEWAY_CALLER") or DEFAULT_CALLER,
+            f"caller id sent as x-caller-id metadata (env GATEWAY_CALLER, default {DEFAULT_CALLER})",
+            None,
+        ),
+        (
+            "--token",
+            os.environ.get("GATEWAY_TOKEN") or "",
+            "bearer token, sent as `authorization: Bearer <token>` metadata (env GATEWAY_TOKEN); "
+            "in clear text unless a TLS option is given",
+            None,
+        ),
+    )
+
+
+_TLS_FLAGS: tuple[Flag, ...] = (
+    (
+        "--tls-ca",
+        "",
+        "CA certificate(s) that sign the gateway's certificate, PEM (default: the system's roots)",
+        "FILE",
+    ),
+    ("--tls-cert", "", "client certificate, PEM (mTLS)", "FILE"),
+    ("--tls-key", "", "key of --tls-cert, PEM", "FILE"),
+    (
+        "--tls-server-name",
+        "",
+        "name to expect in the gateway's certificate when TARGET differs (e.g. through port-forward)",
+        "NAME",
+    ),
+)
+
+
 def _connection(*, shown: bool) -> argparse.ArgumentParser:
     """The connection flags, as a parent parser: described once on `client`, accepted (hidden) after
     each subcommand so they may follow the command too."""
     p = argparse.ArgumentParser(add_help=False)
 
-    def opts(value: object, text: str) -> dict[str, Any]:
-        return (
-            {"default": value, "help": text}
-            if shown
-            else {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
-        )
+    def add(
+        group: argparse._ActionsContainer, flags: tuple[tuple[str, object, str, str | None], ...]
+    ) -> None:
+        for name, default, text, metavar in flags:
+            group.add_argument(
+                name,
+                metavar=metavar,
+                default=default if shown else argparse.SUPPRESS,
+                help=text if shown else argparse.SUPPRESS,
+            )
 
+    add(p, _flags())
     p.add_argument(
-        "--target",
-        **opts(
-            os.environ.get("GATEWAY_TARGET") or DEFAULT_TARGET,
-            f"gateway address HOST:PORT (env GATEWAY_TARGET, default {DEFAULT_TARGET})",
-        ),
+        "--timeout",
+        type=_positive,
+        default=60.0 if shown else argparse.SUPPRESS,
+        help="deadline of each call, seconds (default 60)" if shown else argparse.SUPPRESS,
     )
-    p.add_argument(
-        "--caller",
-        **opts(
-            os.environ.get("GATEWAY_CALLER") or DEFAULT_CALLER,
-            f"caller id sent as x-caller-id metadata (env GATEWAY_CALLER, default {DEFAULT_CALLER})",
-        ),
-    )
-    p.add_argument(
-        "--token",
-        **opts(
-            os.environ.get("GATEWAY_TOKEN") or "",
-            "bearer token, sent as `authorization: Bearer <token>` metadata (env GATEWAY_TOKEN); "
-            "in clear text unless a TLS option is given",
-        ),
-    )
-    p.add_argument("--timeout", type=_positive, **opts(60.0, "deadline of each call, seconds (default 60)"))
-    tls = p.add_argument_group("TLS (any of these makes the channel TLS)") if shown else p
-    tls.add_argument(
-        "--tls-ca",
-        metavar="FILE",
-        **opts(
-            "", "CA certificate(s) that sign the gateway's certificate, PEM (default: the system's roots)"
-        ),
-    )
-    tls.add_argument("--tls-cert", metavar="FILE", **opts("", "client certificate, PEM (mTLS)"))
-    tls.add_argument("--tls-key", metavar="FILE", **opts("", "key of --tls-cert, PEM"))
-    tls.add_argument(
-        "--tls-server-name",
-        metavar="NAME",
-        **opts(
-            "", "name to expect in the gateway's certificate when TARGET differs (e.g. through port-forward)"
-        ),
-    )
+    add(p.add_argument_group("TLS (any of these makes the channel TLS)") if shown else p, _TLS_FLAGS)
     return p
 
 
