@@ -112,7 +112,7 @@ class ClaimingDeduplicator(ABC):
             poll = _POLL_FIRST_S
             while True:
                 woken.clear()
-                reply = await self._claim(key, fp, token)
+                reply = await self._claim(key, fp, token, within_s=call.remaining())
                 if not isinstance(reply, Busy):
                     break
                 if not waited:
@@ -272,11 +272,12 @@ class ClaimingDeduplicator(ABC):
         return True
 
     @abstractmethod
-    async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
+    async def _claim(self, key: str, fp: bytes, token: bytes, *, within_s: float | None = None) -> Reply:
         """Claim an absent (or lapsed) key for `token`, or say what holds it.
 
         A sent claim whose lease has ended is not lapsed: it becomes a `KIND_UNKNOWN` record,
-        answered as Done.
+        answered as Done. `within_s` is the caller's time left: a shared backend raises
+        DeadlineExceeded when it runs out before the answer (nothing was claimed for it).
         """
 
     @abstractmethod

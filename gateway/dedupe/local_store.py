@@ -54,7 +54,7 @@ class LocalDeduplicator(ClaimingDeduplicator):
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
+    async def _claim(self, key: str, fp: bytes, token: bytes, *, within_s: float | None = None) -> Reply:
         now = self._clock.now()
         self._expire(now)
         entry = self._live_entry(key, now)

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gateway import errors
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.dedupe.claiming import ClaimingDeduplicator, random_token
 from gateway.dedupe.records import (
@@ -215,9 +216,9 @@ class RedisDeduplicator(ClaimingDeduplicator):
     def _live(self) -> bool:
         return self._wakeups.live
 
-    async def _claim(self, key: str, fp: bytes, token: bytes) -> Reply:
+    async def _claim(self, key: str, fp: bytes, token: bytes, *, within_s: float | None = None) -> Reply:
         args = (claim_record(fp, token), self._lease_ms, self._unknown_ms, self._channel, key)
-        reply = await self._eval(self._claim_script, key, args)
+        reply = await self._eval(self._claim_script, key, args, within_s=within_s)
         if isinstance(reply, bytes):
             return Done.parse(reply)
         if reply == 0:
@@ -241,10 +242,22 @@ class RedisDeduplicator(ClaimingDeduplicator):
     async def _renew(self, key: str, fp: bytes, token: bytes) -> bool:
         return bool(await self._eval(self._renew_script, key, (claim_record(fp, token), self._lease_ms)))
 
-    async def _eval(self, script: LuaScript, key: str, args: Sequence[ScriptArg]) -> Any:
+    async def _eval(
+        self, script: LuaScript, key: str, args: Sequence[ScriptArg], *, within_s: float | None = None
+    ) -> Any:
+        """One script on the operation's key, bounded by the shared health and `within_s`.
+
+        Raises RedisUnavailable when Redis does not answer, and DeadlineExceeded when the caller's
+        time (`within_s`) ran out first: that is not a Redis fault, and must not let the fallback
+        run produce without the claim. A claim the script made all the same lapses after its lease.
+        """
         try:
-            async with self.health.guard():
+            async with self.health.guard(within_s=within_s):
                 return await script(keys=[self._prefix + key], args=args)
         except RedisUnavailable:
+            if within_s is not None and not self.health.down:
+                raise errors.DeadlineExceeded(
+                    "the deadline passed while the shared state was asked about this operation_id; nothing was sent"
+                ) from None
             self.counters.backend_errors += 1
             raise

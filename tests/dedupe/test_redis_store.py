@@ -122,3 +122,20 @@ async def test_produce_runs_directly_when_redis_is_down_and_dedupe_returns_with_
 
 def test_factory_builds_in_process_store_when_no_redis_is_configured() -> None:
     assert isinstance(build_deduplicator(DedupeSettings(), None), LocalDeduplicator)
+
+
+async def test_a_claim_is_bounded_by_the_callers_deadline_and_never_falls_back_to_running_produce(
+    redis_url: str,
+) -> None:
+    shared = SharedRedis(connect_redis(redis_url))
+    store = build_deduplicator(DedupeSettings(), shared)
+    try:
+        produce = Producer()
+        with pytest.raises(errors.DeadlineExceeded):
+            await store.run(op_id(), "fp", produce, call=call(deadline_s=-0.01))
+        assert produce.runs == 0  # the wrapper did not take the caller's lost time for an outage
+        assert not store.degraded and shared.health.trips == 0
+        assert await store.run(op_id(), "fp", produce, call=call()) == (b"op-1", False)
+    finally:
+        await store.close()
+        await shared.close()
