@@ -19,6 +19,7 @@ from gateway.emulator import (
     pool_admin,
     pool_routes,
     project_routes,
+    skill_routes,
     suite_routes,
     task_routes,
 )
@@ -153,6 +154,10 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     r.add_post("/api/v1/aggregated-solutions/aggregate-by-pool", aggregation_routes.aggregate_by_pool)
     r.add_post("/api/v1/aggregated-solutions/aggregate-by-task", aggregation_routes.aggregate_by_task)
     r.add_get("/api/v1/aggregated-solutions/{op_id}", aggregation_routes.list_results)
+    r.add_put("/api/v1/user-skills", skill_routes.set_user_skill)
+    r.add_get("/api/v1/user-skills", skill_routes.list_user_skills)
+    r.add_get("/api/v1/user-skills/{user_skill_id}", skill_routes.get_user_skill)
+    r.add_delete("/api/v1/user-skills/{user_skill_id}", skill_routes.delete_user_skill)
     r.add_post("/api/v1/projects", project_routes.create_project)
     r.add_get("/api/v1/projects", project_routes.list_projects)
     r.add_get("/api/v1/projects/{project_id}", project_routes.get_project)

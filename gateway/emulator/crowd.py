@@ -20,10 +20,12 @@ clock by a day sees a day of work at once, and nothing happens while the clock s
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import TYPE_CHECKING
 
 from gateway.emulator.crowd_settings import CrowdSettings, answer
+from gateway.emulator.quality import passes, skill_keys
 from gateway.emulator.wire import JSON
 
 if TYPE_CHECKING:
@@ -76,6 +78,28 @@ class Crowd:
         self.done_by: dict[str, set[str]] = {}
         self.unit_assignment_ids: dict[str, list[str]] = {}
         self.implicit_suites: dict[str, str] = {}
+        self.user_skills: dict[tuple[str, str], JSON] = {}
+        self._skill_seq = itertools.count(1)
+
+    def skills_of(self, user_id: str) -> dict[str, float]:
+        """A performer's skills: skill id → value."""
+        return {
+            skill_id: s["exact_value"] for (user, skill_id), s in self.user_skills.items() if user == user_id
+        }
+
+    def set_skill(self, user_id: str, skill_id: str, value: float, stamp: str) -> JSON:
+        """Set a performer's skill; returns the UserSkill."""
+        skill = self.user_skills.get((user_id, skill_id))
+        if skill is None:
+            skill_number = next(self._skill_seq)
+            skill = {"id": str(skill_number), "skill_id": skill_id, "user_id": user_id, "created": stamp}
+            self.user_skills[(user_id, skill_id)] = skill
+        skill.update(value=round(value), exact_value=value, modified=stamp)
+        return skill
+
+    def eligible(self, pool: JSON, performer: str) -> bool:
+        """Whether the performer passes the pool's filter (its skill conditions)."""
+        return passes(pool.get("filter"), self.skills_of(performer))
 
     def reseed(self) -> None:
         """Restart every pool's random source from the current seed."""
@@ -131,8 +155,11 @@ class Crowd:
         pool = self.state.pools.get(crowd.pool_id)
         if pool is None or pool["status"] != "OPEN" or not self.enabled:
             return
+        has_filter = bool(skill_keys(pool.get("filter")))
         for performer in crowd.performers() if only is None else [only]:
             if performer in crowd.busy or performer in crowd.revoked:
+                continue
+            if has_filter and not self.eligible(pool, performer):
                 continue
             unit = self._next_unit(crowd, performer)
             if unit is not None:
@@ -207,11 +234,10 @@ class Crowd:
         state.schedule(state.now() + latency, lambda: self._submit(crowd, assignment))
 
     def _submit(self, crowd: PoolCrowd, assignment: JSON) -> None:
+        if assignment["status"] != "ACTIVE":
+            return  # expired on a revocation, which freed the performer then
         performer = assignment["user_id"]
         crowd.busy.discard(performer)
-        if assignment["status"] != "ACTIVE":
-            self.dispatch(crowd, performer)
-            return
         state = self.state
         project = state.projects.get(str(state.pools[crowd.pool_id].get("project_id")), {})
         output_spec = (project.get("task_spec") or {}).get("output_spec") or {}
@@ -235,11 +261,12 @@ class Crowd:
             assignment["status"] = "ACCEPTED"
             assignment["accepted"] = self.state.timestamp()
 
-    def revoke(self, pool_id: str, performer: str) -> list[JSON]:
-        """Bar a performer from a pool; returns its submitted and accepted assignments there. Its
-        ACTIVE assignments expire and give their overlap back."""
+    def revoke(self, pool_id: str, performer: str, *, bar: bool = True) -> list[JSON]:
+        """A performer lost access to a pool (`bar`: for good); returns its submitted and accepted
+        assignments there. Its ACTIVE assignments expire and give their overlap back."""
         crowd = self.pool(pool_id)
-        crowd.revoked.add(performer)
+        if bar:
+            crowd.revoked.add(performer)
         crowd.busy.discard(performer)
         done: list[JSON] = []
         for assignment_id in self.pool_assignment_ids.get(pool_id, []):
@@ -257,6 +284,7 @@ class Crowd:
         assignment["expired"] = self.state.timestamp()
         unit = self.unit(self.unit_id(assignment))
         if unit is not None:
+            self.done_by.get(unit["id"], set()).discard(assignment["user_id"])
             self.state.issued[unit["id"]] -= 1
             if not unit.get("infinite_overlap"):
                 unit["remaining_overlap"] = unit.get("remaining_overlap", 0) + 1

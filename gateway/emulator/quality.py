@@ -37,7 +37,8 @@ _OPS = {
 }
 
 
-def _holds(condition: JSON, facts: JSON) -> bool:
+def holds(condition: JSON, facts: JSON) -> bool:
+    """Whether one `{key, operator, value}` condition holds for the facts (a missing key never holds)."""
     key = condition.get("key")
     if key not in facts:
         return False
@@ -63,7 +64,7 @@ def matching_actions(pool: JSON, collector: str, facts: JSON) -> list[JSON]:
             continue
         for rule in config.get("rules") or []:
             conditions = rule.get("conditions") or []
-            if conditions and all(_holds(c, facts) for c in conditions):
+            if conditions and all(holds(c, facts) for c in conditions):
                 actions.append(rule.get("action") or {})
     return actions
 
@@ -103,9 +104,12 @@ def on_assessment(state: EmulatorState, assignment: JSON, event: str) -> None:
         apply_action(state, action, unit)
 
 
-def on_revocation(state: EmulatorState, pool_id: str, user_id: str, reason: str, skill_id: str | None) -> int:
-    """A performer lost access to a pool; returns how many tasks (or suites) were given more overlap."""
-    done = state.crowd.revoke(pool_id, user_id)
+def on_revocation(
+    state: EmulatorState, pool_id: str, user_id: str, reason: str, skill_id: str | None, *, bar: bool = True
+) -> int:
+    """A performer lost access to a pool (`bar`: for good, not only while a filter fails); returns how many
+    tasks (or suites) were given more overlap."""
+    done = state.crowd.revoke(pool_id, user_id, bar=bar)
     pool = state.pools.get(pool_id)
     if pool is None:
         return 0
@@ -133,3 +137,30 @@ def pools_in_scope(
     if scope == "PROJECT":
         return [p for p, pool in state.pools.items() if str(pool.get("project_id")) == str(project_id)]
     return list(state.pools)
+
+
+def passes(node: Any, skills: dict[str, float]) -> bool:
+    """Whether a performer with `skills` (skill id → value) passes a pool filter tree (only its `skill`
+    conditions are evaluated; a missing skill matches only `EQ null`)."""
+    if not isinstance(node, dict):
+        return True
+    if "and" in node:
+        return all(passes(child, skills) for child in node["and"] or [])
+    if "or" in node:
+        children = node["or"] or []
+        return not children or any(passes(child, skills) for child in children)
+    if node.get("category") != "skill":
+        return True
+    key = str(node.get("key"))
+    return holds(
+        {"key": key, "operator": node.get("operator"), "value": node.get("value")}, {key: skills.get(key)}
+    )
+
+
+def skill_keys(node: Any) -> set[str]:
+    """The skill ids a filter tree mentions."""
+    if not isinstance(node, dict):
+        return set()
+    children = (node.get("and") or []) + (node.get("or") or [])
+    keys = {str(node["key"])} if node.get("category") == "skill" else set()
+    return keys.union(*(skill_keys(child) for child in children))

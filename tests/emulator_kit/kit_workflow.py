@@ -3,9 +3,9 @@
     python kit_workflow.py URL sync|async setup|work STATE_JSON
 
 `setup` creates a project, a pool (non-automatic acceptance), its clone, tasks and a task suite, and
-checks find_tasks' filters; it writes the ids to STATE_JSON. `work` opens the pool, lets the crowd work
-(advancing the emulator's clock through its control API), accepts and rejects, revokes a performer's
-skill and checks the re-execution; it adds what it saw to STATE_JSON. Any failed check exits non-zero.
+checks find_tasks' filters, and gives the performers the skill the pool's filter asks for; it writes the ids to STATE_JSON. `work` opens the pool, lets the crowd work
+(advancing the emulator's clock through its control API), accepts and rejects, lowers a performer's
+skill below the filter and checks the re-execution; it adds what it saw to STATE_JSON. Any failed check exits non-zero.
 The same code runs on `TolokaClient` and `AsyncTolokaClient`: `call` awaits what the async one returns.
 """
 
@@ -16,6 +16,7 @@ import datetime
 import inspect
 import json
 import sys
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -68,7 +69,10 @@ def setup() -> dict[str, Any]:
         auto_accept_solutions=False,
         auto_accept_period_day=7,
         defaults=toloka.Pool.Defaults(default_overlap_for_new_tasks=1, default_overlap_for_new_task_suites=1),
+        filter=toloka.filter.Skill("2626") >= 80,
     )
+    for n in range(1, 11):
+        call("set_user_skill", skill_id="2626", user_id=f"performer-{n:02d}", value=Decimal(90))
     pool = call("create_pool", pool)
     clone = call("clone_pool", pool.id)
     check(clone.id != pool.id and clone.private_name == "cats", "clone_pool")
@@ -121,8 +125,7 @@ def work(state: dict[str, Any]) -> dict[str, Any]:
     before = {
         a.task_suite_id: len(call("find_assignments", task_suite_id=a.task_suite_id).items) for a in theirs
     }
-    body = {"pool_id": pool_id, "user_id": performer, "reason": "SKILL_CHANGE", "skill_id": "2626"}
-    httpx.post(f"{URL}/_emulator/crowd/revoke", json=body).raise_for_status()
+    call("set_user_skill", skill_id="2626", user_id=performer, value=Decimal(10))
     advance(HOUR)
     for suite_id, count in before.items():
         again = call("find_assignments", task_suite_id=suite_id, sort=["created"]).items
