@@ -20,7 +20,7 @@ import uuid
 from aiohttp import web
 
 from gateway.emulator import listing
-from gateway.emulator.batch_create import read_json
+from gateway.emulator.batch_create import read_object
 from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.quality import on_assessment, on_revocation, pools_in_scope
 from gateway.emulator.state import STATE_KEY, EmulatorState
@@ -82,9 +82,7 @@ async def patch_assignment(request: web.Request) -> web.Response:
     """`PATCH /api/v1/assignments/{id}`: accept or reject."""
     state = request.app[STATE_KEY]
     assignment = _assignment(state, request.match_info["assignment_id"])
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Object expected")})
+    body = await read_object(request)
     target = body.get("status")
     comment = body.get("public_comment")
     if target not in ("ACCEPTED", "REJECTED"):
@@ -111,9 +109,7 @@ async def put_user_restriction(request: web.Request) -> web.Response:
     """`PUT /api/v1/user-restrictions`: bar a performer from the pools in scope."""
     state = request.app[STATE_KEY]
     state.advance()
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Object expected")})
+    body = await read_object(request)
     errors: dict[str, JSON] = {}
     if not isinstance(body.get("user_id"), str) or not body["user_id"]:
         errors["user_id"] = field_error("VALUE_REQUIRED", "user_id expected")

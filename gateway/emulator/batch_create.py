@@ -58,6 +58,14 @@ async def read_json(request: web.Request) -> Any:
         raise validation_error({"body": field_error("INVALID_JSON", str(exc))}, "Malformed JSON") from exc
 
 
+async def read_object(request: web.Request) -> JSON:
+    """The JSON body, which must be an object (400 `body: OBJECT_EXPECTED` otherwise)."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Object expected")})
+    return body
+
+
 async def create(request: web.Request, kind: Kind) -> web.Response:
     """Create items of `kind` in sync or async mode."""
     state = request.app[STATE_KEY]

@@ -18,7 +18,7 @@ import uuid
 from aiohttp import web
 
 from gateway.emulator import listing
-from gateway.emulator.batch_create import read_json
+from gateway.emulator.batch_create import read_object
 from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.operations import Operation
 from gateway.emulator.pools import READ_ONLY_FIELDS, assign_collector_uuids, validate_pool_body
@@ -50,9 +50,7 @@ async def create_pool(request: web.Request) -> web.Response:
     """`POST /api/v1/pools`."""
     state = request.app[STATE_KEY]
     state.advance()
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Pool object expected")})
+    body = await read_object(request)
     errors = validate_pool_body(body)
     if body.get("project_id") is not None and str(body["project_id"]) not in state.projects:
         message = f"Project {body['project_id']} does not exist"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.emulator import listing
-from gateway.emulator.batch_create import read_json
+from gateway.emulator.batch_create import read_object
 from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.quality import on_revocation, passes, skill_keys
 from gateway.emulator.state import STATE_KEY, EmulatorState
@@ -45,9 +45,7 @@ async def set_user_skill(request: web.Request) -> web.Response:
     """`PUT /api/v1/user-skills` `{skill_id, user_id, value}` → 201 with the UserSkill."""
     state = request.app[STATE_KEY]
     state.advance()
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Object expected")})
+    body = await read_object(request)
     errors: dict[str, JSON] = {}
     for name in ("skill_id", "user_id"):
         if not isinstance(body.get(name), str | int) or body.get(name) in ("", None):

@@ -16,11 +16,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.emulator import listing
-from gateway.emulator.batch_create import Kind, create, read_json
+from gateway.emulator.batch_create import Kind, create, read_object
 from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.state import STATE_KEY, EmulatorState
-from gateway.emulator.tasks import check_overlap, check_pool, set_overlap
-from gateway.emulator.wire import JSON, field_error, json_response, not_found, validation_error
+from gateway.emulator.tasks import check_overlap, check_pool, patch_unit
+from gateway.emulator.wire import JSON, field_error, json_response, not_found
 
 _SUITE_FIELDS = (
     "pool_id",
@@ -143,17 +143,6 @@ async def patch_suite_overlap_or_min(request: web.Request) -> web.Response:
 async def _patch(request: web.Request, *, at_least_issued: bool) -> web.Response:
     state = request.app[STATE_KEY]
     suite = _suite(state, request.match_info["suite_id"])
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise validation_error({"body": field_error("OBJECT_EXPECTED", "Object expected")})
-    allowed = {"overlap", "infinite_overlap", "issuing_order_override"}
-    errors = {k: field_error("VALUE_NOT_ALLOWED", f"{k} cannot be patched") for k in body if k not in allowed}
-    if "issuing_order_override" in body:
-        suite["issuing_order_override"] = body["issuing_order_override"]
-    if "overlap" in body or "infinite_overlap" in body:
-        overlap = check_overlap(body, None, False, errors, "")
-        if not errors:
-            set_overlap(state, suite, overlap, at_least_issued=at_least_issued)
-    if errors:
-        raise validation_error(errors)
+    body = await read_object(request)
+    patch_unit(state, suite, body, ("issuing_order_override",), at_least_issued=at_least_issued)
     return json_response(suite)

@@ -28,17 +28,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.emulator import listing
-from gateway.emulator.batch_create import Kind, create, read_json
+from gateway.emulator.batch_create import Kind, create, read_object
 from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.operations import Operation
 from gateway.emulator.state import STATE_KEY, EmulatorState
-from gateway.emulator.tasks import check_overlap, set_overlap, store_task, validate_task
+from gateway.emulator.tasks import patch_unit, store_task, validate_task
 from gateway.emulator.wire import (
     canonical_uuid,
-    field_error,
     json_response,
     not_found,
-    validation_error,
 )
 
 MAX_LIST_LIMIT = 100_000
@@ -148,15 +146,6 @@ async def _patch_overlap(request: web.Request, *, at_least_issued: bool) -> web.
     task = state.tasks.get(task_id)
     if task is None:
         raise not_found(f"Task {task_id}")
-    body = await read_json(request)
-    allowed = {"overlap", "infinite_overlap", "baseline_solutions"}
-    errors = {k: field_error("VALUE_NOT_ALLOWED", f"{k} cannot be patched") for k in body if k not in allowed}
-    if errors:
-        raise validation_error(errors)
-    overlap = check_overlap(body, None, False, errors, "")
-    if errors or (overlap is None and not body.get("infinite_overlap")):
-        raise validation_error(errors or {"overlap": field_error("VALUE_REQUIRED", "overlap expected")})
-    if "baseline_solutions" in body:
-        task["baseline_solutions"] = body["baseline_solutions"]
-    set_overlap(state, task, overlap, at_least_issued=at_least_issued)
+    body = await read_object(request)
+    patch_unit(state, task, body, ("baseline_solutions",), at_least_issued=at_least_issued)
     return json_response(task)

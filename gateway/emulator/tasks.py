@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.emulator.wire import JSON, field_error
+from gateway.emulator.wire import JSON, field_error, validation_error
 
 if TYPE_CHECKING:
     from gateway.emulator.state import EmulatorState
@@ -158,3 +158,23 @@ def set_overlap(state: EmulatorState, unit: JSON, overlap: int | None, *, at_lea
         unit["infinite_overlap"] = False
         unit["remaining_overlap"] = max(0, overlap - issued)
     state.work_changed(unit["pool_id"], unit["id"])
+
+
+def patch_unit(
+    state: EmulatorState, unit: JSON, body: JSON, extra: tuple[str, ...], *, at_least_issued: bool
+) -> None:
+    """Apply a PATCH to a task or suite: `overlap` / `infinite_overlap` and the `extra` fields. 400 naming
+    every field that cannot be patched or is invalid, and then nothing changes."""
+    allowed = {"overlap", "infinite_overlap", *extra}
+    errors = {k: field_error("VALUE_NOT_ALLOWED", f"{k} cannot be patched") for k in body if k not in allowed}
+    touches_overlap = "overlap" in body or "infinite_overlap" in body
+    overlap = check_overlap(body, None, False, errors, "") if touches_overlap else None
+    if touches_overlap and overlap is None and not body.get("infinite_overlap") and "overlap" not in errors:
+        errors["overlap"] = field_error("VALUE_REQUIRED", _REQUIRED)
+    if errors:
+        raise validation_error(errors)
+    for name in extra:
+        if name in body:
+            unit[name] = body[name]
+    if touches_overlap:
+        set_overlap(state, unit, overlap, at_least_issued=at_least_issued)

@@ -151,3 +151,21 @@ async def test_task_suites_sync_async_idempotent_and_listed(http: aiohttp.Client
     patched = await _json(await http.patch(f"/api/v1/task-suites/{second}", json={"overlap": 4}), 200)
     assert patched["remaining_overlap"] == 4
     assert (await _json(await http.get(f"/api/v1/task-suites/{second}"), 200))["overlap"] == 4
+
+
+async def test_patch_refused_whole_when_a_field_cannot_be_patched(http: aiohttp.ClientSession) -> None:
+    body = {"pool_id": "1", "tasks": [{"input_values": {"a": 1}}], "overlap": 1}
+    suite = await _json(await http.post("/api/v1/task-suites", json=body), 201)
+    url = f"/api/v1/task-suites/{suite['id']}"
+    bad = await _json(
+        await http.patch(url, json={"issuing_order_override": 5, "overlap": 2, "pool_id": "4"}), 400
+    )
+    assert set(bad["payload"]) == {"pool_id"}
+    unchanged = await _json(await http.get(url), 200)
+    assert (unchanged["overlap"], unchanged.get("issuing_order_override")) == (1, None)
+    assert (await http.patch(url, json=[{"overlap": 2}])).status == 400
+    task = await _json(
+        await http.post("/api/v1/tasks", json={"pool_id": "1", "input_values": {"a": 1}, "overlap": 1}), 201
+    )
+    assert (await http.patch(f"/api/v1/tasks/{task['id']}", json=["overlap"])).status == 400
+    assert (await http.patch(f"/api/v1/tasks/{task['id']}", json={"infinite_overlap": False})).status == 400
