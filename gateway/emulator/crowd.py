@@ -7,7 +7,9 @@ clock by a day sees a day of work at once, and nothing happens while the clock s
   its tasks). A unit is done by `overlap` distinct performers; `remaining_overlap` counts down as
   assignments are issued (rejected ones keep counting, as on Toloka: re-execution raises the overlap).
 - Performers take work `pickup_delay_s` after it appears, one assignment at a time, in creation order.
-  An assignment is ACTIVE until the performer submits it (after a seeded latency); then SUBMITTED, and
+  An assignment is ACTIVE until the performer submits it (after a seeded latency; one that would take
+  longer than the pool's `assignment_max_duration_seconds` EXPIRES then, and its task is issued again);
+  then SUBMITTED, and
   at once ACCEPTED when the pool has `auto_accept_solutions` (missing means true), else ACCEPTED by
   itself after `auto_accept_period_day` days unless the requester accepted or rejected it.
 - When an OPEN pool has no work left and no ACTIVE assignment, it closes with `last_close_reason:
@@ -231,7 +233,19 @@ class Crowd:
         self.unit_assignment_ids.setdefault(unit_id, []).append(assignment["id"])
         crowd.busy.add(performer)
         latency = crowd.settings.latency_s * crowd.rng.uniform(0.5, 1.5)
-        state.schedule(state.now() + latency, lambda: self._submit(crowd, assignment))
+        limit = float(pool.get("assignment_max_duration_seconds") or 0)
+        if limit and latency > limit:
+            state.schedule(state.now() + limit, lambda: self._time_out(crowd, assignment))
+        else:
+            state.schedule(state.now() + latency, lambda: self._submit(crowd, assignment))
+
+    def _time_out(self, crowd: PoolCrowd, assignment: JSON) -> None:
+        """The performer took longer than `assignment_max_duration_seconds`: the assignment expires."""
+        if assignment["status"] != "ACTIVE":
+            return
+        crowd.busy.discard(assignment["user_id"])
+        self._expire(assignment)
+        self.dispatch(crowd, assignment["user_id"])
 
     def _submit(self, crowd: PoolCrowd, assignment: JSON) -> None:
         if assignment["status"] != "ACTIVE":

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.emulator import EmulatorServer, EmulatorState
 from gateway.emulator.crowd_control import load_crowd_config
+from gateway.emulator.listing import date_key
 from tests.emulator.conftest import AUTH
 from tests.support.clock import ManualClock
 
@@ -75,7 +76,7 @@ async def test_crowd_does_each_task_overlap_times_by_distinct_performers_when_cl
 async def test_assignments_go_active_then_submitted_and_auto_accept_after_the_period(
     http: aiohttp.ClientSession, clock: ManualClock, emu: EmulatorServer
 ) -> None:
-    await _json(await http.post("/_emulator/crowd/pools/4", json={"latency_s": 600, "pickup_delay_s": 1}))
+    await _json(await http.post("/_emulator/crowd/pools/4", json={"latency_s": 400, "pickup_delay_s": 1}))
     await _tasks(http, "4", [1])
     await clock.advance(2)
     [active] = await _assignments(http, "pool_id=4")
@@ -333,3 +334,21 @@ async def test_seeded_open_pool_stays_open_for_three_days_after_the_crowd_is_don
     await clock.advance(3 * 24 * HOUR)
     pool = await _json(await http.get("/api/v1/pools/2"))
     assert (pool["status"], pool["last_close_reason"]) == ("CLOSED", "COMPLETED")
+
+
+async def test_assignments_slower_than_the_max_duration_expire_and_the_task_is_issued_again(
+    http: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    await _json(await http.post("/_emulator/crowd/pools/4", json={"latency_s": 700, "performers": 2}))
+    ids = await _tasks(http, "4", [1, 1, 1])
+    await clock.advance(24 * HOUR)
+    done = await _assignments(http, "pool_id=4")
+    submitted = [a for a in done if a["status"] == "SUBMITTED"]
+    expired = [a for a in done if a["status"] == "EXPIRED"]
+    assert sorted(a["tasks"][0]["id"] for a in submitted) == sorted(ids)
+    assert expired
+    for a in expired:
+        assert date_key(a["expired"]) - date_key(a["created"]) == pytest.approx(600, abs=0.01)
+    for a in submitted:
+        assert date_key(a["submitted"]) - date_key(a["created"]) <= 600
+    assert (await _json(await http.get("/api/v1/pools/4")))["last_close_reason"] == "COMPLETED"

@@ -85,7 +85,7 @@ async def test_deleting_a_skill_that_no_rule_names_revokes_without_re_execution(
 ) -> None:
     pool = await _json(await http.get("/api/v1/pools/4"))
     await _json(await http.put("/api/v1/pools/4", json={**pool, "filter": FILTER}))
-    await _json(await http.post("/_emulator/crowd/pools/4", json={"performers": 1, "latency_s": 7200}))
+    await _json(await http.post("/_emulator/crowd/pools/4", json={"performers": 1, "latency_s": 400}))
     skill = await _skill(http, "performer-01", 100)
     items = [{"pool_id": "4", "input_values": {"image": f"u{i}"}, "overlap": 1} for i in range(2)]
     await _json(await http.post("/api/v1/tasks?open_pool=true", json=items), 201)
