@@ -19,6 +19,7 @@ from gateway.emulator import (
     pool_admin,
     pool_routes,
     project_routes,
+    restriction_routes,
     skill_routes,
     suite_routes,
     task_routes,
@@ -150,7 +151,10 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     r.add_get("/api/v1/assignments", assignment_routes.list_assignments)
     r.add_get("/api/v1/assignments/{assignment_id}", assignment_routes.get_assignment)
     r.add_patch("/api/v1/assignments/{assignment_id}", assignment_routes.patch_assignment)
-    r.add_put("/api/v1/user-restrictions", assignment_routes.put_user_restriction)
+    r.add_put("/api/v1/user-restrictions", restriction_routes.put_restriction)
+    r.add_get("/api/v1/user-restrictions", restriction_routes.list_restrictions)
+    r.add_get("/api/v1/user-restrictions/{restriction_id}", restriction_routes.get_restriction)
+    r.add_delete("/api/v1/user-restrictions/{restriction_id}", restriction_routes.delete_restriction)
     r.add_post("/api/v1/aggregated-solutions/aggregate-by-pool", aggregation_routes.aggregate_by_pool)
     r.add_post("/api/v1/aggregated-solutions/aggregate-by-task", aggregation_routes.aggregate_by_task)
     r.add_get("/api/v1/aggregated-solutions/{op_id}", aggregation_routes.list_results)

@@ -1,5 +1,5 @@
-"""Assignments and user restrictions: `GET /api/v1/assignments` (list), `GET /api/v1/assignments/{id}`,
-`PATCH /api/v1/assignments/{id}`, `PUT /api/v1/user-restrictions`.
+"""Assignments: `GET /api/v1/assignments` (list), `GET /api/v1/assignments/{id}`,
+`PATCH /api/v1/assignments/{id}`.
 
 - The list honours toloka-kit's AssignmentSearchRequest: `status` (comma-separated list), `task_id`,
   `task_suite_id`, `pool_id`, `user_id`, bounds on `id`, `created`, `submitted`, `accepted`,
@@ -8,21 +8,16 @@
   REJECTED; REJECTED → ACCEPTED (the `ACCEPT_AFTER_REJECT` event). A reject needs a non-empty
   `public_comment` (400 otherwise). Any other change → 409 `INAPPROPRIATE_STATUS`. The pool's
   ASSIGNMENTS_ASSESSMENT rules are evaluated on the change (see `quality`).
-- `PUT /user-restrictions` with `{user_id, scope: POOL | PROJECT | ALL_PROJECTS, pool_id?, project_id?,
-  private_comment?, will_expire?}` bars the performer from every pool in scope (a RESTRICTION
-  revocation for USERS_ASSESSMENT) and answers 201 with the restriction.
 """
 
 from __future__ import annotations
-
-import uuid
 
 from aiohttp import web
 
 from gateway.emulator import listing
 from gateway.emulator.batch_create import read_object
 from gateway.emulator.listing import ListSpec, equals
-from gateway.emulator.quality import on_assessment, on_revocation, pools_in_scope
+from gateway.emulator.quality import on_assessment
 from gateway.emulator.state import STATE_KEY, EmulatorState
 from gateway.emulator.wire import JSON, ApiError, field_error, json_response, not_found, validation_error
 
@@ -40,7 +35,6 @@ ASSIGNMENTS_LIST = ListSpec(
     sorts=("id", *_DATES),
     max_limit=100_000,
 )
-_SCOPES = ("POOL", "PROJECT", "ALL_PROJECTS")
 
 
 def _assignment(state: EmulatorState, assignment_id: str) -> JSON:
@@ -103,27 +97,3 @@ async def patch_assignment(request: web.Request) -> web.Response:
         assignment["public_comment"] = comment
     on_assessment(state, assignment, event)
     return json_response(assignment)
-
-
-async def put_user_restriction(request: web.Request) -> web.Response:
-    """`PUT /api/v1/user-restrictions`: bar a performer from the pools in scope."""
-    state = request.app[STATE_KEY]
-    state.advance()
-    body = await read_object(request)
-    errors: dict[str, JSON] = {}
-    if not isinstance(body.get("user_id"), str) or not body["user_id"]:
-        errors["user_id"] = field_error("VALUE_REQUIRED", "user_id expected")
-    scope = body.get("scope")
-    if scope not in _SCOPES:
-        errors["scope"] = field_error("VALUE_NOT_ALLOWED", f"scope must be one of {', '.join(_SCOPES)}")
-    for needed, name in (("POOL", "pool_id"), ("PROJECT", "project_id")):
-        if scope == needed and body.get(name) is None:
-            errors[name] = field_error("VALUE_REQUIRED", f"{name} is required for scope {needed}")
-    if errors:
-        raise validation_error(errors)
-    pool_id = None if body.get("pool_id") is None else str(body["pool_id"])
-    project_id = None if body.get("project_id") is None else str(body["project_id"])
-    for target in pools_in_scope(state, str(scope), pool_id, project_id):
-        on_revocation(state, target, body["user_id"], "RESTRICTION", None)
-    restriction = {**body, "id": str(uuid.uuid4()), "created": state.timestamp()}
-    return json_response(restriction, 201)

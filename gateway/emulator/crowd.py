@@ -82,6 +82,8 @@ class Crowd:
         self.implicit_suites: dict[str, str] = {}
         self.user_skills: dict[tuple[str, str], JSON] = {}
         self._skill_seq = itertools.count(1)
+        self.restrictions: dict[str, JSON] = {}
+        self.restriction_seq = itertools.count(1)
 
     def skills_of(self, user_id: str) -> dict[str, float]:
         """A performer's skills: skill id → value."""
