@@ -1,9 +1,12 @@
-"""The Toloka REST API emulator: Toloka's wire behaviour, fault injection and a request log.
+"""The Toloka REST API emulator: Toloka's wire behaviour, a simulated crowd, fault injection and a request log.
 
 Public names: `EmulatorState`, `Fault`, `RecordedRequest` (state), `create_app` (aiohttp app),
-`EmulatorServer` and `run_forever` (server). Seeded pools are listed in `gateway.emulator.state`,
-the control endpoints in `gateway.emulator.control_routes`, behaviour choices where Toloka is
-undocumented in `task_routes` and `pool_routes`.
+`EmulatorServer` and `run_forever` (server). Seeded data is listed in `gateway.emulator.state`, the
+control endpoints in `control_routes` and `crowd_control`, the crowd in `crowd`, quality control in
+`quality`, search requests in `listing`, un-emulated endpoints in `coverage`, and the choices where Toloka
+is undocumented in each resource's routes module (`task_routes`, `suite_routes`, `pool_routes`,
+`pool_admin`, `project_routes`, `assignment_routes`, `restriction_routes`, `skill_routes`,
+`aggregation_routes`). The user's guide is docs/emulator.md.
 """
 
 from gateway.emulator.app import create_app
