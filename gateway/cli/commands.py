@@ -187,6 +187,12 @@ def wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`client wait OPERATION_ID [--log]`: wait until done or --timeout, print the state."""
     with connected(args) as client:
         try:
+            print(
+                f"waiting for operation {args.operation_id} (at most {args.timeout:g} s; "
+                "Ctrl-C stops the wait, not the operation)",
+                file=err,
+                flush=True,
+            )
             reply = _wait(client, args.operation_id, log=args.log, progress=None)
         except KeyboardInterrupt:
             return _interrupted(args.operation_id, err)

@@ -127,3 +127,28 @@ async def test_unreachable_gateway_suggests_starting_it() -> None:
         "hint: no gateway answers at 127.0.0.1:1: start one with `make run` (in the repository) or "
         "`toloka-gateway serve`, or point --target / GATEWAY_TARGET at a running one"
     )
+
+
+async def test_ctrl_c_during_client_wait_prints_the_command_that_resumes_it(
+    slow_gw: InProcessGateway,
+) -> None:
+    created = await run_cli(
+        "create-tasks", "-", "--pool-id", "1", "--allow-defaults", "--operation-id", OPERATION_ID,
+        target=target_of(slow_gw), stdin=TWO_TASKS,
+    )  # fmt: skip
+    assert created.code == 0, created.err
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "client", "wait", OPERATION_ID, "--target", target_of(slow_gw),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    started = await asyncio.wait_for(proc.stderr.readline(), 30)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+
+    assert started.decode() == (
+        f"waiting for operation {OPERATION_ID} (at most 60 s; Ctrl-C stops the wait, not the operation)\n"
+    )
+    assert proc.returncode == 130
+    assert f"\n  toloka-gateway client wait {OPERATION_ID}\n" in err.decode()
+    assert "Traceback" not in err.decode() and out == b""
