@@ -120,12 +120,7 @@ class Gateway:
         rework = self.rework = build_rework_service(
             s.rework, toloka=self.toloka, dedupe=self.dedupe, shared=shared
         )
-        servicer = TolokaGatewayServicer(
-            service=service,
-            auth=CallerAuth(settings=s.auth, metadata_key=s.server.caller_metadata_key),
-            rework=rework,
-            metrics=self.metrics,
-        )
+        servicer = TolokaGatewayServicer(service=service, rework=rework)
         self.metrics.watch(
             limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock
         )
@@ -133,7 +128,11 @@ class Gateway:
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
         self._server, self._health, self.port = build_server(
-            servicer=servicer, settings=s.server, credentials=server_credentials(s.auth)
+            servicer=servicer,
+            auth=CallerAuth(settings=s.auth, metadata_key=s.server.caller_metadata_key),
+            settings=s.server,
+            metrics=self.metrics,
+            credentials=server_credentials(s.auth),
         )
         await self._server.start()
         from grpc_health.v1 import health_pb2

@@ -13,7 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.observability.metrics import GatewayMetrics
+from gateway.rpc.auth import CallerAuth
 from gateway.rpc.incoming import RequestDecoder
+from gateway.rpc.interceptor import CallInterceptor
 from gateway.rpc.request_budget import RequestMemoryBudget
 from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.settings import ServerSettings
@@ -82,14 +85,21 @@ def gateway_handlers(
 def build_server(
     *,
     servicer: TolokaGatewayServicer,
+    auth: CallerAuth,
     settings: ServerSettings,
+    metrics: GatewayMetrics | None = None,
     credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
-    """The server (not started), its health servicer, and the bound port."""
-    server = grpc.aio.server(options=server_options(settings))
+    """The server (not started), its health servicer, and the bound port.
+
+    The servicer's methods run inside the `CallInterceptor` (auth, Call context, statuses, the
+    call log and metrics); health and reflection do not.
+    """
+    interceptor = CallInterceptor(service_name=SERVICE_NAME, auth=auth, metrics=metrics)
+    server = grpc.aio.server(options=server_options(settings), interceptors=(interceptor,))
     budget = RequestMemoryBudget(capacity_bytes=settings.max_inflight_request_bytes)
-    if servicer.metrics is not None:
-        servicer.metrics.watch_request_budget(budget)
+    if metrics is not None:
+        metrics.watch_request_budget(budget)
     handlers = gateway_handlers(servicer, budget)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]

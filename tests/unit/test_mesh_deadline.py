@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.rpc.servicer import DEADLINE_MARGIN_S, call_deadline
+from gateway.rpc.call_context import DEADLINE_MARGIN_S, call_deadline
 
 
 class Metadata:

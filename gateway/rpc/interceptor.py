@@ -1,0 +1,147 @@
+"""Every TolokaGateway call, the same way: the `Call` context, authentication, errors as statuses,
+the call log and metrics, in one server interceptor around the servicer's methods.
+
+The servicer's methods take `(request, call)` and return the response (or yield the stream): the
+interceptor turns gRPC's `(Incoming, context)` into that, so a reader (or a tool) follows a
+request from the servicer straight into its use case. Decoding never fails before a method runs
+(see `gateway.rpc.incoming`), so every call, undecodable or refused by the memory budget
+included, is authenticated first, answered with a proper status, logged once and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from gateway import errors
+from gateway.call import Call
+from gateway.observability.metrics import GatewayMetrics
+from gateway.rpc.auth import CallerAuth, pools_of
+from gateway.rpc.call_context import Context, new_call
+from gateway.rpc.incoming import Incoming
+from gateway.rpc.status import grpc_code, to_trailers
+
+log = logging.getLogger("gateway.calls")
+
+Unary = Callable[[Any, Call], Awaitable[Any]]
+Streaming = Callable[[Any, Call], AsyncIterator[Any]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Wraps the methods of one service (`service_name`); other services pass through untouched."""
+
+    def __init__(self, *, service_name: str, auth: CallerAuth, metrics: GatewayMetrics | None = None) -> None:
+        self._prefix = f"/{service_name}/"
+        self._auth = auth
+        self._metrics = metrics
+        self._wrapped: dict[str, Any] = {}  # method path -> the handler around the servicer's method
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """The servicer's handler with its behaviour wrapped (built once per method)."""
+        path = handler_call_details.method
+        wrapped = self._wrapped.get(path)
+        if wrapped is not None:
+            return wrapped  # type: ignore[no-any-return]
+        handler = await continuation(handler_call_details)
+        if handler is None or not path.startswith(self._prefix):
+            return handler
+        method = path.removeprefix(self._prefix)
+        handler_: Any = handler  # grpc's handlers are namedtuples
+        if handler_.unary_unary is not None:
+            wrapped = handler_._replace(unary_unary=self._unary(method, handler_.unary_unary))
+        elif handler_.unary_stream is not None:
+            wrapped = handler_._replace(unary_stream=self._streaming(method, handler_.unary_stream))
+        else:
+            return handler
+        self._wrapped[path] = wrapped
+        return wrapped  # type: ignore[no-any-return]
+
+    def _unary(self, method: str, behaviour: Unary) -> Callable[[Incoming[Any], Context], Awaitable[Any]]:
+        async def handle(incoming: Incoming[Any], context: Context) -> Any:
+            call = new_call(context, incoming)
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await behaviour(self._admit(method, incoming, context, call), call)
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as exc:
+                code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
+                await self._fail(context, call, exc)
+                raise  # unreachable: abort raises
+            finally:
+                call.release_held()
+                self._log(method, call, code, started)
+
+        return handle
+
+    def _streaming(
+        self, method: str, behaviour: Streaming
+    ) -> Callable[[Incoming[Any], Context], AsyncIterator[Any]]:
+        async def handle(incoming: Incoming[Any], context: Context) -> AsyncIterator[Any]:
+            call = new_call(context, incoming)
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                async for item in behaviour(self._admit(method, incoming, context, call), call):
+                    yield item
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as exc:
+                code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
+                await self._fail(context, call, exc)
+            finally:
+                call.release_held()
+                self._log(method, call, code, started)
+
+        return handle
+
+    def _admit(self, method: str, incoming: Incoming[Any], context: Context, call: Call) -> Any:
+        """The request, once the caller is identified and allowed to call (no quota is spent before).
+
+        A request that could not be decoded, or that the memory budget refused, is refused only
+        after authentication, so an unauthenticated caller learns nothing and costs one log line.
+        """
+        call.caller = self._auth.identify(context)
+        if incoming.refusal is not None or incoming.message is None:
+            self._auth.authorize(call.caller, method, ())
+            raise incoming.refusal or errors.InvalidArgument("the request is empty")
+        self._auth.authorize(call.caller, method, pools_of(incoming.message))
+        call.pools = self._auth.allowed_pools(call.caller)
+        return incoming.message
+
+    async def _fail(self, context: Context, call: Call, exc: Exception) -> None:
+        if isinstance(exc, errors.GatewayError):
+            error = exc
+        else:
+            log.error("unhandled error", exc_info=exc, extra={"request_id": call.request_id})
+            error = errors.Internal(f"internal error; quote request id {call.request_id}")
+        trailers = to_trailers(error, request_id=call.request_id)
+        await context.abort(trailers.code, trailers.message, trailing_metadata=trailers.metadata)
+
+    def _log(self, method: str, call: Call, code: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        if self._metrics is not None:
+            self._metrics.observe_call(method, code, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "call",
+                extra={
+                    "method": method,
+                    "caller": call.caller,
+                    "status": code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": call.request_id,
+                    "toloka_request_ids": call.toloka_request_ids,
+                },
+            )
