@@ -163,16 +163,7 @@ def _validate_rule(rule: Any, path: str, errors: dict[str, JSON]) -> None:
         errors[f"{path}.conditions"] = field_error("VALUE_REQUIRED", "Non-empty array expected")
     else:
         for k, cond in enumerate(conditions):
-            cpath = f"{path}.conditions[{k}]"
-            if not isinstance(cond, dict):
-                errors[cpath] = field_error("OBJECT_EXPECTED", "Object expected")
-                continue
-            if not isinstance(cond.get("key"), str) or not cond["key"]:
-                errors[f"{cpath}.key"] = field_error("VALUE_REQUIRED", "Condition key expected")
-            if cond.get("operator") not in OPERATORS:
-                errors[f"{cpath}.operator"] = field_error("UNKNOWN_ENUM_VALUE", "Unknown operator")
-            if cond.get("value") is None:
-                errors[f"{cpath}.value"] = field_error("VALUE_REQUIRED", "Condition value expected")
+            _validate_condition(cond, f"{path}.conditions[{k}]", errors)
     action = rule.get("action")
     if not isinstance(action, dict):
         errors[f"{path}.action"] = field_error("VALUE_REQUIRED", "Object expected")
@@ -186,6 +177,18 @@ def _validate_rule(rule: Any, path: str, errors: dict[str, JSON]) -> None:
         delta = (params or {}).get("delta")
         if not _is_int(delta):
             errors[f"{path}.action.parameters.delta"] = field_error("INTEGER_EXPECTED", "Integer expected")
+
+
+def _validate_condition(cond: Any, path: str, errors: dict[str, JSON]) -> None:
+    if not isinstance(cond, dict):
+        errors[path] = field_error("OBJECT_EXPECTED", "Object expected")
+        return
+    if not isinstance(cond.get("key"), str) or not cond["key"]:
+        errors[f"{path}.key"] = field_error("VALUE_REQUIRED", "Condition key expected")
+    if cond.get("operator") not in OPERATORS:
+        errors[f"{path}.operator"] = field_error("UNKNOWN_ENUM_VALUE", "Unknown operator")
+    if cond.get("value") is None:
+        errors[f"{path}.value"] = field_error("VALUE_REQUIRED", "Condition value expected")
 
 
 def overlap_signature(pool: JSON) -> bytes:

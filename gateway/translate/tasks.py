@@ -87,7 +87,9 @@ def _struct_at(value: Any, path: str, name: str, problems: ViolationList) -> dic
         return struct_to_json(value, f"{path}.{name}", problems)
 
 
-def task_to_json(task: pb.Task, path: str, problems: ViolationList, tally: RequestTally) -> dict[str, Any]:
+def task_to_json(  # noqa: PLR0912 - a hot path, inlined on purpose (see the docstring)
+    task: pb.Task, path: str, problems: ViolationList, tally: RequestTally
+) -> dict[str, Any]:
     """One Task as Toloka's JSON object, with overlap serialised exactly as Toloka expects.
 
     Walks only the fields that are set (one `ListFields` call, dispatch on field number), with

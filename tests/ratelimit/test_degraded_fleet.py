@@ -146,12 +146,30 @@ async def test_fleet_stays_within_the_stated_bound_across_an_outage_and_recovery
         for replica in replicas:
             await replica.close()
 
+    check_the_bound(FleetRun(admitted, written_back, last_report, reported_at, down_at, outage_s))
+
+
+@dataclass
+class FleetRun:
+    """What one outage-and-recovery run recorded."""
+
+    admitted: list[Admission]
+    written_back: dict[int, int]  # replica -> admissions made when its write-back reached Redis
+    last_report: dict[int, int]  # replica -> what Redis last said was left before the outage
+    reported_at: dict[int, float]  # ... and when
+    down_at: float
+    outage_s: float
+
+
+def check_the_bound(run: FleetRun) -> None:
+    """window.py's bound, in every window that starts at an admission, and utilisation after."""
+    admitted, written_back, last_report = run.admitted, run.written_back, run.last_report
     local_capacity = scaled_capacity(CAPACITY, SHARE)
     budget = {r: min(local_capacity, math.floor(SHARE * left)) for r, left in last_report.items()}
     assert sum(budget.values()) <= CAPACITY - USED_BEFORE  # share <= 1/N of fresh reports: within C
     local = [a for a in admitted if a.backend == "local"]
     # (a) the seed: until its report is a period old, each replica spends its share of what was left
-    first_period = [a for a in local if a.at < reported_at[a.replica] + PERIOD]
+    first_period = [a for a in local if a.at < run.reported_at[a.replica] + PERIOD]
     for r in range(REPLICAS):
         assert 0 < len([a for a in first_period if a.replica == r]) <= budget[r]
     assert len(first_period) <= sum(budget.values())  # not N * L = 102 as before
@@ -169,14 +187,14 @@ async def test_fleet_stays_within_the_stated_bound_across_an_outage_and_recovery
         # (b) the write-back: local admissions count once their replica wrote them back.
         unknown = [a for a in window if a.backend == "local" and written_back[a.replica] > last_redis]
         assert len(window) <= CAPACITY + len(unknown), f"window at {start - T0:.1f}s"
-        if admitted[last_redis].at < down_at:  # Redis decided only before the outage
+        if admitted[last_redis].at < run.down_at:  # Redis decided only before the outage
             assert len(window) <= CAPACITY - min(last_report.values()) + sum(budget.values())
         if last_redis >= all_back:  # every write-back came first: exact again
             assert len(window) <= CAPACITY, f"window at {start - T0:.1f}s"
-        if outage_s < PERIOD:  # the worst window of a short outage
+        if run.outage_s < PERIOD:  # the worst window of a short outage
             assert len(window) <= CAPACITY + sum(budget.values())
         worst_excess = max(worst_excess, len(window) - CAPACITY)
-    if outage_s < PERIOD:
+    if run.outage_s < PERIOD:
         # The replicas still degraded when the first one recovered had spent 3 + 3 that Redis had
         # not seen yet: the only excess, and exactly what the bound allows.
         assert worst_excess == budget[1] + budget[2]
