@@ -24,10 +24,12 @@ from gateway.call import Call
 from gateway.clock import SystemClock
 from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
+from gateway.ratelimit import build_rate_limiter
 from gateway.rework.pool_lock import build_pool_lock
 from gateway.rework.pool_writer import PoolWriter
-from gateway.settings import ReworkSettings
+from gateway.settings import RateLimitSettings, ReworkSettings, TolokaSettings, default_limits
 from gateway.shared_state import SharedRedis, connect_redis
+from gateway.toloka.client import TolokaClient
 from gateway.translate import quality_control as qc
 from tests.support.gateway_harness import GatewayProcess, InProcessGateway, rich_status, write_config
 from tests.support.redis_servers import free_port
@@ -433,19 +435,17 @@ async def test_pool_lock_falls_back_to_the_local_lock_when_redis_unreachable() -
     assert order in (["a", "a", "b", "b"], ["b", "b", "a", "a"])
 
 
-class _NeverEndingPoolOperation:
-    """A TolokaClient stand-in whose pool operation stays RUNNING."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    async def get_operation(self, operation_id: str, call: Call) -> dict[str, Any]:
-        self.reads += 1
-        return {"id": operation_id, "status": "RUNNING", "progress": 50}
-
-
-async def test_pool_writer_stops_waiting_for_an_operation_at_the_call_deadline() -> None:
-    toloka = _NeverEndingPoolOperation()
+async def test_pool_writer_stops_waiting_for_an_operation_at_the_call_deadline(
+    emulator: EmulatorServer,
+) -> None:
+    emulator.state.pool_operation_duration_s = 60.0  # the pool's operation stays RUNNING
+    settings = TolokaSettings(url=emulator.url, api_key="emulator-key")
+    toloka = TolokaClient(
+        settings=settings,
+        base_url=emulator.url,
+        limiter=build_rate_limiter(RateLimitSettings(limits=default_limits()), None),
+    )
+    await toloka.start()
     slept: list[tuple[float, float]] = []
 
     class RecordingClock(SystemClock):  # real time: the bound under test is the call's own
@@ -453,10 +453,22 @@ async def test_pool_writer_stops_waiting_for_an_operation_at_the_call_deadline()
             slept.append((seconds, deadline - time.monotonic()))
             await super().sleep(seconds)
 
-    writer = PoolWriter(toloka=toloka, settings=ReworkSettings(operation_wait_s=60), clock=RecordingClock())  # type: ignore[arg-type]
-    started = time.monotonic()
-    deadline = started + 0.5
-    with pytest.raises(errors.DeadlineExceeded):
-        await writer._wait({"id": "op", "status": "RUNNING"}, Call(deadline=deadline))
-    assert time.monotonic() - started < 0.6  # real time: the bound under test is the call's own
-    assert toloka.reads >= 2 and all(s < left for s, left in slept), slept
+    try:
+        assert emulator.state.pools["2"]["status"] == "OPEN"
+        op = await toloka.pool_action("2", "close", Call())
+        assert op is not None and op["status"] in ("PENDING", "RUNNING")
+        reads_before = len(emulator.state.requests)
+        writer = PoolWriter(
+            toloka=toloka, settings=ReworkSettings(operation_wait_s=60), clock=RecordingClock()
+        )
+        started = time.monotonic()
+        deadline = started + 0.5
+        with pytest.raises(errors.DeadlineExceeded):
+            await writer._wait(op, Call(deadline=deadline))
+        assert time.monotonic() - started < 0.6  # real time: the bound under test is the call's own
+        reads = [
+            r for r in emulator.state.requests[reads_before:] if r.path == f"/api/v1/operations/{op['id']}"
+        ]
+        assert len(reads) >= 2 and all(s < left for s, left in slept), slept
+    finally:
+        await toloka.close()
