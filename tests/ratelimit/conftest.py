@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from gateway.ratelimit import AdmissionLimiter, LocalRateLimiter, RedisRateLimiter
+from gateway.ratelimit import AdmissionLimiter, FallbackRateLimiter, LocalRateLimiter, RedisRateLimiter
 from gateway.settings import RateLimitSettings
 from gateway.shared_state import SharedRedis, connect_redis
 from tests.support.clock import ManualClock
@@ -25,12 +25,13 @@ def clock() -> ManualClock:
     return ManualClock(T0, autojump=True)
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "fallback"])
 async def make_limiter(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIterator[MakeLimiter]:
     """Builds limiters on the parametrised backend, all reading the same manual clock.
 
     The Redis backend takes its time from the clock too (the scripts' test-only time override),
-    so both backends see exactly the same instants.
+    so every backend sees exactly the same instants. `fallback` is the Redis backend in the
+    `FallbackRateLimiter` production runs it in (Redis up: the wrapper must change nothing).
     """
     clients: list[SharedRedis] = []
 
@@ -39,7 +40,11 @@ async def make_limiter(request: pytest.FixtureRequest, clock: ManualClock) -> As
             return LocalRateLimiter(settings=settings, clock=clock)
         shared = SharedRedis(connect_redis(request.getfixturevalue("redis_url")))
         clients.append(shared)
-        return RedisRateLimiter(shared=shared, settings=settings, clock=clock, server_time=clock.now)
+        redis = RedisRateLimiter(shared=shared, settings=settings, clock=clock, server_time=clock.now)
+        if request.param == "redis":
+            return redis
+        local = LocalRateLimiter(settings=settings, clock=clock, share=settings.degraded_share)
+        return FallbackRateLimiter(primary=redis, fallback=local)
 
     yield make
     for shared in clients:
