@@ -1,7 +1,7 @@
 """Fleet-wide rate limits and per-caller quotas: RateLimiter and its backends."""
 
 from gateway.ratelimit.admission import AdmissionLimiter
-from gateway.ratelimit.decision import Decision, LimitRef, Refusal
+from gateway.ratelimit.decision import Decision, Hit, LimitRef, Refusal
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
 from gateway.ratelimit.limiter import RateLimiter
@@ -13,6 +13,7 @@ __all__ = [
     "AdmissionLimiter",
     "Decision",
     "FallbackRateLimiter",
+    "Hit",
     "LimitRef",
     "LimiterStats",
     "LocalRateLimiter",

@@ -9,7 +9,10 @@
 -- ARGV[2]        n, the number of limits
 -- ARGV[3..]      4 values per limit i, in KEYS order: capacity, cost, bucket width µs, span
 --                (how many buckets, the current one included, a decision counts)
--- Returns        admitted: {1, now_us, remaining_1, ..., remaining_n}  (all limits debited)
+-- ARGV[4n+3]     optional "1": an admission also reports, per limit, the µs until its window
+--                frees its next unit (the oldest counted bucket leaves the span)
+-- Returns        admitted: {1, now_us, remaining_1, ..., remaining_n}  (all limits debited),
+--                followed by frees_in_us_1, ..., frees_in_us_n when ARGV[4n+3] is "1"
 --                refused:  {0, now_us, i, retry_after_us, j, retry_after_us, ...}  (none debited)
 --                          one pair per refusing limit; i = 0 is the cool-down;
 --                          retry_after_us = -1 when the cost exceeds the whole capacity
@@ -150,5 +153,11 @@ for i = 1, n do
   redis.call('HSET', key, 's', fmt(total + cost), 'o', fmt(lo))
   redis.call('PEXPIRE', key, math.ceil(span * width / 1000) + 1)
   admitted[#admitted + 1] = cap - total - cost
+end
+if ARGV[4 * n + 3] == '1' then
+  for i = 1, n do
+    local p = plan[i]
+    admitted[#admitted + 1] = retry_after(KEYS[i + 2], p[6], p[5], 1, p[3], p[4], now)
+  end
 end
 return admitted

@@ -12,6 +12,7 @@ request's own kind when Toloka limits that kind on its own, else account-wide), 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 from gateway.call import Call
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -21,9 +22,11 @@ from gateway.ratelimit.decision import (
     Charge,
     ChargePlanner,
     Decision,
+    Hit,
     Refusal,
     cooldown_length,
     cooldown_scope,
+    hits_cooldown_kind,
 )
 from gateway.ratelimit.stats import LimiterStats
 from gateway.settings import RateLimitSettings
@@ -47,10 +50,23 @@ class AdmissionLimiter(ABC):
         """One decision for one request: check every limit and the cool-down, debit all or none."""
         return await self._decide(kind, self.planner.charges(kind, tasks=tasks, caller=caller))
 
+    async def decide_hits(
+        self, hits: Sequence[Hit], *, shadow: frozenset[str] = frozenset(), within_s: float | None = None
+    ) -> Decision:
+        """One decision for several hits together (`ChargePlanner.combined`): admitted and debited
+        for all of them, or for none. Limits named in `shadow` never refuse. The decision also
+        says when each limit frees its next unit (`Decision.frees_in`). Never waits; `within_s`
+        bounds a shared store's round trip (RedisUnavailable past it)."""
+        charges = self.planner.combined(hits, shadow)
+        return await self._decide(hits_cooldown_kind(hits), charges, frees=True, within_s=within_s)
+
     @abstractmethod
-    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
+    async def _decide(
+        self, kind: str, charges: tuple[Charge, ...], *, frees: bool = False, within_s: float | None = None
+    ) -> Decision:
         """Check every charge and the cool-downs `kind` honours (its own and the account-wide
-        one); debit all of the charges or none. Never waits."""
+        one); debit all of the charges or none. Never waits. With `frees`, an admitting decision
+        also says when each limit frees its next unit; `within_s` bounds a round trip."""
 
     async def report_throttled(self, retry_after: float, *, kind: str) -> None:
         """Toloka answered 429 to a request of `kind`: hold back the requests of its cool-down

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -13,6 +14,9 @@ from gateway.settings import RateLimitSettings
 
 COOLDOWN_SUBJECT = "toloka"
 PLAN_CACHE_SIZE = 4096
+# The capacity a shadow limit is decided with: it never refuses, but counts what is admitted, and
+# what it would have done is read off the `remaining` it reports (`would_refuse`).
+SHADOW_CAPACITY = 2**50
 
 # Cool-downs after a Toloka 429 (see `cooldown_scope`). A 429 pauses at most this long, whatever
 # Retry-After says: long enough for the pauses Toloka asks for in practice (seconds), short enough
@@ -47,6 +51,17 @@ class LimitRef:
 
 
 @dataclass(frozen=True)
+class Hit:
+    """One request of a decision that may hold several (the rate-limit service's descriptors):
+    its kind, its task count (the cost of task-counted limits) and, optionally, the caller whose
+    quota applies too."""
+
+    kind: str
+    tasks: int = 1
+    caller: str | None = None
+
+
+@dataclass(frozen=True)
 class Charge:
     """One limit a request is checked and debited against."""
 
@@ -56,6 +71,15 @@ class Charge:
     cost: int
     geometry: Geometry
     key: str  # where the counters live (Redis key; also the in-process map key)
+
+    @property
+    def shadow(self) -> bool:
+        """True for a limit decided in shadow mode (it never refuses)."""
+        return self.capacity >= SHADOW_CAPACITY
+
+    def would_refuse(self, remaining: int) -> bool:
+        """For a shadow charge that admitted with `remaining` left: would the limit have refused?"""
+        return SHADOW_CAPACITY - remaining > self.spec.capacity
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,9 @@ class Decision:
     remaining: tuple[tuple[LimitRef, int], ...] = ()
     refusals: tuple[Refusal, ...] = ()
     backend: str = "local"  # which store decided: "redis" or "local"
+    # When asked for (`decide_hits`): per `remaining` entry, seconds until that limit's sliding
+    # window frees its next unit (the oldest counted bucket leaves it).
+    frees_in: tuple[float, ...] = ()
 
     @property
     def retry_after(self) -> float | None:
@@ -102,6 +129,12 @@ def limit_key(prefix: str, spec: LimitSpec, caller: str | None) -> str:
 def cooldown_scope(kind: str) -> str:
     """Which cool-down a 429 on a request of `kind` starts: its own kind's, or ACCOUNT_WIDE."""
     return kind if kind in KINDS_WITH_OWN_TOLOKA_LIMIT else ACCOUNT_WIDE
+
+
+def hits_cooldown_kind(hits: Sequence[Hit]) -> str:
+    """The kind whose own cool-down a decision over `hits` honours besides the account-wide one:
+    the first hit's kind that Toloka limits on its own, else none (ACCOUNT_WIDE)."""
+    return next((h.kind for h in hits if h.kind in KINDS_WITH_OWN_TOLOKA_LIMIT), ACCOUNT_WIDE)
 
 
 def cooldown_length(retry_after: float) -> float | None:
@@ -133,8 +166,9 @@ class ChargePlanner:
         self._share = share
         self._geometry: dict[float, Geometry] = {}
         self._cache: dict[tuple[str, int, str], tuple[Charge, ...]] = {}
+        self._hit_cache: dict[tuple[Hit, frozenset[str]], tuple[Charge, ...]] = {}
 
-    def _charge(self, spec: LimitSpec, tasks: int, caller: str | None) -> Charge:
+    def _charge(self, spec: LimitSpec, tasks: int, caller: str | None, shadow: bool = False) -> Charge:
         geometry = self._geometry.get(spec.period_s)
         if geometry is None:
             geometry = self._geometry[spec.period_s] = Geometry.for_period(spec.period_s)
@@ -142,7 +176,7 @@ class ChargePlanner:
             key=limit_key(self._settings.key_prefix, spec, caller),
             ref=LimitRef(spec.name, caller),
             spec=spec,
-            capacity=scaled_capacity(spec.capacity, self._share),
+            capacity=SHADOW_CAPACITY if shadow else scaled_capacity(spec.capacity, self._share),
             cost=spec.cost(tasks),
             geometry=geometry,
         )
@@ -163,3 +197,33 @@ class ChargePlanner:
             self._charge(s, tasks, caller) for s in self._settings.quota_for(caller) if s.applies_to(kind)
         ]
         return tuple(found)
+
+    def hit_charges(self, hit: Hit, shadow: frozenset[str] = frozenset()) -> tuple[Charge, ...]:
+        """The global limits that count `hit.kind` and, when it names a caller, that caller's
+        quota's; limits named in `shadow` are decided with SHADOW_CAPACITY."""
+        cache_key = (hit, shadow)
+        found = self._hit_cache.get(cache_key)
+        if found is None:
+            if len(self._hit_cache) >= PLAN_CACHE_SIZE:
+                self._hit_cache.clear()
+            specs: list[tuple[LimitSpec, str | None]] = [
+                (s, None) for s in self._settings.limits if s.applies_to(hit.kind)
+            ]
+            if hit.caller is not None:
+                quota = self._settings.quota_for(hit.caller)
+                specs += [(s, hit.caller) for s in quota if s.applies_to(hit.kind)]
+            found = tuple(self._charge(s, hit.tasks, c, s.name in shadow) for s, c in specs)
+            self._hit_cache[cache_key] = found
+        return found
+
+    def combined(self, hits: Sequence[Hit], shadow: frozenset[str] = frozenset()) -> tuple[Charge, ...]:
+        """The charges of several hits decided together: a limit several of them reach is charged
+        once, at the largest of their costs (they are one request seen through several
+        descriptors, not several requests)."""
+        by_key: dict[str, Charge] = {}
+        for hit in hits:
+            for charge in self.hit_charges(hit, shadow):
+                held = by_key.get(charge.key)
+                if held is None or charge.cost > held.cost:
+                    by_key[charge.key] = charge
+        return tuple(by_key.values())

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from gateway.clock import Clock
 from gateway.ratelimit.admission import AdmissionLimiter
-from gateway.ratelimit.decision import PLAN_CACHE_SIZE, Charge, Decision
+from gateway.ratelimit.decision import PLAN_CACHE_SIZE, Charge, Decision, Hit
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter
 from gateway.shared_state import RedisUnavailable
@@ -66,18 +67,43 @@ class FallbackRateLimiter(AdmissionLimiter):
 
     async def decide(self, kind: str, *, tasks: int, caller: str) -> Decision:
         """Redis's decision, or the local one while Redis is unreachable."""
+        return await self._routed(
+            lambda: self.primary.decide(kind, tasks=tasks, caller=caller),
+            lambda: self.fallback.decide(kind, tasks=tasks, caller=caller),
+            lambda: self.primary.planner.charges(kind, tasks=tasks, caller=caller),
+        )
+
+    async def decide_hits(
+        self, hits: Sequence[Hit], *, shadow: frozenset[str] = frozenset(), within_s: float | None = None
+    ) -> Decision:
+        """Redis's decision over every hit (bounded by `within_s`), or the local one while Redis
+        is unreachable or has not answered within `within_s`."""
+        return await self._routed(
+            lambda: self.primary.decide_hits(hits, shadow=shadow, within_s=within_s),
+            lambda: self.fallback.decide_hits(hits, shadow=shadow),
+            lambda: self.primary.planner.combined(hits, shadow),
+        )
+
+    async def _routed(
+        self,
+        on_redis: Callable[[], Awaitable[Decision]],
+        locally: Callable[[], Awaitable[Decision]],
+        charges: Callable[[], tuple[Charge, ...]],
+    ) -> Decision:
         if not self.health.down:
             try:
-                decision = await self.primary.decide(kind, tasks=tasks, caller=caller)
+                decision = await on_redis()
             except RedisUnavailable:
-                pass  # the guard tripped the health: seeded, and the local share decides
+                pass  # the guard tripped the health (seeded), or the caller's time ran out
             else:
-                self._note(self.primary.planner.charges(kind, tasks=tasks, caller=caller), decision)
+                self._note(charges(), decision)
                 return decision
         self.stats.degraded_decisions += 1
-        return await self.fallback.decide(kind, tasks=tasks, caller=caller)
+        return await locally()
 
-    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
+    async def _decide(
+        self, kind: str, charges: tuple[Charge, ...], *, frees: bool = False, within_s: float | None = None
+    ) -> Decision:
         # Never called: decide() routes to a backend, which plans its own (scaled) charges.
         raise NotImplementedError
 
@@ -115,13 +141,14 @@ class FallbackRateLimiter(AdmissionLimiter):
         at = self.fallback.clock.now()
         if decision.admitted:
             for charge, (_, remaining) in zip(charges, decision.remaining, strict=True):
-                self._reports[charge.key] = (charge, remaining, at)
+                if not charge.shadow:  # a shadow limit's remaining says nothing of the real one
+                    self._reports[charge.key] = (charge, remaining, at)
         else:
             for refusal in decision.refusals:
                 if refusal.limit is None or refusal.retry_after is None:
                     continue  # the cool-down, or a cost over the whole capacity: says nothing
                 for charge in charges:
-                    if charge.ref == refusal.limit:
+                    if charge.ref == refusal.limit and not charge.shadow:
                         self._reports[charge.key] = (charge, 0, at)  # less than its cost is left
         if len(self._reports) > self._reports_cap:  # bounded: callers are open-ended
             self._reports = {

@@ -35,7 +35,9 @@ class LocalRateLimiter(AdmissionLimiter):
         self._cooldown_until: dict[str, float] = {}  # scope (a kind, or ACCOUNT_WIDE) -> end
         self._since_sweep = 0
 
-    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
+    async def _decide(
+        self, kind: str, charges: tuple[Charge, ...], *, frees: bool = False, within_s: float | None = None
+    ) -> Decision:
         """Check and debit every charge at once; nothing awaits in between, so it is atomic."""
         now = self.clock.now()
         now_us = round(now * US)
@@ -59,7 +61,8 @@ class LocalRateLimiter(AdmissionLimiter):
                 journal.add(now_us, charge.cost)
         self._maybe_sweep(now_us)
         remaining = tuple((c.ref, c.capacity - w.total) for c, w in zip(charges, windows, strict=True))
-        return Decision(True, now, remaining=remaining)
+        frees_in = tuple(w.next_free_us(now_us) / US for w in windows) if frees else ()
+        return Decision(True, now, remaining=remaining, frees_in=frees_in)
 
     async def _set_cooldown(self, scope: str, length_s: float) -> None:
         """Hold back this process's requests of `scope` for `length_s` seconds."""

@@ -42,13 +42,17 @@ class RedisRateLimiter(AdmissionLimiter):
         self._acquire_script = shared.script(ACQUIRE_LUA)
         self._cooldown_script = shared.script(COOLDOWN_LUA)
 
-    async def _decide(self, kind: str, charges: tuple[Charge, ...]) -> Decision:
+    async def _decide(
+        self, kind: str, charges: tuple[Charge, ...], *, frees: bool = False, within_s: float | None = None
+    ) -> Decision:
         """One EVALSHA: check the cool-downs of `kind` and every charge, debit all or none."""
         keys = [self._cooldown(ACCOUNT_WIDE), self._cooldown(kind), *(c.key for c in charges)]
         args: list[int | str] = [self._time_override(), len(charges)]
         for c in charges:
             args += [c.capacity, c.cost, c.geometry.width_us, c.geometry.span]
-        reply = await self._run(self._acquire_script, keys, args)
+        if frees:
+            args.append(1)
+        reply = await self._run(self._acquire_script, keys, args, within_s)
         return _parse(reply, charges)
 
     async def _set_cooldown(self, scope: str, length_s: float) -> None:
@@ -81,16 +85,24 @@ class RedisRateLimiter(AdmissionLimiter):
     def _time_override(self) -> str:
         return "" if self._server_time is None else str(round(self._server_time() * US))
 
-    async def _run(self, script: LuaScript, keys: Sequence[str], args: Sequence[int | str]) -> Any:
-        async with self.shared.health.guard():
+    async def _run(
+        self,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[int | str],
+        within_s: float | None = None,
+    ) -> Any:
+        async with self.shared.health.guard(within_s=within_s):
             return await script(keys, args)
 
 
 def _parse(reply: list[int], charges: tuple[Charge, ...]) -> Decision:
     at = int(reply[1]) / US
     if int(reply[0]) == 1:
-        remaining = tuple((c.ref, int(r)) for c, r in zip(charges, reply[2:], strict=True))
-        return Decision(True, at, remaining=remaining, backend="redis")
+        n = len(charges)
+        remaining = tuple((c.ref, int(r)) for c, r in zip(charges, reply[2 : 2 + n], strict=True))
+        frees_in = tuple(int(f) / US for f in reply[2 + n :])
+        return Decision(True, at, remaining=remaining, backend="redis", frees_in=frees_in)
     refusals = []
     for index, wait_us in zip(reply[2::2], reply[3::2], strict=True):
         wait = None if int(wait_us) < 0 else int(wait_us) / US

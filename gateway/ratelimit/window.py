@@ -137,6 +137,13 @@ class SlidingWindow:
         need = self.total + cost - capacity
         return self.geometry.retry_after_us(now_us, list(self.buckets.items()), need)
 
+    def next_free_us(self, now_us: int) -> int:
+        """Microseconds until the oldest counted unit leaves the window (0 when none is counted)."""
+        self._evict(now_us)
+        if not self.buckets:
+            return 0
+        return self.geometry.retry_after_us(now_us, [next(iter(self.buckets.items()))], 1)
+
     def add(self, now_us: int, cost: int) -> None:
         """Count `cost` units in the current bucket."""
         index = now_us // self.geometry.width_us
