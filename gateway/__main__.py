@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("-h", "--help", action=_EmulatorHelp, help="show this help message and exit")
     emulator.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (default 127.0.0.1:8080)")
+    emulator.add_argument(
+        "--crowd-config",
+        metavar="FILE",
+        help="a JSON file of crowd settings, as POST /_emulator/crowd takes them (docs/emulator.md)",
+    )
     from gateway.cli import add_parser as add_client_parser
 
     add_client_parser(sub)
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "emulator":
         from gateway.emulator.server import run_forever
 
-        run_forever(args.listen)
+        run_forever(args.listen, crowd_config=args.crowd_config)
         return 0
     from gateway import settings as settings_mod
     from gateway.app import Gateway
