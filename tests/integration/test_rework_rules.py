@@ -375,28 +375,6 @@ def lock_settings(**kw: Any) -> ReworkSettings:
     )
 
 
-async def test_pool_lock_serialises_holders_on_two_replicas_when_sharing_redis(redis_url: str) -> None:
-    settings = lock_settings()
-    clients = [SharedRedis(connect_redis(redis_url)), SharedRedis(connect_redis(redis_url))]
-    locks = [build_pool_lock(settings, c) for c in clients]
-    events: list[str] = []
-
-    async def hold(n: int) -> None:
-        async with locks[n % 2].hold("9", call=Call()):
-            events.append(f"in{n}")
-            await asyncio.sleep(0.05)
-            events.append(f"out{n}")
-
-    try:
-        await asyncio.gather(*(hold(n) for n in range(4)))
-    finally:
-        for c in clients:
-            await c.close()
-    assert all(events[i][:2] == "in" and events[i + 1] == "out" + events[i][2:] for i in range(0, 8, 2)), (
-        events
-    )
-
-
 async def test_pool_lock_lease_is_renewed_while_held_and_freed_on_release(redis_url: str) -> None:
     settings = lock_settings(lock_lease_s=0.3)
     clients = [SharedRedis(connect_redis(redis_url)), SharedRedis(connect_redis(redis_url))]
