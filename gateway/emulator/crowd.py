@@ -1,6 +1,6 @@
 """The simulated crowd: seeded performers who take tasks of OPEN pools and submit assignments.
 
-Everything runs on the emulator's clock through `EmulatorState.schedule`, so a test that advances the
+Everything runs on the emulator's clock through `World.schedule`, so a test that advances the
 clock by a day sees a day of work at once, and nothing happens while the clock stands still.
 
 - A unit of work is a task (an assignment holding that one task) or a task suite (an assignment holding
@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import TYPE_CHECKING
 
 from gateway.emulator.crowd_settings import CrowdSettings, answer
 from gateway.emulator.quality import passes, skill_keys
 from gateway.emulator.wire import JSON
-
-if TYPE_CHECKING:
-    from gateway.emulator.state import EmulatorState
+from gateway.emulator.world import World
 
 _DAY_S = 86400.0
 _SCAN = 2000  # units looked at past the first unfinished one when a performer seeks work
@@ -64,7 +61,7 @@ class PoolCrowd:
 class Crowd:
     """Every pool's crowd plus the assignments; reset with the state."""
 
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: World) -> None:
         self.state = state
         self.enabled = True
         self.seed = 0

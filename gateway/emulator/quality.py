@@ -19,13 +19,11 @@ Conditions of one rule are AND-ed; a count compared with a string value (`"1"`) 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.emulator.tasks import set_overlap
 from gateway.emulator.wire import JSON
-
-if TYPE_CHECKING:
-    from gateway.emulator.state import EmulatorState
+from gateway.emulator.world import World
 
 _OPS = {
     "EQ": lambda a, b: a == b,
@@ -69,7 +67,7 @@ def matching_actions(pool: JSON, collector: str, facts: JSON) -> list[JSON]:
     return actions
 
 
-def apply_action(state: EmulatorState, action: JSON, unit: JSON) -> None:
+def apply_action(state: World, action: JSON, unit: JSON) -> None:
     """Carry out one action for one task or suite (only CHANGE_OVERLAP acts)."""
     if action.get("type") != "CHANGE_OVERLAP" or unit.get("infinite_overlap"):
         return
@@ -86,7 +84,7 @@ def apply_action(state: EmulatorState, action: JSON, unit: JSON) -> None:
         state.work_changed(unit["pool_id"])
 
 
-def on_assessment(state: EmulatorState, assignment: JSON, event: str) -> None:
+def on_assessment(state: World, assignment: JSON, event: str) -> None:
     """The requester accepted or rejected an assignment."""
     crowd = state.crowd
     unit = crowd.unit(crowd.unit_id(assignment))
@@ -105,7 +103,7 @@ def on_assessment(state: EmulatorState, assignment: JSON, event: str) -> None:
 
 
 def on_revocation(
-    state: EmulatorState, pool_id: str, user_id: str, reason: str, skill_id: str | None, *, bar: bool = True
+    state: World, pool_id: str, user_id: str, reason: str, skill_id: str | None, *, bar: bool = True
 ) -> int:
     """A performer lost access to a pool (`bar`: for good, not only while a filter fails); returns how many
     tasks (or suites) were given more overlap."""
@@ -128,9 +126,7 @@ def on_revocation(
     return touched
 
 
-def pools_in_scope(
-    state: EmulatorState, scope: str, pool_id: str | None, project_id: str | None
-) -> list[str]:
+def pools_in_scope(state: World, scope: str, pool_id: str | None, project_id: str | None) -> list[str]:
     """The pools a restriction of `scope` (POOL, PROJECT, ALL_PROJECTS) covers."""
     if scope == "POOL":
         return [pool_id] if pool_id in state.pools else []

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from gateway.emulator.wire import JSON, field_error, validation_error
-
-if TYPE_CHECKING:
-    from gateway.emulator.state import EmulatorState
+from gateway.emulator.world import World
 
 MAX_SYNC_ITEMS = 5000
 MAX_INPUT_VALUES_BYTES = 1_048_576
@@ -74,7 +72,7 @@ def validate_task(
     return errors, overlap
 
 
-def store_task(state: EmulatorState, item: JSON, overlap: int | None) -> JSON:
+def store_task(state: World, item: JSON, overlap: int | None) -> JSON:
     """Store a validated task and return its view."""
     pool_id = str(item["pool_id"])
     view = task_view(item, state.new_task_id(pool_id), state.timestamp(), overlap)
@@ -145,7 +143,7 @@ def task_view(item: JSON, task_id: str, created: str, overlap: int | None) -> JS
     return view
 
 
-def set_overlap(state: EmulatorState, unit: JSON, overlap: int | None, *, at_least_issued: bool) -> None:
+def set_overlap(state: World, unit: JSON, overlap: int | None, *, at_least_issued: bool) -> None:
     """Change a task's (or suite's) overlap; `remaining_overlap` is what is left after the issued ones."""
     issued = state.issued.get(unit["id"], 0)
     if overlap is None:
@@ -161,7 +159,7 @@ def set_overlap(state: EmulatorState, unit: JSON, overlap: int | None, *, at_lea
 
 
 def patch_unit(
-    state: EmulatorState, unit: JSON, body: JSON, extra: tuple[str, ...], *, at_least_issued: bool
+    state: World, unit: JSON, body: JSON, extra: tuple[str, ...], *, at_least_issued: bool
 ) -> None:
     """Apply a PATCH to a task or suite: `overlap` / `infinite_overlap` and the `extra` fields. 400 naming
     every field that cannot be patched or is invalid, and then nothing changes."""
