@@ -18,6 +18,7 @@ from gateway.operations.tracker import OperationTracker
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.rework import ReworkService, build_rework_service
+from gateway.rls import RateLimitServicer
 from gateway.rpc.auth import CallerAuth, server_credentials
 from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
@@ -103,7 +104,8 @@ class Gateway:
         s = self.settings
         base_url = await self._toloka_url()
         shared = self.shared = await self._connect_redis(s.redis_url) if s.redis_url else None
-        self.limiter = build_rate_limiter(s.limits, shared)
+        limiter = self.limiter = build_rate_limiter(s.limits, shared)
+        rls = s.rls.enabled  # Envoy's rate-limit service, answered from `limiter`
         self.dedupe = build_deduplicator(s.dedupe, shared)
         self.toloka = TolokaClient(
             settings=s.toloka, base_url=base_url, limiter=self.limiter, metrics=self.metrics
@@ -133,6 +135,7 @@ class Gateway:
             settings=s.server,
             metrics=self.metrics,
             credentials=server_credentials(s.auth),
+            rls=RateLimitServicer(limiter=limiter, settings=s.rls, metrics=self.metrics) if rls else None,
         )
         await self._server.start()
         from grpc_health.v1 import health_pb2

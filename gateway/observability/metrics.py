@@ -56,6 +56,30 @@ class GatewayMetrics:
             ["kind"],
             registry=r,
         )
+        self.rls_decisions = Counter(
+            f"{PREFIX}_rls_decisions",
+            "Rate-limit service descriptors decided, by domain, request kind and code (OK, OVER_LIMIT)",
+            ["domain", "kind", "code"],
+            registry=r,
+        )
+        self.rls_near_limit = Counter(
+            f"{PREFIX}_rls_near_limit",
+            "Rate-limit service descriptors admitted with 80% or more of their tightest limit used",
+            ["domain", "kind"],
+            registry=r,
+        )
+        self.rls_shadow_refusals = Counter(
+            f"{PREFIX}_rls_shadow_refusals",
+            "Requests a shadow-mode limit would have refused (admitted: shadow limits never refuse)",
+            ["domain", "limit"],
+            registry=r,
+        )
+        self.rls_seconds = Histogram(
+            f"{PREFIX}_rls_decision_duration_seconds",
+            "ShouldRateLimit latency inside the gateway (Envoy's filter times out at 20 ms by default)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+            registry=r,
+        )
         self._runner: web.AppRunner | None = None
         self._call_children: dict[tuple[str, str], Any] = {}
         self._latency_children: dict[str, Any] = {}
@@ -85,6 +109,12 @@ class GatewayMetrics:
             histogram = self._toloka_latency_children[kind] = self.toloka_seconds.labels(kind)
         counter.inc()
         histogram.observe(seconds)
+
+    def observe_rls(self, domain: str, kind: str, code: str, *, near_limit: bool) -> None:
+        """Count one rate-limit service descriptor's answer."""
+        self.rls_decisions.labels(domain, kind, code).inc()
+        if near_limit:
+            self.rls_near_limit.labels(domain, kind).inc()
 
     def watch(self, *, limiter: Any, dedupe: Any, operations: Any, pool_lock: Any = None) -> None:
         """Export the counters the limiter, dedupe store and poller keep, and every degraded flag."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.ratelimit.admission import AdmissionLimiter
 from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
-from gateway.ratelimit.limiter import RateLimiter
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter
 from gateway.settings import RateLimitSettings
@@ -13,7 +13,7 @@ from gateway.shared_state import SharedRedis
 
 def build_rate_limiter(
     settings: RateLimitSettings, shared: SharedRedis | None, *, clock: Clock = SYSTEM_CLOCK
-) -> RateLimiter:
+) -> AdmissionLimiter:
     """Redis with a degraded local fallback when `shared` is given; otherwise the whole limit locally."""
     if shared is None:
         return LocalRateLimiter(settings=settings, clock=clock, share=1.0)

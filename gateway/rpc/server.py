@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.observability.metrics import GatewayMetrics
+from gateway.rls import RLS_SERVICE_NAME, RateLimitServicer, add_to_server
 from gateway.rpc.auth import CallerAuth
 from gateway.rpc.incoming import RequestDecoder
 from gateway.rpc.interceptor import CallInterceptor
@@ -89,11 +90,12 @@ def build_server(
     settings: ServerSettings,
     metrics: GatewayMetrics | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    rls: RateLimitServicer | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
     """The server (not started), its health servicer, and the bound port.
 
     The servicer's methods run inside the `CallInterceptor` (auth, Call context, statuses, the
-    call log and metrics); health and reflection do not.
+    call log and metrics); health, reflection and Envoy's rate-limit service (`rls`) do not.
     """
     interceptor = CallInterceptor(service_name=SERVICE_NAME, auth=auth, metrics=metrics)
     server = grpc.aio.server(options=server_options(settings), interceptors=(interceptor,))
@@ -105,10 +107,15 @@ def build_server(
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    names = [
+        SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    ]
+    if rls is not None:
+        add_to_server(rls, server)
+        names.append(RLS_SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
     if credentials is None:
         port = server.add_insecure_port(settings.listen)
     else:

@@ -13,6 +13,8 @@ Where each group is parsed (one parser per group; `loader.load` runs them in thi
     observability.py  [observability]  ObservabilitySettings  observability_from
     config_only.py    [dedupe] [poller] [rework]  (config file only, through apply_table)
     auth.py           [auth]           AuthSettings           auth_from
+    rls.py            [rls]            RlsSettings            rls_from (shadow limits checked
+                                                                         against [rate_limits])
     loader.py         Settings (every group) and load(); `redis_url` and REDIS_PASSWORD are read there
 
 The request kinds (`gateway.request_kinds`) and `LimitSpec` (`gateway.limit_spec`) live on the
@@ -27,6 +29,7 @@ from gateway.settings.loader import Settings, load
 from gateway.settings.observability import ObservabilitySettings
 from gateway.settings.parsing import SettingsError, parse_duration
 from gateway.settings.rate_limits import RateLimitSettings, default_limits
+from gateway.settings.rls import RlsSettings
 from gateway.settings.server import ServerSettings
 from gateway.settings.toloka import EMULATOR, TolokaSettings
 
@@ -41,6 +44,7 @@ __all__ = [
     "PollerSettings",
     "RateLimitSettings",
     "ReworkSettings",
+    "RlsSettings",
     "ServerSettings",
     "Settings",
     "SettingsError",

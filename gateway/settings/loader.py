@@ -12,6 +12,7 @@ from gateway.settings.config_only import DedupeSettings, PollerSettings, ReworkS
 from gateway.settings.observability import ObservabilitySettings, observability_from
 from gateway.settings.parsing import apply_table, read_config, section
 from gateway.settings.rate_limits import RateLimitSettings, rate_limits_from
+from gateway.settings.rls import RlsSettings, rls_from
 from gateway.settings.server import ServerSettings, server_from
 from gateway.settings.toloka import TolokaSettings, toloka_from
 
@@ -31,6 +32,7 @@ class Settings:
     rework: ReworkSettings = field(default_factory=ReworkSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     redis_password: str = field(default="", repr=False)
+    rls: RlsSettings = field(default_factory=RlsSettings)
 
 
 def load(
@@ -63,4 +65,5 @@ def load(
         rework=apply_table(ReworkSettings(), section(config, "rework"), "rework"),
         auth=auth_from(section(config, "auth"), env),
         redis_password=env.get("REDIS_PASSWORD", ""),
+        rls=rls_from(section(config, "rls"), env, rate),
     )

@@ -1,0 +1,88 @@
+"""Fixtures for the rate-limit service suites: a real gateway (gRPC, real Redis) and request builders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
+
+from gateway.emulator.server import EmulatorServer
+from tests.support.gateway_harness import InProcessGateway, start_gateway, write_config
+
+# A small account-wide limit, a task-counted create_tasks limit, one caller's quota; while Redis is
+# down a replica holds 40% of each (2 of the account's 5).
+LIMITS = """
+[rate_limits]
+degraded_share = 0.4
+limits = [
+  { name = "account", capacity = 5, period = "1m" },
+  { name = "tasks", kinds = ["create_tasks"], capacity = 10, period = "1m", unit = "tasks" },
+]
+[rate_limits.callers]
+svc = [{ name = "svc_quota", capacity = 2, period = "1m" }]
+"""
+
+StartGateway = Callable[..., Awaitable[InProcessGateway]]
+
+
+def request(*descriptors: dict[str, Any], domain: str = "toloka", hits: int = 0) -> Any:
+    """A RateLimitRequest; each descriptor is its entries, plus "hits" for its own hits_addend."""
+    out = rls_pb2.RateLimitRequest(domain=domain, hits_addend=hits)
+    for d in descriptors:
+        entries = dict(d)
+        own_hits = entries.pop("hits", None)
+        descriptor = ratelimit_pb2.RateLimitDescriptor(
+            entries=[ratelimit_pb2.RateLimitDescriptor.Entry(key=k, value=v) for k, v in entries.items()]
+        )
+        if own_hits is not None:
+            descriptor.hits_addend.value = own_hits
+        out.descriptors.append(descriptor)
+    return out
+
+
+def rls(gw: InProcessGateway) -> Any:
+    """A RateLimitService stub on the gateway's own channel."""
+    return rls_pb2_grpc.RateLimitServiceStub(gw.channel)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[EmulatorServer]:
+    async with EmulatorServer() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def make_gateway(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterator[StartGateway]:
+    """Starts gateways in front of the emulator with LIMITS plus `config`; closes them after the test."""
+    started: list[InProcessGateway] = []
+
+    async def start(config: str = "", redis_url: str = "") -> InProcessGateway:
+        path = write_config(tmp_path, LIMITS + config)
+        gw = await start_gateway(toloka_url=emulator.url, config_path=path, redis_url=redis_url)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        await gw.close()
+
+
+@pytest.fixture
+async def hung_redis_url() -> AsyncIterator[str]:
+    """A TCP server that accepts every connection and never sends a byte."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_stall(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await asyncio.Event().wait()
+
+    server = await asyncio.start_server(accept_and_stall, "127.0.0.1", 0)
+    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    for writer in held:
+        writer.close()
+    server.close()

@@ -1,0 +1,54 @@
+"""The rate-limit service without Redis: the degraded local share answers, never slower than
+Envoy's filter timeout (20 ms), and never open by surprise.
+
+Timings are real time on purpose: what is measured is how long a real gateway makes Envoy wait.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.rls.conftest import StartGateway, request, rls
+from tests.support.gateway_harness import InProcessGateway
+from tests.support.redis_servers import redis_server
+
+ENVOY_FILTER_TIMEOUT_S = 0.020
+
+
+async def timed_answers(gw: InProcessGateway, n: int) -> tuple[list[int], float]:
+    """n ShouldRateLimit calls, each with Envoy's default timeout as its deadline: codes, slowest."""
+    await health_pb2_grpc.HealthStub(gw.channel).Check(health_pb2.HealthCheckRequest())  # connected
+    found: list[int] = []
+    slowest = 0.0
+    for _ in range(n):
+        start = time.perf_counter()
+        reply: Any = await rls(gw).ShouldRateLimit(
+            request({"kind": "get_pool"}), timeout=ENVOY_FILTER_TIMEOUT_S
+        )
+        slowest = max(slowest, time.perf_counter() - start)
+        found.append(reply.overall_code)
+    return found, slowest
+
+
+async def test_local_share_answers_within_the_filter_timeout_when_redis_is_down(
+    make_gateway: StartGateway,
+) -> None:
+    with redis_server() as server:
+        gw = await make_gateway(redis_url=server.url)
+        server.stop()
+        codes, slowest = await timed_answers(gw, 4)
+    assert codes == [1, 1, 2, 2]  # OK, OK, then OVER_LIMIT: the local share is 2 of 5
+    assert slowest < ENVOY_FILTER_TIMEOUT_S
+    assert gw.gateway.degraded
+
+
+async def test_local_share_answers_within_the_filter_timeout_when_redis_hangs(
+    make_gateway: StartGateway, hung_redis_url: str
+) -> None:
+    gw = await make_gateway(redis_url=hung_redis_url)
+    codes, slowest = await timed_answers(gw, 4)
+    assert codes == [1, 1, 2, 2]
+    assert slowest < ENVOY_FILTER_TIMEOUT_S
