@@ -34,6 +34,12 @@ def _serve_parser(sub: Any) -> None:
         formatter_class=RAW,
     )
     serve.add_argument("--listen", help="gRPC address (env GATEWAY_LISTEN, default [::]:50051)")
+    serve.add_argument(
+        "--rest-listen",
+        metavar="HOST:PORT",
+        help="serve Toloka's REST API (/api/v1) here too, for toloka-kit and any HTTP client "
+        "(env GATEWAY_REST_LISTEN; off by default)",
+    )
     serve.add_argument("--toloka-url", help="Toloka base URL or 'emulator' (env TOLOKA_URL)")
     serve.add_argument("--redis-url", help="Redis URL; unset means in-process state (env REDIS_URL)")
     serve.add_argument("--metrics-listen", help="Prometheus address (env GATEWAY_METRICS_LISTEN)")
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             redis_url=args.redis_url,
             metrics_listen=args.metrics_listen,
             shutdown_delay=args.shutdown_delay,
+            rest_listen=args.rest_listen,
         )
     except SettingsError as e:
         print(f"toloka-gateway: configuration error: {e}", file=sys.stderr)

@@ -17,6 +17,7 @@ from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
+from gateway.rest import RestFront
 from gateway.rework import ReworkService, build_rework_service
 from gateway.rls import RateLimitServicer
 from gateway.rpc.auth import CallerAuth, server_credentials
@@ -51,6 +52,8 @@ class Gateway:
         self.rework: ReworkService | None = None
         self.metrics = GatewayMetrics()
         self.metrics_port = 0
+        self.rest: RestFront | None = None
+        self.rest_port = 0
         self._health_updates: set[asyncio.Task[None]] = set()
 
     @property
@@ -129,9 +132,10 @@ class Gateway:
         self.metrics.watch_retry_budget(self.toloka.retry_budget)
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
+        auth = CallerAuth(settings=s.auth, metadata_key=s.server.caller_metadata_key)
         self._server, self._health, self.port = build_server(
             servicer=servicer,
-            auth=CallerAuth(settings=s.auth, metadata_key=s.server.caller_metadata_key),
+            auth=auth,
             settings=s.server,
             metrics=self.metrics,
             credentials=server_credentials(s.auth),
@@ -149,6 +153,16 @@ class Gateway:
                 else health_pb2.HealthCheckResponse.SERVING
             )
             await self._health.set(REDIS_HEALTH_SERVICE, status)
+        if s.rest.listen:
+            self.rest = RestFront(
+                settings=s.rest,
+                auth=auth,
+                toloka=self.toloka,
+                caller_header=s.server.caller_metadata_key,
+                metrics=self.metrics,
+            )
+            self.rest_port = await self.rest.start()
+            log.info("REST front serving", extra={"rest_listen": s.rest.listen, "rest_port": self.rest_port})
         log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -157,6 +171,8 @@ class Gateway:
             await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(self.settings.server.grace_s if grace is None else grace)
+        if self.rest is not None:
+            await self.rest.close()
         lock = self.rework.lock if self.rework is not None else None
         # Dedupe first: creates whose callers left still finish (and remember their operations).
         for part in (self.dedupe, self.operations, lock, self.limiter, self.toloka):

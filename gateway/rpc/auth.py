@@ -68,19 +68,62 @@ class CallerAuth:
             )
         return caller or ANONYMOUS
 
+    def identify_http(self, authorization: str, caller_id: str) -> str:
+        """The caller of a REST request: its gateway token in `Authorization: OAuth|ApiKey|Bearer <token>`
+        in token mode, else `caller_id` (the caller metadata key as a header) or anonymous.
+
+        In mTLS mode the REST front has no client certificate to read, so every request is refused.
+        """
+        mode = self._settings.mode
+        if mode == "token":
+            scheme, _, token = authorization.strip().partition(" ")
+            if scheme.lower() not in ("oauth", "apikey", "bearer") or not token.strip():
+                raise errors.Unauthenticated(
+                    "send your gateway token as `Authorization: OAuth <token>`", reason="MISSING_TOKEN"
+                )
+            return self._caller_of(token)
+        if mode == "mtls":
+            raise errors.Unauthenticated(
+                "this gateway identifies callers by client certificate, which the REST front cannot read",
+                reason="NO_CLIENT_CERTIFICATE",
+            )
+        if not caller_id and self._settings.require_known_callers:
+            raise errors.Unauthenticated(
+                f"no caller identity: set the `{self._metadata_key}` header", reason="NO_CALLER_IDENTITY"
+            )
+        return caller_id or ANONYMOUS
+
+    def authorize_http(self, caller: str, method: str, path: str) -> None:
+        """PermissionDenied (or Unauthenticated for an unknown caller) unless the REST request is allowed."""
+        perms = self._settings.permissions_for(caller)
+        if perms is None:
+            raise errors.Unauthenticated(
+                f"caller {caller!r} is not known to this gateway", reason="UNKNOWN_CALLER"
+            )
+        if not perms.allows_rest(method, path):
+            raise errors.PermissionDenied(
+                f"caller {caller!r} may not send {method} {path}",
+                reason="REQUEST_NOT_ALLOWED",
+                metadata={"caller": caller, "method": method},
+            )
+
     def _from_token(self, header: str) -> str:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise errors.Unauthenticated(
                 "send `authorization: Bearer <token>` metadata", reason="MISSING_BEARER_TOKEN"
             )
+        return self._caller_of(token)
+
+    def _caller_of(self, token: str) -> str:
+        """The caller whose token this is, or Unauthenticated."""
         presented = hashlib.sha256(token.strip().encode()).digest()
         found = ""
         for caller, expected in self._tokens.items():  # every entry compared: no early exit
             if hmac.compare_digest(presented, expected):
                 found = caller
         if not found:
-            raise errors.Unauthenticated("the bearer token is not valid", reason="INVALID_BEARER_TOKEN")
+            raise errors.Unauthenticated("the token is not valid", reason="INVALID_BEARER_TOKEN")
         return found
 
     def allowed_pools(self, caller: str) -> frozenset[str] | None:

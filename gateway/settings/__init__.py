@@ -13,6 +13,7 @@ Where each group is parsed (one parser per group; `loader.load` runs them in thi
     observability.py  [observability]  ObservabilitySettings  observability_from
     config_only.py    [dedupe] [poller] [rework]  (config file only, through apply_table)
     auth.py           [auth]           AuthSettings           auth_from
+    rest.py           [rest]           RestSettings           rest_from (the REST front)
     rls.py            [rls]            RlsSettings            rls_from (shadow limits checked
                                                                          against [rate_limits])
     loader.py         Settings (every group) and load(); `redis_url` and REDIS_PASSWORD are read there
@@ -29,6 +30,7 @@ from gateway.settings.loader import Settings, load
 from gateway.settings.observability import ObservabilitySettings
 from gateway.settings.parsing import SettingsError, parse_duration
 from gateway.settings.rate_limits import RateLimitSettings, default_limits
+from gateway.settings.rest import RestSettings
 from gateway.settings.rls import RlsSettings
 from gateway.settings.server import ServerSettings
 from gateway.settings.toloka import EMULATOR, TolokaSettings
@@ -43,6 +45,7 @@ __all__ = [
     "ObservabilitySettings",
     "PollerSettings",
     "RateLimitSettings",
+    "RestSettings",
     "ReworkSettings",
     "RlsSettings",
     "ServerSettings",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from typing import Any, Literal, cast
 
 from gateway.settings.parsing import SettingsError, apply_table
@@ -14,14 +15,24 @@ ALL = "*"
 
 @dataclass(frozen=True)
 class CallerPermissions:
-    """What one caller may do: gRPC method names and Toloka pool ids ("*" = any)."""
+    """What one caller may do: gRPC method names, REST requests and Toloka pool ids ("*" = any).
+
+    A `rest` entry is an HTTP method ("GET": read-only), or a method and a path pattern
+    ("POST /api/v1/pools/*/open"; `*` matches within and across path segments), or "*".
+    """
 
     methods: frozenset[str] = frozenset({ALL})
     pools: frozenset[str] = frozenset({ALL})
+    rest: frozenset[str] = frozenset({ALL})
 
     def allows_method(self, method: str) -> bool:
         """True when `method` (e.g. "SetReworkRules") is allowed."""
         return ALL in self.methods or method in self.methods
+
+    def allows_rest(self, method: str, path: str) -> bool:
+        """True when the REST request `method path` (path without query) is allowed."""
+        request = f"{method.upper()} {path}"
+        return any(rule in (ALL, method.upper()) or fnmatchcase(request, rule) for rule in self.rest)
 
     def allows_pool(self, pool_id: str) -> bool:
         """True when `pool_id` is allowed."""
@@ -58,12 +69,16 @@ class AuthSettings:
 def _permissions(table: Any, where: str) -> CallerPermissions:
     if not isinstance(table, Mapping):
         raise SettingsError(f"config [{where}] must be a table with `methods` and `pools` lists")
-    unknown = set(table) - {"methods", "pools"}
+    unknown = set(table) - {"methods", "pools", "rest"}
     if unknown:
         raise SettingsError(f"config [{where}]: unknown key(s) {sorted(unknown)}")
+    methods = frozenset(str(m) for m in table.get("methods", [ALL]))
+    # A caller limited to some gRPC methods gets no REST requests unless they are listed.
+    rest_default = [ALL] if ALL in methods else []
     return CallerPermissions(
-        methods=frozenset(str(m) for m in table.get("methods", [ALL])),
+        methods=methods,
         pools=frozenset(str(p) for p in table.get("pools", [ALL])),
+        rest=frozenset(str(r).strip() for r in table.get("rest", rest_default)),
     )
 
 

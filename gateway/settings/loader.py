@@ -12,6 +12,7 @@ from gateway.settings.config_only import DedupeSettings, PollerSettings, ReworkS
 from gateway.settings.observability import ObservabilitySettings, observability_from
 from gateway.settings.parsing import apply_table, read_config, section
 from gateway.settings.rate_limits import RateLimitSettings, rate_limits_from
+from gateway.settings.rest import RestSettings, rest_from
 from gateway.settings.rls import RlsSettings, rls_from
 from gateway.settings.server import ServerSettings, server_from
 from gateway.settings.toloka import TolokaSettings, toloka_from
@@ -32,6 +33,7 @@ class Settings:
     rework: ReworkSettings = field(default_factory=ReworkSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     redis_password: str = field(default="", repr=False)
+    rest: RestSettings = field(default_factory=RestSettings)
     rls: RlsSettings = field(default_factory=RlsSettings)
 
 
@@ -44,6 +46,7 @@ def load(
     redis_url: str | None = None,
     metrics_listen: str | None = None,
     shutdown_delay: str | None = None,
+    rest_listen: str | None = None,
 ) -> Settings:
     """Build Settings from flags (the keyword arguments), environment and config file."""
     env = os.environ if env is None else env
@@ -65,5 +68,6 @@ def load(
         rework=apply_table(ReworkSettings(), section(config, "rework"), "rework"),
         auth=auth_from(section(config, "auth"), env),
         redis_password=env.get("REDIS_PASSWORD", ""),
+        rest=rest_from(section(config, "rest"), env, listen=rest_listen),
         rls=rls_from(section(config, "rls"), env, rate),
     )

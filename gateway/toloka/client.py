@@ -53,6 +53,7 @@ from gateway.request_kinds import (
 )
 from gateway.settings import TolokaSettings
 from gateway.toloka import error_map
+from gateway.toloka.relay import Relayed, end_to_end_headers, redact
 from gateway.toloka.request import BeforeSend, Idempotency, Reply, Settle, TolokaRequest
 from gateway.toloka.retry_budget import RetryBudget
 from gateway.toloka.retry_policy import Failure, RetryPolicy, parse_retry_after
@@ -101,6 +102,10 @@ class TolokaClient:
             self._headers["Authorization"] = "OAuth emulator"
         if settings.act_under_account_id:
             self._headers["X-Act-Under-Account-ID"] = settings.act_under_account_id
+        # Blanked out of every relayed error body (Toloka may echo the request's headers).
+        self._secrets = tuple(
+            v.encode() for v in (settings.api_key.strip(), self._headers.get("Authorization", "")) if v
+        )
 
     @property
     def retry_budget(self) -> RetryBudget:
@@ -249,7 +254,11 @@ class TolokaClient:
         timeout = self._retry.attempt_timeout(call.remaining(), cut_at_deadline=request.cut_at_deadline)
         sent_at = time.perf_counter()
         try:
-            status, data, headers = await self._exchange(request, timeout)
+            if request.relay:
+                status, data, headers, relayed = await self._exchange_relayed(request, timeout)
+            else:
+                status, data, headers = await self._exchange(request, timeout)
+                relayed = None
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._observe(request.kind, "network", sent_at)
             sent = not isinstance(exc, aiohttp.ClientConnectorError)
@@ -257,7 +266,7 @@ class TolokaClient:
             return Failure(error_map.network_error(sent=sent), may_have_acted=sent)
         self._observe(request.kind, str(status), sent_at)
         if status < 300:
-            return Reply(status, data)
+            return Reply(status, data, relayed)
         retry_after = parse_retry_after(headers.get("Retry-After"))
         failure = error_map.error_from_response(
             status, data, retry_after=retry_after, field_prefix=request.field_prefix
@@ -268,34 +277,75 @@ class TolokaClient:
             await self._limiter.report_throttled(retry_after or DEFAULT_THROTTLE_S, kind=request.kind)
         if not self._retry.retries(status):
             self._retry.budget.on_success()  # a definite answer: Toloka is up
+            if relayed is not None and not error_map.is_credentials_rejected(status, data):
+                return Reply(status, data, relayed)  # the caller acts on Toloka's own refusal
             raise failure
         return Failure(failure, may_have_acted=status >= 500)  # 408 and 429: Toloka did not act on it
+
+    async def relay(self, request: TolokaRequest, call: Call) -> Reply:
+        """Send a relayed request (`request.relay`) through `_send`; the caller releases `reply.relayed`."""
+        assert request.relay, "relay() takes relayed requests only"
+        return await self._send(request, call)
 
     async def _exchange(self, request: TolokaRequest, limit_s: float) -> tuple[int, Any, Mapping[str, str]]:
         """One HTTP request: status, parsed JSON body (None when empty or not JSON) and headers."""
         if self._session is None:
             await self.start()
         assert self._session is not None
-        body = request.body
-        headers = {"Content-Type": "application/json"} if body is not None else None
-        # aiohttp streams large bodies from a file-like object without blocking the event loop.
-        data: bytes | io.BytesIO | None = (
-            io.BytesIO(body) if body is not None and len(body) > LARGE_BODY else body
-        )
         async with self._session.request(
             request.method,
             URL(request.url(self._base), encoded=True),  # built once; aiohttp would parse and re-encode it
-            data=data,
-            headers=headers,
+            data=_body_data(request.body),
+            headers=_body_headers(request.body),
             # aiohttp rounds a timeout above ceil_threshold (5 s) up to a whole second, which
             # would let an attempt outlive the caller's deadline: never round.
             timeout=aiohttp.ClientTimeout(total=limit_s, ceil_threshold=math.inf),
         ) as resp:
             return resp.status, _json_or_none(await resp.read()), resp.headers
 
+    async def _exchange_relayed(
+        self, request: TolokaRequest, limit_s: float
+    ) -> tuple[int, Any, Mapping[str, str], Relayed]:
+        """One relayed HTTP request: a 2xx body is left in the connection, any other is read.
+
+        `limit_s` bounds connecting and each wait for bytes, not the whole body: a large page
+        streams for as long as it keeps coming.
+        """
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        resp = await self._session.request(
+            request.method,
+            URL(request.url(self._base), encoded=True),
+            data=_body_data(request.body),
+            headers=_body_headers(request.body),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=limit_s, sock_read=limit_s, ceil_threshold=math.inf
+            ),
+        )
+        relayed = Relayed(resp.status, end_to_end_headers(resp.headers))
+        if resp.status < 300:
+            relayed.response = resp
+            return resp.status, None, resp.headers, relayed
+        try:
+            raw = redact(await resp.read(), self._secrets)
+        finally:
+            resp.release()
+        relayed.body = raw
+        return resp.status, _json_or_none(raw), resp.headers, relayed
+
     def _observe(self, kind: str, outcome: str, sent_at: float) -> None:
         if self._metrics is not None:
             self._metrics.observe_toloka(kind, outcome, time.perf_counter() - sent_at)
+
+
+def _body_data(body: bytes | None) -> bytes | io.BytesIO | None:
+    """What aiohttp sends: a large body from a file-like object, streamed without blocking the loop."""
+    return io.BytesIO(body) if body is not None and len(body) > LARGE_BODY else body
+
+
+def _body_headers(body: bytes | None) -> dict[str, str] | None:
+    return {"Content-Type": "application/json"} if body is not None else None
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -50,6 +50,12 @@ def _rate_limited(
     )
 
 
+def is_credentials_rejected(status: int, body: Any) -> bool:
+    """Toloka refused the gateway's own key (never relayed as the caller's problem)."""
+    code = body.get("code") if isinstance(body, dict) else None
+    return status == 401 or code in _CREDENTIAL_CODES
+
+
 def error_from_response(
     status: int, body: Any, *, retry_after: float | None, field_prefix: str = ""
 ) -> errors.GatewayError:
@@ -62,7 +68,7 @@ def error_from_response(
         "toloka_request_id": str(data.get("request_id") or ""),
         "metadata": {"http_status": str(status)},
     }
-    if code in _CREDENTIAL_CODES or status == 401:
+    if is_credentials_rejected(status, data):
         return errors.Internal(
             "Toloka rejected the gateway's own credentials; the operator must fix TOLOKA_API_KEY",
             reason="TOLOKA_CREDENTIALS_REJECTED",

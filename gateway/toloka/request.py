@@ -9,16 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from gateway.toloka.relay import Relayed
 
 
 @dataclass(frozen=True)
 class Reply:
-    """A 2xx answer: status and parsed JSON body (None for an empty body)."""
+    """A 2xx answer: status and parsed JSON body (None for an empty body).
+
+    A relayed request's answer (`TolokaRequest.relay`) has `relayed` instead of `data`: any status
+    but a retryable one, its body unread when 2xx; the caller must `release()` it.
+    """
 
     status: int
     data: Any
+    relayed: Relayed | None = None
 
 
 Settle = Callable[[], Awaitable[Reply | None]]
@@ -57,6 +65,9 @@ class TolokaRequest:
     cost: int = 1  # tasks carried, for limits counted in tasks
     field_prefix: str = ""  # prefixed to the paths of Toloka's validation violations
     idempotency: Idempotency = field(default=REPEATABLE)
+    # Relay the answer as it came (the REST front): the body is not parsed, a 2xx body is streamed,
+    # and a definite refusal (4xx but 401 and the retryable ones) is an answer, not an error.
+    relay: bool = False
 
     @property
     def cut_at_deadline(self) -> bool:

@@ -1,0 +1,13 @@
+"""The REST front: Toloka's own REST API on its own listener, so unchanged toloka-kit code (and any
+HTTP client) reaches Toloka through the gateway's limits, dedupe and poller, with the gateway's key.
+
+    front.py        RestFront: the listener, and around every request the Call, auth, the path
+                    check, Toloka-shaped refusals, the call log line and metrics
+    passthrough.py  any /api/v1 request through TolokaClient's choke point, relayed back (streamed)
+    routes.py       a request's kind (for the limits) and path template (for logs and metrics)
+    errors.py       the ONLY domain error -> REST answer map (Toloka's error body)
+"""
+
+from gateway.rest.front import RestFront
+
+__all__ = ["RestFront"]

@@ -1,0 +1,174 @@
+"""`RestFront`: Toloka's REST API (`/api/v1/...`) on its own listener, in front of the one choke point.
+
+Around every request, in order: a `Call` (request id, deadline from `X-Request-Timeout`), the
+caller's identity (its gateway token in `Authorization`, checked as gRPC tokens are, then dropped)
+and permissions, the path check, then the handler; any refusal is answered in Toloka's shape
+(`rest.errors`), and one call log line and the call metrics are written, labelled with the path
+template, never the path with its ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.call import Call
+from gateway.observability.metrics import GatewayMetrics
+from gateway.rest.errors import error_response, http_error_response, toloka_error
+from gateway.rest.passthrough import FORWARDED_METHODS, Relay, passthrough
+from gateway.rest.routes import API_ROOT, template_of
+from gateway.settings import RestSettings, SettingsError, parse_duration
+
+log = logging.getLogger("gateway.calls")
+CALL_KEY = web.RequestKey("call", Call)
+TIMEOUT_HEADER = "X-Request-Timeout"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpAuth(Protocol):
+    """Caller identity and permissions for REST requests (`gateway.rpc.auth.CallerAuth`)."""
+
+    def identify_http(self, authorization: str, caller_id: str) -> str:
+        """The caller's name, or Unauthenticated."""
+        ...
+
+    def authorize_http(self, caller: str, method: str, path: str) -> None:
+        """PermissionDenied / Unauthenticated unless the request is allowed."""
+        ...
+
+    def allowed_pools(self, caller: str) -> frozenset[str] | None:
+        """The pools the caller may use, or None for every pool."""
+        ...
+
+
+def request_deadline(call: Call, header: str | None) -> float | None:
+    """The deadline an `X-Request-Timeout` (seconds, or a duration such as 500ms) gives, or None."""
+    if not header:
+        return None
+    try:
+        seconds = parse_duration(header, name=TIMEOUT_HEADER)
+    except SettingsError as e:
+        raise errors.InvalidArgument(str(e), reason="BAD_REQUEST_TIMEOUT") from None
+    if seconds <= 0:
+        raise errors.InvalidArgument(f"{TIMEOUT_HEADER} must be positive", reason="BAD_REQUEST_TIMEOUT")
+    return call.clock.now() + seconds
+
+
+def _check_path(request: web.Request) -> None:
+    """NotFound for a path outside /api/v1 or one with `.`/`..` segments (never forwarded)."""
+    raw = request.rel_url.raw_path
+    segments = request.path.split("/")
+    if not raw.startswith(API_ROOT + "/") or "." in segments or ".." in segments or "%2e" in raw.lower():
+        raise errors.NotFound(
+            f"{request.path} is not a Toloka API path (/api/v1/...)", reason="NOT_AN_API_PATH"
+        )
+    if request.method not in FORWARDED_METHODS:
+        raise web.HTTPMethodNotAllowed(request.method, sorted(FORWARDED_METHODS))
+
+
+class RestFront:
+    """The REST listener: one aiohttp application, one passthrough handler."""
+
+    def __init__(
+        self,
+        *,
+        settings: RestSettings,
+        auth: HttpAuth,
+        toloka: Relay,
+        caller_header: str,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self._settings = settings
+        self._auth = auth
+        self._toloka = toloka
+        self._caller_header = caller_header
+        self._metrics = metrics
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.app = web.Application(middlewares=[self._around], client_max_size=settings.max_body_bytes)
+        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    async def start(self) -> int:
+        """Listen on `settings.listen`; returns the bound port."""
+        host, _, port = self._settings.listen.rpartition(":")
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host.strip("[]") or None, int(port))
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else int(port)
+        return self.port
+
+    async def close(self) -> None:
+        """Stop listening; in-flight requests end."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        return await passthrough(request, request[CALL_KEY], self._toloka)
+
+    def _admit(self, request: web.Request, call: Call) -> None:
+        """Identify and authorise the caller, then check the path and the deadline."""
+        call.caller = self._auth.identify_http(
+            request.headers.get("Authorization", ""), request.headers.get(self._caller_header, "")
+        )
+        self._auth.authorize_http(call.caller, request.method, request.path)
+        call.pools = self._auth.allowed_pools(call.caller)
+        _check_path(request)
+        call.deadline = request_deadline(call, request.headers.get(TIMEOUT_HEADER))
+
+    @web.middleware
+    async def _around(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        call = Call()
+        request[CALL_KEY] = call
+        try:
+            self._admit(request, call)
+            response = await handler(request)
+        except errors.GatewayError as e:
+            response = error_response(e, request_id=call.request_id)
+        except web.HTTPException as e:
+            response = http_error_response(e, request_id=call.request_id)
+        except Exception as e:
+            log.error("unhandled error", exc_info=e, extra={"request_id": call.request_id})
+            response = toloka_error(
+                500,
+                "INTERNAL_ERROR",
+                f"internal error; quote request id {call.request_id}",
+                request_id=call.request_id,
+            )
+        finally:
+            call.release_held()
+        self._log(request, call, response.status, started)
+        return response
+
+    def _log(self, request: web.Request, call: Call, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        method = f"{request.method} {template_of_path(request.path)}"
+        if self._metrics is not None:
+            self._metrics.observe_call(method, str(status), elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "call",
+                extra={
+                    "method": method,
+                    "caller": call.caller,
+                    "status": str(status),
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": call.request_id,
+                    "toloka_request_ids": call.toloka_request_ids,
+                },
+            )
+
+
+def template_of_path(path: str) -> str:
+    """The template a log line and the metrics name a request by (paths outside the API: one label)."""
+    if not path.startswith(API_ROOT + "/"):
+        return "(not an API path)"
+    return API_ROOT + template_of(path[len(API_ROOT) :])

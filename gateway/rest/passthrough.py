@@ -1,0 +1,115 @@
+"""The passthrough: any `/api/v1` request, sent through the one choke point and relayed back.
+
+The body is read (bounded by the configured size: a request must be re-sendable after a retryable
+failure), checked to be JSON, and sent with the gateway's key; the caller's headers are not sent on.
+Toloka's answer comes back with its status and body; a 2xx body is streamed chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from gateway import errors
+from gateway.call import Call
+from gateway.request_kinds import KIND_POOL_ACTION
+from gateway.rest.routes import API_ROOT, Route, classify, pools_named
+from gateway.toloka.request import Idempotency, Reply, TolokaRequest
+
+log = logging.getLogger(__name__)
+
+# Methods that may be re-sent after Toloka may have acted: idempotent by HTTP, plus the pool
+# actions (opening an open pool changes nothing). Any other POST or PATCH is never re-sent blind.
+_REPEATABLE_METHODS = frozenset({"GET", "PUT", "DELETE"})
+FORWARDED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+class Relay(Protocol):
+    """What the passthrough needs of the Toloka client."""
+
+    async def relay(self, request: TolokaRequest, call: Call) -> Reply:
+        """Send `request` through the choke point; the answer's `relayed` must be released."""
+        ...
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON body (None when empty), or InvalidArgument naming what is wrong."""
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise errors.InvalidArgument(
+            f"the request body is not JSON: {e.msg} (line {e.lineno}, column {e.colno})",
+            reason="BODY_NOT_JSON",
+        ) from None
+
+
+def check_pools(call: Call, tail: str, query: dict[str, str], body: Any) -> None:
+    """PermissionDenied when a caller limited to some pools names none, or one it may not use."""
+    if call.pools is None:
+        return
+    named = pools_named(tail, query, body)
+    denied = sorted(named - call.pools)
+    if not named or denied:
+        what = f"pool(s) {', '.join(denied[:5])}" if denied else "requests that name no pool"
+        raise errors.PermissionDenied(
+            f"caller {call.caller!r} may not use {what}",
+            reason="POOL_NOT_ALLOWED",
+            metadata={"caller": call.caller},
+        )
+
+
+def toloka_request(request: web.Request, route: Route, tail: str, raw: bytes) -> TolokaRequest:
+    """The request to send: the caller's method, path (as encoded) and query, and body."""
+    query = request.rel_url.raw_query_string
+    repeatable = request.method in _REPEATABLE_METHODS or route.kind == KIND_POOL_ACTION
+    return TolokaRequest(
+        kind=route.kind,
+        method=request.method,
+        path=tail + (f"?{query}" if query else ""),
+        body=raw if raw.strip() else None,
+        cost=route.cost,
+        idempotency=Idempotency(resend_after_acted=repeatable),
+        relay=True,
+    )
+
+
+async def relay_answer(request: web.Request, reply: Reply) -> web.StreamResponse:
+    """Write Toloka's answer to the caller, streaming a body still in the connection."""
+    relayed = reply.relayed
+    assert relayed is not None
+    try:
+        if relayed.body is not None:
+            return web.Response(status=relayed.status, body=relayed.body, headers=relayed.headers)
+        response = web.StreamResponse(status=relayed.status, headers=relayed.headers)
+        await response.prepare(request)
+        try:
+            async for chunk in relayed.chunks():
+                await response.write(chunk)
+            await response.write_eof()
+        except (OSError, aiohttp.ClientError, TimeoutError) as e:
+            # Toloka or the caller went away mid-body: cut the caller's connection, so a truncated
+            # body never looks whole.
+            log.info("relayed body cut: %s", type(e).__name__, extra={"status": relayed.status})
+            if request.transport is not None:
+                request.transport.close()
+        return response
+    finally:
+        relayed.release()
+
+
+async def passthrough(request: web.Request, call: Call, toloka: Relay) -> web.StreamResponse:
+    """Relay one `/api/v1` request to Toloka through the choke point."""
+    raw_path = request.rel_url.raw_path
+    tail = raw_path[len(API_ROOT) :]
+    raw = await request.read()
+    body = parse_body(raw)
+    route = classify(request.method, tail, body)
+    check_pools(call, tail, dict(request.query), body)
+    reply = await toloka.relay(toloka_request(request, route, tail, raw), call)
+    return await relay_answer(request, reply)

@@ -1,0 +1,104 @@
+"""toloka-kit 1.2.3 against the gateway's REST front, run in toloka-kit's own virtualenv.
+
+    python kit_rest.py URL TOKEN sync|async basics|flood|wait
+
+`basics`: get_pool, find_tasks, update_pool, open/close a pool, create_tasks (the default, which
+waits on its operation), create_tasks_async + wait_operation. `flood`: THREADS threads reading a pool
+ROUNDS times each (`flood THREADS ROUNDS`). `wait`: wait_operation on the id given after it. Prints one
+JSON line of what it saw; a failed check exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import inspect
+import json
+import sys
+import threading
+import uuid
+from typing import Any
+
+import toloka.client as toloka
+from toloka.async_client import AsyncTolokaClient
+
+URL, TOKEN, MODE, SCENARIO = sys.argv[1:5]
+ARGS = sys.argv[5:]
+
+
+def client() -> Any:
+    cls = AsyncTolokaClient if MODE == "async" else toloka.TolokaClient
+    return cls(TOKEN, url=URL)
+
+
+def run(target: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    result = getattr(target, method)(*args, **kwargs)
+    if inspect.isawaitable(result):
+        return asyncio.new_event_loop().run_until_complete(result)
+    return result
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise SystemExit(f"check failed: {what}")
+
+
+def basics() -> dict[str, Any]:
+    c = client()
+    pool = run(c, "get_pool", "1")
+    check(pool.id == "1" and pool.project_id == "1", f"get_pool: {pool}")
+    found = run(c, "find_tasks", pool_id="2")
+    check(len(found.items) == 3, f"find_tasks on pool 2: {len(found.items)} tasks")
+    pool.private_comment = "through the gateway"
+    updated = run(c, "update_pool", "1", pool)
+    check(updated.private_comment == "through the gateway", "update_pool")
+    tasks = [
+        toloka.Task(pool_id="1", input_values={"image": f"https://example.com/{i}.png"}) for i in range(3)
+    ]
+    created = run(c, "create_tasks", tasks, allow_defaults=True)
+    check(len(created.items) == 3, f"create_tasks: {created}")
+    op = run(c, "create_tasks_async", tasks, allow_defaults=True, operation_id=str(uuid.uuid4()))
+    done = run(c, "wait_operation", op, timeout=datetime.timedelta(seconds=30))
+    check(done.status.value == "SUCCESS", f"create_tasks_async: {done.status}")
+    opened = run(c, "open_pool", "1")
+    check(opened.status.value == "OPEN", f"open_pool: {opened.status}")
+    closed = run(c, "close_pool", "1")
+    check(closed.status.value == "CLOSED", f"close_pool: {closed.status}")
+    return {"pool": pool.id, "created": len(created.items), "async_op": done.id}
+
+
+def flood() -> dict[str, Any]:
+    threads, rounds = int(ARGS[0]), int(ARGS[1])
+    failures: list[str] = []
+    done = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        c = client()
+        for _ in range(rounds):
+            try:
+                run(c, "get_pool", "1")
+            except Exception as e:
+                with lock:
+                    failures.append(f"{type(e).__name__}: {e}"[:300])
+                return
+            with lock:
+                done[0] += 1
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    check(not failures, f"flood failures: {failures[:3]}")
+    return {"requests": done[0]}
+
+
+def wait() -> dict[str, Any]:
+    c = client()
+    op = run(c, "get_operation", ARGS[0])
+    done = run(c, "wait_operation", op, timeout=datetime.timedelta(seconds=60))
+    return {"status": done.status.value}
+
+
+print(json.dumps({"basics": basics, "flood": flood, "wait": wait}[SCENARIO]()))
