@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from gateway.bulk_import import ImportService
 from gateway.dedupe import build_deduplicator
 from gateway.dedupe.store import Deduplicator
 from gateway.observability.metrics import GatewayMetrics
@@ -125,7 +126,7 @@ class Gateway:
         rework = self.rework = build_rework_service(
             s.rework, toloka=self.toloka, dedupe=self.dedupe, shared=shared
         )
-        servicer = TolokaGatewayServicer(service=service, rework=rework)
+        servicer = TolokaGatewayServicer(service=service, rework=rework, imports=ImportService(tasks=service))
         self.metrics.watch(
             limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock
         )

@@ -42,15 +42,16 @@ def mesh_request_id(context: Context) -> str:
     return ""
 
 
-def new_call(context: Context, incoming: Incoming[Any]) -> Call:
+def new_call(context: Context, incoming: Incoming[Any] | None) -> Call:
     """The call's context before the caller is known: its deadline, the mesh's request id, and
-    the request's memory reservation (work that outlives the call may take it over)."""
+    the request's memory reservation (work that outlives the call may take it over). A request
+    stream has no one request: `incoming` is None, and its deadline counts from now."""
     call = Call(
         caller="unidentified",
-        deadline=call_deadline(context, incoming.received_at),
+        deadline=call_deadline(context, None if incoming is None else incoming.received_at),
         retry_key=mesh_request_id(context),
     )
-    if incoming.reservation is not None:
+    if incoming is not None and incoming.reservation is not None:
         call.held.append(incoming.reservation)
     return call
 

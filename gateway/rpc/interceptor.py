@@ -30,6 +30,7 @@ log = logging.getLogger("gateway.calls")
 
 Unary = Callable[[Any, Call], Awaitable[Any]]
 Streaming = Callable[[Any, Call], AsyncIterator[Any]]
+Requests = AsyncIterator[Incoming[Any]]
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
 
 
@@ -59,6 +60,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             wrapped = handler_._replace(unary_unary=self._unary(method, handler_.unary_unary))
         elif handler_.unary_stream is not None:
             wrapped = handler_._replace(unary_stream=self._streaming(method, handler_.unary_stream))
+        elif handler_.stream_stream is not None:
+            wrapped = handler_._replace(stream_stream=self._bidi(method, handler_.stream_stream))
         else:
             return handler
         self._wrapped[path] = wrapped
@@ -89,22 +92,50 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Callable[[Incoming[Any], Context], AsyncIterator[Any]]:
         async def handle(incoming: Incoming[Any], context: Context) -> AsyncIterator[Any]:
             call = new_call(context, incoming)
-            started = time.perf_counter()
-            code = "OK"
-            try:
-                async for item in behaviour(self._admit(method, incoming, context, call), call):
-                    yield item
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception as exc:
-                code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
-                await self._fail(context, call, exc)
-            finally:
-                call.release_held()
-                self._log(method, call, code, started)
+
+            def replies() -> AsyncIterator[Any]:
+                return behaviour(self._admit(method, incoming, context, call), call)
+
+            async for reply in self._stream(method, context, call, replies):
+                yield reply
 
         return handle
+
+    def _bidi(self, method: str, behaviour: Streaming) -> Callable[[Requests, Context], AsyncIterator[Any]]:
+        """A request stream: the caller is authenticated before the first message is read, and each
+        message's refusal (undecodable, over the memory budget) ends the call where it stands."""
+
+        async def handle(requests: Requests, context: Context) -> AsyncIterator[Any]:
+            call = new_call(context, None)
+
+            def replies() -> AsyncIterator[Any]:
+                call.caller = self._auth.identify(context)
+                self._auth.authorize(call.caller, method, ())
+                call.pools = self._auth.allowed_pools(call.caller)
+                return behaviour(_messages(requests), call)
+
+            async for reply in self._stream(method, context, call, replies):
+                yield reply
+
+        return handle
+
+    async def _stream(
+        self, method: str, context: Context, call: Call, replies: Callable[[], AsyncIterator[Any]]
+    ) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            async for reply in replies():
+                yield reply
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
+            await self._fail(context, call, exc)
+        finally:
+            call.release_held()
+            self._log(method, call, code, started)
 
     def _admit(self, method: str, incoming: Incoming[Any], context: Context, call: Call) -> Any:
         """The request, once the caller is identified and allowed to call (no quota is spent before).
@@ -145,3 +176,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     "toloka_request_ids": call.toloka_request_ids,
                 },
             )
+
+
+async def _messages(requests: Requests) -> AsyncIterator[Any]:
+    """The decoded messages of a request stream; a refused one raises its refusal.
+
+    Each message's memory reservation is released as it is handed on: what the use case keeps of
+    it is bounded by the use case (an import holds about one batch).
+    """
+    async for incoming in requests:
+        if incoming.reservation is not None:
+            incoming.reservation.release()
+        if incoming.refusal is not None or incoming.message is None:
+            raise incoming.refusal or errors.InvalidArgument("a message of the stream is empty")
+        yield incoming.message

@@ -11,17 +11,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.bulk_import import ImportService
 from gateway.call import Call
 from gateway.rework.service import ReworkService
 from gateway.service import GatewayService
 
 
 class TolokaGatewayServicer:
-    """Adapts each RPC to GatewayService or ReworkService."""
+    """Adapts each RPC to GatewayService, ImportService or ReworkService."""
 
-    def __init__(self, *, service: GatewayService, rework: ReworkService) -> None:
+    def __init__(self, *, service: GatewayService, rework: ReworkService, imports: ImportService) -> None:
         self._service = service
         self._rework = rework
+        self._imports = imports
 
     async def CreateTasks(self, request: pb.CreateTasksRequest, call: Call) -> pb.CreateTasksResponse:
         return await self._service.create_tasks(request, call)
@@ -31,6 +33,11 @@ class TolokaGatewayServicer:
 
     async def WaitOperation(self, request: pb.WaitOperationRequest, call: Call) -> pb.WaitOperationResponse:
         return await self._service.wait_operation(request, call)
+
+    def ImportTasks(
+        self, requests: AsyncIterator[pb.ImportTasksRequest], call: Call
+    ) -> AsyncIterator[pb.ImportTasksResponse]:
+        return self._imports.import_tasks(requests, call)
 
     def WatchOperation(
         self, request: pb.WatchOperationRequest, call: Call
