@@ -18,7 +18,7 @@ from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
-from gateway.rest import RestFront
+from gateway.rest import RestFront, SharedPaths
 from gateway.rework import ReworkService, build_rework_service
 from gateway.rls import RateLimitServicer
 from gateway.rpc.auth import CallerAuth, server_credentials
@@ -160,6 +160,7 @@ class Gateway:
                 auth=auth,
                 toloka=self.toloka,
                 caller_header=s.server.caller_metadata_key,
+                shared=SharedPaths(tasks=service, operations=self.operations),
                 metrics=self.metrics,
             )
             self.rest_port = await self.rest.start()

@@ -4,10 +4,13 @@ HTTP client) reaches Toloka through the gateway's limits, dedupe and poller, wit
     front.py        RestFront: the listener, and around every request the Call, auth, the path
                     check, Toloka-shaped refusals, the call log line and metrics
     passthrough.py  any /api/v1 request through TolokaClient's choke point, relayed back (streamed)
+    shared_paths.py what gRPC also serves, by the same use cases: POST /tasks with an operation_id
+                    (the CreateTasks dedupe), GET /operations/{id} (the shared poller)
     routes.py       a request's kind (for the limits) and path template (for logs and metrics)
     errors.py       the ONLY domain error -> REST answer map (Toloka's error body)
 """
 
 from gateway.rest.front import RestFront
+from gateway.rest.shared_paths import SharedPaths
 
-__all__ = ["RestFront"]
+__all__ = ["RestFront", "SharedPaths"]

@@ -22,6 +22,7 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.rest.errors import error_response, http_error_response, toloka_error
 from gateway.rest.passthrough import FORWARDED_METHODS, Relay, passthrough
 from gateway.rest.routes import API_ROOT, template_of
+from gateway.rest.shared_paths import SharedPaths
 from gateway.settings import RestSettings, SettingsError, parse_duration
 
 log = logging.getLogger("gateway.calls")
@@ -81,11 +82,13 @@ class RestFront:
         auth: HttpAuth,
         toloka: Relay,
         caller_header: str,
+        shared: SharedPaths | None = None,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._auth = auth
         self._toloka = toloka
+        self._shared = shared
         self._caller_header = caller_header
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
@@ -111,7 +114,7 @@ class RestFront:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        return await passthrough(request, request[CALL_KEY], self._toloka)
+        return await passthrough(request, request[CALL_KEY], self._toloka, self._shared)
 
     def _admit(self, request: web.Request, call: Call) -> None:
         """Identify and authorise the caller, then check the path and the deadline."""

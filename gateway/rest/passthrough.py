@@ -18,6 +18,7 @@ from gateway import errors
 from gateway.call import Call
 from gateway.request_kinds import KIND_POOL_ACTION
 from gateway.rest.routes import API_ROOT, Route, classify, pools_named
+from gateway.rest.shared_paths import SharedPaths, create_tasks_request, operation_id_of
 from gateway.toloka.request import Idempotency, Reply, TolokaRequest
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,34 @@ async def relay_answer(request: web.Request, reply: Reply) -> web.StreamResponse
         relayed.release()
 
 
-async def passthrough(request: web.Request, call: Call, toloka: Relay) -> web.StreamResponse:
-    """Relay one `/api/v1` request to Toloka through the choke point."""
+async def _shared_answer(
+    request: web.Request, call: Call, shared: SharedPaths, tail: str, body: Any
+) -> web.StreamResponse | None:
+    """The answer of the gateway's own use case, for a request gRPC also serves; else None."""
+    operation_id = operation_id_of(request.method, tail)
+    if operation_id is not None:
+        return await shared.operation(operation_id, call)
+    if request.method == "POST" and tail == "/tasks":
+        query = dict(request.query)
+        req = create_tasks_request(query, body)
+        if req is not None:
+            check_pools(call, tail, query, body)
+            return await shared.create_tasks(req, call)
+    return None
+
+
+async def passthrough(
+    request: web.Request, call: Call, toloka: Relay, shared: SharedPaths | None = None
+) -> web.StreamResponse:
+    """Answer one `/api/v1` request: from a shared use case, or relayed to Toloka through the choke point."""
     raw_path = request.rel_url.raw_path
     tail = raw_path[len(API_ROOT) :]
     raw = await request.read()
     body = parse_body(raw)
+    if shared is not None:
+        answer = await _shared_answer(request, call, shared, tail, body)
+        if answer is not None:
+            return answer
     route = classify(request.method, tail, body)
     check_pools(call, tail, dict(request.query), body)
     reply = await toloka.relay(toloka_request(request, route, tail, raw), call)

@@ -1,0 +1,108 @@
+"""Where the REST front and gRPC overlap, one implementation: task creation and operation reads.
+
+- `POST /api/v1/tasks?async_mode=true&operation_id=...` is turned into the CreateTasks request it
+  is and run by the same use case as gRPC CreateTasks: the same dedupe key (`tasks:<operation_id>`)
+  and fingerprint, so one id sent over gRPC and over REST is one Toloka operation, and a duplicate
+  is answered with the operation the first one started. A body the gRPC request cannot express
+  (a field it does not know) is relayed as it is instead; Toloka performs an async operation_id once.
+- `GET /api/v1/operations/{uuid}` is answered from the shared poller: a cached state younger than
+  its freshness bound, else one read shared by every caller and replica, so a thousand toloka-kit
+  clients waiting on one operation cost what one does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+from google.protobuf import json_format
+
+from gateway import errors
+from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.call import Call
+from gateway.operations.tracker import OperationTracker
+from gateway.translate.ids import UUID
+
+ITEM_INDEX_KEY = "__item_idx"  # toloka-kit's index of each object in a sync-via-async create
+_CREATE_FLAGS = ("allow_defaults", "open_pool", "skip_invalid_items")
+_CREATE_QUERY = frozenset({"operation_id", "async_mode", *_CREATE_FLAGS})
+
+
+class TaskCreator(Protocol):
+    """The CreateTasks use case (`gateway.service.GatewayService`)."""
+
+    async def create_tasks(self, req: pb.CreateTasksRequest, call: Call) -> pb.CreateTasksResponse:
+        """Create tasks once per operation_id."""
+        ...
+
+
+def _task(item: Any) -> pb.Task | None:
+    if not isinstance(item, dict):
+        return None
+    fields = {k: v for k, v in item.items() if k != ITEM_INDEX_KEY and v is not None}
+    try:
+        return json_format.ParseDict(fields, pb.Task())
+    except json_format.ParseError:
+        return None
+
+
+def create_tasks_request(query: Mapping[str, str], body: Any) -> pb.CreateTasksRequest | None:
+    """The CreateTasks request an async `POST /tasks` with an operation_id is, or None when it is not one.
+
+    None (relay it as it is) for a sync create, one without operation_id, an unknown query
+    parameter, or a task with a field the gRPC request does not have.
+    """
+    if query.get("async_mode") != "true" or not query.get("operation_id") or set(query) - _CREATE_QUERY:
+        return None
+    items = body if isinstance(body, list) else [body]
+    tasks = [_task(item) for item in items]
+    if not tasks or any(t is None for t in tasks):
+        return None
+    req = pb.CreateTasksRequest(operation_id=query["operation_id"], async_mode=True)
+    req.tasks.extend(t for t in tasks if t is not None)
+    for flag in _CREATE_FLAGS:
+        setattr(req, flag, query.get(flag) == "true")
+    return req
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer."""
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+class SharedPaths:
+    """The REST requests answered by the gateway's own use cases instead of a plain relay."""
+
+    def __init__(self, *, tasks: TaskCreator, operations: OperationTracker) -> None:
+        self._tasks = tasks
+        self._operations = operations
+
+    async def create_tasks(self, req: pb.CreateTasksRequest, call: Call) -> web.Response:
+        """Run CreateTasks and answer with Toloka's operation, as Toloka answers an async create."""
+        reply = await self._tasks.create_tasks(req, call)
+        op = await self._operations.get(reply.operation_id, call=call)
+        return json_response(op, 202)
+
+    async def operation(self, operation_id: str, call: Call) -> web.Response:
+        """The operation's state from the shared poller (PermissionDenied for pools the caller may not use)."""
+        operation_id = operation_id.lower()
+        if call.pools is not None:
+            pools = await self._operations.pools_of(operation_id)
+            if pools is None or not pools <= call.pools:
+                raise errors.PermissionDenied(
+                    f"caller {call.caller!r} may not read operation {operation_id}: it was not created "
+                    "through this gateway in a pool the caller may use",
+                    reason="OPERATION_NOT_ALLOWED",
+                    metadata={"caller": call.caller},
+                )
+        return json_response(await self._operations.get(operation_id, call=call))
+
+
+def operation_id_of(method: str, tail: str) -> str | None:
+    """The id of a `GET /operations/{uuid}` request, else None."""
+    parts = tail.split("/")
+    if method == "GET" and len(parts) == 3 and parts[1] == "operations" and UUID.fullmatch(parts[2]):
+        return parts[2]
+    return None
