@@ -61,8 +61,8 @@ async def make_gateway(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterato
     """Starts gateways in front of the emulator with LIMITS plus `config`; closes them after the test."""
     started: list[InProcessGateway] = []
 
-    async def start(config: str = "", redis_url: str = "") -> InProcessGateway:
-        path = write_config(tmp_path, LIMITS + config)
+    async def start(config: str = "", redis_url: str = "", limits: str = LIMITS) -> InProcessGateway:
+        path = write_config(tmp_path, limits + config)
         gw = await start_gateway(toloka_url=emulator.url, config_path=path, redis_url=redis_url)
         started.append(gw)
         return gw
