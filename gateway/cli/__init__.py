@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+import sys
+from typing import Any, TextIO
 
-from gateway.cli import help_text
-from gateway.cli.commands import run
+from gateway.cli import commands, help_text
+from gateway.cli.importing import import_tasks
 
 __all__ = ["add_parser", "run"]
 
@@ -140,6 +141,28 @@ def _create_tasks(sub: Any) -> None:
     )
 
 
+def _import_tasks(sub: Any) -> None:
+    p = _command(
+        sub,
+        "import-tasks",
+        summary="stream a JSON-lines file of any size through ImportTasks",
+        description=help_text.IMPORT_TASKS,
+        epilog=help_text.IMPORT_TASKS_EPILOG,
+    )
+    p.add_argument("file", metavar="FILE", help="tasks, one JSON object per line; '-' is stdin")
+    p.add_argument("--pool-id", required=True, help="pool of tasks that do not name their own pool_id")
+    p.add_argument("--operation-id", help="names the import, a UUID (default: a new one, printed first)")
+    p.add_argument("--batch-size", type=int, default=0, help="tasks per batch, 1 to 10000 (default 10000)")
+    p.add_argument(
+        "--allow-defaults", action="store_true", help="tasks without overlap take the pool default"
+    )
+    p.add_argument("--open-pool", action="store_true", help="open the pool after each batch")
+    p.add_argument(
+        "--skip-invalid-items", action="store_true", help="Toloka creates the valid tasks of a batch"
+    )
+    p.add_argument("--json", action="store_true", help="print the batches and the summary as JSON")
+
+
 def _rules(sub: Any) -> None:
     get = _command(
         sub,
@@ -168,7 +191,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `client` and its subcommands to the `toloka-gateway` parser."""
     client = subparsers.add_parser(
         "client",
-        help="call a running gateway (create-tasks, wait, get-rework-rules, set-rework-rules)",
+        help="call a running gateway (create-tasks, import-tasks, wait, get-rework-rules, set-rework-rules)",
         description=help_text.CLIENT,
         epilog=f"{help_text.CONNECTION_VARIABLES}\n\n{help_text.EXIT_CODES}",
         parents=[_connection(shown=True)],
@@ -176,6 +199,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     sub = client.add_subparsers(dest="client_command", required=True, metavar="COMMAND")
     _create_tasks(sub)
+    _import_tasks(sub)
     w = _command(
         sub,
         "wait",
@@ -189,3 +213,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     _rules(sub)
     parser: argparse.ArgumentParser = client
     return parser
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run the parsed `client` subcommand."""
+    return commands.run(args, out, err, more={"import-tasks": import_tasks})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -51,7 +51,8 @@ def connected(args: argparse.Namespace) -> Iterator[Client]:
         client.channel.close()
 
 
-def _fail(error: grpc.RpcError, err: TextIO, args: argparse.Namespace) -> int:
+def fail(error: grpc.RpcError, err: TextIO, args: argparse.Namespace) -> int:
+    """Print a failed call's status and, where there is an obvious one, the fix."""
     print(f"toloka-gateway client: {describe(error)}", file=err)
     fix = hint(error, args)
     if fix is not None:
@@ -164,7 +165,7 @@ def create_tasks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             created = _send(args, client, tasks)
         except grpc.RpcError as e:
-            return _fail(e, err, args)
+            return fail(e, err, args)
         if not (args.wait and created.HasField("operation")):
             _print_created(args, created, out)
             return CALL_FAILED if created.operation.status == pb.OPERATION_STATUS_FAIL else OK
@@ -175,7 +176,7 @@ def create_tasks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except KeyboardInterrupt:
             return _interrupted(created.operation_id, err)
         except grpc.RpcError as e:
-            return _fail(e, err, args)
+            return fail(e, err, args)
     if args.json:
         print(summary.dumps({"create": summary.to_json(created), "wait": summary.to_json(waited)}), file=out)
     else:
@@ -197,7 +198,7 @@ def wait(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except KeyboardInterrupt:
             return _interrupted(args.operation_id, err)
         except grpc.RpcError as e:
-            return _fail(e, err, args)
+            return fail(e, err, args)
     if args.json:
         print(summary.dumps(summary.to_json(reply)), file=out)
     else:
@@ -215,7 +216,7 @@ def get_rework_rules(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 timeout=client.timeout,
             )
         except grpc.RpcError as e:
-            return _fail(e, err, args)
+            return fail(e, err, args)
     if args.json:
         print(summary.dumps(summary.to_json(reply)), file=out)
     else:
@@ -242,7 +243,7 @@ def set_rework_rules(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 request, metadata=client.metadata, timeout=client.timeout
             )
         except grpc.RpcError as e:
-            return _fail(e, err, args)
+            return fail(e, err, args)
     if args.json:
         print(summary.dumps(summary.to_json(reply)), file=out)
     else:
@@ -252,13 +253,23 @@ def set_rework_rules(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return OK
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Run the parsed `client` subcommand."""
-    commands = {
+Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
+
+
+def run(
+    args: argparse.Namespace,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    *,
+    more: Mapping[str, Command] | None = None,
+) -> int:
+    """Run the parsed `client` subcommand (`more`: commands defined in other modules)."""
+    commands: dict[str, Command] = {
         "create-tasks": create_tasks,
         "wait": wait,
         "get-rework-rules": get_rework_rules,
         "set-rework-rules": set_rework_rules,
+        **(more or {}),
     }
     try:
         return commands[args.client_command](args, out, err)

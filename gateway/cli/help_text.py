@@ -89,6 +89,20 @@ examples:
 
 """
 
+IMPORT_TASKS = """\
+Stream FILE (one task per line, any number of lines) through ImportTasks: the gateway cuts it into
+batches of up to 10,000 tasks, creates each once, and answers each batch as Toloka accepts it (a bar
+on stderr); the summary goes to stdout. The import's operation_id is printed first: run the same
+command again with --operation-id and the same file after any interruption, and only what was not
+created is sent. A line that is not a valid task stops the import there; nothing after it is sent."""
+
+IMPORT_TASKS_EPILOG = """\
+examples:
+  toloka-gateway client import-tasks tasks.jsonl --pool-id 1 --allow-defaults
+  toloka-gateway client import-tasks tasks.jsonl --pool-id 1 --operation-id 6b1f... --timeout 3600
+
+"""
+
 WAIT = """\
 Wait for an operation (e.g. the operation_id create-tasks printed) until it ends or --timeout passes,
 and print its state; --log adds the outcome per task."""

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
@@ -33,9 +34,33 @@ def toloka_values(value: Any, key: str = "") -> Any:
     return value
 
 
+_INT64 = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+
+
+def _int64_as_numbers(message: Message, data: dict[str, Any]) -> None:
+    """The proto JSON mapping writes 64-bit integers as strings; Toloka's JSON has numbers."""
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in data:
+            continue
+        if field.is_repeated:
+            continue  # none of the replies has a repeated 64-bit integer
+        if field.type in _INT64:
+            data[field.name] = int(data[field.name])
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(data[field.name], dict):
+            _int64_as_numbers(getattr(message, field.name), data[field.name])
+
+
 def to_json(message: Message) -> dict[str, Any]:
     """A reply as JSON in Toloka's names and types (see the module's doc)."""
-    out: dict[str, Any] = toloka_values(json_format.MessageToDict(message, preserving_proto_field_name=True))
+    raw = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    _int64_as_numbers(message, raw)
+    out: dict[str, Any] = toloka_values(raw)
     return out
 
 

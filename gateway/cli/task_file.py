@@ -55,7 +55,8 @@ def _json_array(name: str, text: str) -> list[TaskSource]:
     return [TaskSource(f"{name} [{i}]", item) for i, item in enumerate(items)]
 
 
-def _task(source: TaskSource, pool_id: str) -> pb.Task:
+def task_from(source: TaskSource, pool_id: str) -> pb.Task:
+    """One task of the file as a `Task`; TaskFileError naming where it came from."""
     if not isinstance(source.data, dict):
         raise TaskFileError(f"{source.where}: a task must be a JSON object, got {type(source.data).__name__}")
     if not source.data.get("input_values"):
@@ -79,7 +80,7 @@ def parse_tasks(text: str, *, name: str, pool_id: str) -> list[pb.Task]:
     sources = _json_array(name, text) if stripped.startswith("[") else _json_lines(name, text)
     if not sources:
         raise TaskFileError(f"{name}: no tasks (expected one JSON object per line, or a JSON array)")
-    return [_task(source, pool_id) for source in sources]
+    return [task_from(source, pool_id) for source in sources]
 
 
 def read_text(path: str, stdin: TextIO = sys.stdin) -> tuple[str, str]:
