@@ -101,3 +101,23 @@ async def test_packaged_python_example_prints_the_cli_json(gw: InProcessGateway)
 
     assert "operation_id" in created and "operationId" not in created
     await assert_same_as_cli(waited, gw)
+
+
+async def test_node_import_example_streams_tasks_and_a_rerun_creates_nothing_twice(
+    gw: InProcessGateway, node_example: str
+) -> None:
+    operation_id = "5d3c9e2a-7b41-4f0e-9c6d-1a2b3c4d5e6f"
+    command = (node_example, "import_tasks.mjs", "--target", target_of(gw), "--count", "2500")
+    first = await run_example(*command, "--operation-id", operation_id, cwd=str(EXAMPLES / "node"))
+    assert first == {
+        "operation_id": operation_id,
+        "summary": {
+            "batches": 3,
+            "tasks_sent": 2500,
+            "tasks_replayed": 0,
+            "complete": True,
+            "next_task_index": 0,
+        },
+    }
+    again = await run_example(*command, "--operation-id", operation_id, cwd=str(EXAMPLES / "node"))
+    assert again["summary"]["tasks_sent"] == 0 and again["summary"]["tasks_replayed"] == 2500
