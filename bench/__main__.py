@@ -23,6 +23,7 @@ BENCHMARKS = {
     "dedupe": "bench.dedupe_bench",
     "poller": "bench.poller_bench",
     "emulator": "bench.emulator_bench",
+    "rls": "bench.rls_bench",
 }
 
 
