@@ -24,6 +24,7 @@ BENCHMARKS = {
     "poller": "bench.poller_bench",
     "emulator": "bench.emulator_bench",
     "rls": "bench.rls_bench",
+    "import_tasks": "bench.import_bench",
 }
 
 

@@ -9,15 +9,17 @@ operation) and sends the rest. A different stream under the same operation_id ha
 fingerprints, so dedupe refuses it (ALREADY_EXISTS).
 
 Batches are cut at `batch_size` tasks and before their `input_values` would pass Toloka's 1 MiB
-per request. The stream is read only as fast as batches are admitted and sent, so memory holds
-about one batch being filled and the messages gRPC has buffered, whatever the stream's length.
+per request. One batch is in flight while the next is read, and the stream is read no faster than
+batches are admitted and sent, so memory holds about two batches and the messages gRPC has buffered,
+whatever the stream's length.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -84,6 +86,50 @@ class _Tally:
     replayed: int = 0
 
 
+class _Sending:
+    """At most one batch in flight while the next one is read. Its answer comes before the next
+    batch starts, so batches are answered, and an invalid one stops the import, in order.
+
+    `stopped` turns true when a batch could not be sent before the deadline: the summary that says
+    where a re-send continues is its answer, and nothing after that batch is sent.
+    """
+
+    def __init__(
+        self, send: Callable[[_Batch], Awaitable[pb.ImportTasksResponse | None]], tally: _Tally
+    ) -> None:
+        self._send = send
+        self._tally = tally
+        self._pending: tuple[_Batch, asyncio.Future[pb.ImportTasksResponse | None]] | None = None
+        self.stopped = False
+
+    async def start(self, batch: _Batch) -> pb.ImportTasksResponse | None:
+        """The answer of the batch in flight (None when there is none); then `batch` is in flight,
+        unless the import stopped."""
+        reply = await self.finish()
+        if not self.stopped:
+            self._pending = (batch, asyncio.ensure_future(self._send(batch)))
+        return reply
+
+    async def finish(self) -> pb.ImportTasksResponse | None:
+        """The answer of the batch in flight: its ImportedBatch, or the summary that ends the import
+        when it missed the deadline; None when there is none."""
+        if self._pending is None:
+            return None
+        batch, sent = self._pending
+        self._pending = None
+        reply = await sent
+        if reply is None:
+            self.stopped = True
+            return _summary(self._tally, complete=False, next_index=batch.first)
+        return reply
+
+    def cancel(self) -> None:
+        """Stop waiting for a batch in flight (its create goes on in dedupe; a re-send replays it)."""
+        if self._pending is not None:
+            self._pending[1].cancel()
+            self._pending = None
+
+
 class ImportService:
     """ImportTasks over the CreateTasks use case."""
 
@@ -98,28 +144,30 @@ class ImportService:
         cap = options.batch_size or BATCH_CAP
         tally = _Tally()
         batch = _Batch(0, 0)
-        async for message in requests:
-            if message.WhichOneof("part") != "chunk":
-                raise _at(batch.first + len(batch.tasks), "options may be sent only once, first")
-            for task in message.chunk.tasks:
-                _check_pool(task, batch.first + len(batch.tasks), call)
-                size = input_values_size(task)
-                if not batch.fits(size, cap):
-                    sent = await self._send(batch, options, call, tally)
-                    if sent is None:
-                        yield _summary(tally, complete=False, next_index=batch.first)
-                        return
-                    yield sent
-                    batch = batch.next()
-                batch.tasks.append(task)
-                batch.input_bytes += size + 1
-        if batch.tasks:
-            sent = await self._send(batch, options, call, tally)
-            if sent is None:
-                yield _summary(tally, complete=False, next_index=batch.first)
-                return
-            yield sent
-        yield _summary(tally, complete=True, next_index=batch.first + len(batch.tasks))
+        sending = _Sending(lambda b: self._send(b, options, call, tally), tally)
+        try:
+            async for message in requests:
+                if message.WhichOneof("part") != "chunk":
+                    raise _at(batch.first + len(batch.tasks), "options may be sent only once, first")
+                for task in message.chunk.tasks:
+                    _check_pool(task, batch.first + len(batch.tasks), call)
+                    size = input_values_size(task)
+                    if not batch.fits(size, cap):
+                        if (reply := await sending.start(batch)) is not None:
+                            yield reply
+                        if sending.stopped:
+                            return
+                        batch = batch.next()
+                    batch.tasks.append(task)
+                    batch.input_bytes += size + 1
+            if batch.tasks and (reply := await sending.start(batch)) is not None:
+                yield reply
+            if not sending.stopped and (reply := await sending.finish()) is not None:
+                yield reply
+            if not sending.stopped:
+                yield _summary(tally, complete=True, next_index=batch.first + len(batch.tasks))
+        finally:
+            sending.cancel()
 
     async def _send(
         self, batch: _Batch, options: pb.ImportTasksOptions, call: Call, tally: _Tally
