@@ -3,8 +3,8 @@ against the gateway's own in-process decision path (`decide_hits` on the same Re
 
 Both decide the shape of a create_tasks request (three global limits and a caller quota, never
 full), so every decision is one EVALSHA that admits. Figures: decisions/s at 32 in flight, and
-latency percentiles at a paced 1,000 decisions/s (the target: p99 under 2 ms; Envoy's filter
-times out at 20 ms). `python -m bench.rls_bench` prints them as JSON.
+latency percentiles at a paced 300 (Toloka's whole account limit) and 1,000 decisions/s (the
+target: p99 under 2 ms; Envoy's filter times out at 20 ms). `python -m bench.rls_bench` prints them as JSON.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import grpc
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
+from gateway import event_loop
 from gateway.limit_spec import LimitSpec
-from gateway.ratelimit import Hit, build_rate_limiter
+from gateway.ratelimit import build_rate_limiter
 from gateway.request_kinds import ALL_KINDS, KIND_CREATE_TASKS
 from gateway.settings import RateLimitSettings
 from gateway.shared_state import SharedRedis, connect_redis
@@ -33,7 +34,7 @@ from tests.support.redis_servers import redis_server
 BIG = 10**12
 THROUGHPUT_DECISIONS = 5_000
 CONCURRENCY = 32
-PACED_RATE = 1_000
+PACED_RATES = (300, 1_000)  # Toloka's whole account allows 300 requests/s; the target is at 1,000
 PACED_SECONDS = 3.0
 CONFIG = f"""
 [rate_limits]
@@ -90,11 +91,11 @@ async def _throughput(decide: Decide) -> float:
     return THROUGHPUT_DECISIONS / (time.perf_counter() - started)
 
 
-async def _paced(decide: Decide) -> dict[str, float]:
-    """Open loop: decision i starts at i / PACED_RATE (late ones at once); latency from its start
-    to its answer."""
+async def _paced(decide: Decide, rate: int) -> dict[str, float]:
+    """Open loop: decision i starts at i / rate (late ones at once); latency from its start to its
+    answer."""
     latencies: list[float] = []
-    n = int(PACED_RATE * PACED_SECONDS)
+    n = int(rate * PACED_SECONDS)
 
     async def one() -> None:
         began = time.perf_counter()
@@ -104,7 +105,7 @@ async def _paced(decide: Decide) -> dict[str, float]:
     running = []
     start = time.perf_counter()
     for i in range(n):
-        await asyncio.sleep(max(0.0, start + i / PACED_RATE - time.perf_counter()))
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
         running.append(asyncio.create_task(one()))
     await asyncio.gather(*running)
     achieved = n / (time.perf_counter() - start)
@@ -120,10 +121,9 @@ async def _paced(decide: Decide) -> dict[str, float]:
 async def _measure(url: str, workdir: Path) -> dict[str, Any]:
     shared = SharedRedis(connect_redis(url))
     limiter = build_rate_limiter(_settings(), shared)
-    hits = [Hit(KIND_CREATE_TASKS, tasks=100, caller="bench")]
 
-    async def in_process() -> Any:
-        return await limiter.decide_hits(hits, within_s=0.010)
+    async def in_process() -> Any:  # what a TolokaGateway call's admission runs
+        return await limiter.decide(KIND_CREATE_TASKS, tasks=100, caller="bench")
 
     config = workdir / "gateway.toml"
     config.write_text(CONFIG)
@@ -142,28 +142,34 @@ async def _measure(url: str, workdir: Path) -> dict[str, Any]:
                 await asyncio.gather(*(decide() for _ in range(200)))
             calls_before = await _evalsha_calls(shared)
             base_rate = await _throughput(in_process)
+            calls_between = await _evalsha_calls(shared)
             rls_rate = await _throughput(over_grpc)
-            per_decision = (await _evalsha_calls(shared) - calls_before) / (2 * THROUGHPUT_DECISIONS)
-            base_paced = await _paced(in_process)
-            rls_paced = await _paced(over_grpc)
+            calls_after = await _evalsha_calls(shared)
+            base_paced = {f"paced_{r}_per_s": await _paced(in_process, r) for r in PACED_RATES}
+            rls_paced = {f"paced_{r}_per_s": await _paced(over_grpc, r) for r in PACED_RATES}
+    except grpc.aio.AioRpcError as e:
+        raise RuntimeError(
+            f"the gateway failed a decision ({e.code().name}):\n{gateway.logs()[-3000:]}"
+        ) from e
     finally:
         gateway.stop()
         await shared.close()
     return {
         "baseline": "decide_hits in process (same Redis, same limits), measured in this run",
-        "in_process": {
-            "decisions_per_s_32_in_flight": round(base_rate),
-            f"paced_{PACED_RATE}_per_s": base_paced,
-        },
-        "should_rate_limit": {
-            "decisions_per_s_32_in_flight": round(rls_rate),
-            f"paced_{PACED_RATE}_per_s": rls_paced,
-        },
+        "in_process": {"decisions_per_s_32_in_flight": round(base_rate), **base_paced},
+        "should_rate_limit": {"decisions_per_s_32_in_flight": round(rls_rate), **rls_paced},
         "throughput_ratio_rls_to_in_process": round(rls_rate / base_rate, 2),
-        "p99_ratio_rls_to_in_process": round(rls_paced["p99_ms"] / base_paced["p99_ms"], 2),
-        "p99_target_ms": 2.0,
-        "p99_under_target": rls_paced["p99_ms"] < 2.0,
-        "redis_round_trips_per_decision": round(per_decision, 3),
+        "p99_ratio_rls_to_in_process": {
+            key: round(rls_paced[key]["p99_ms"] / base_paced[key]["p99_ms"], 2) for key in rls_paced
+        },
+        "p99_target_ms_at_1000_per_s": 2.0,
+        "p99_under_target": rls_paced["paced_1000_per_s"]["p99_ms"] < 2.0,
+        "redis_round_trips_per_decision": {
+            "in_process": round((calls_between - calls_before) / THROUGHPUT_DECISIONS, 3),
+            # under 1: decisions Redis did not answer within [rls] redis_budget_s (10 ms) at 32 in
+            # flight, made from the local share instead
+            "should_rate_limit": round((calls_after - calls_between) / THROUGHPUT_DECISIONS, 3),
+        },
         "envoyproxy_ratelimit_design": ENVOY_RATELIMIT_DESIGN,
     }
 
@@ -176,7 +182,7 @@ async def _evalsha_calls(shared: SharedRedis) -> int:
 def run() -> dict[str, Any]:
     """The figures, as a dict (see the module docstring)."""
     with redis_server() as server, tempfile.TemporaryDirectory(prefix="rls-bench-") as workdir:
-        return asyncio.run(_measure(server.url, Path(workdir)))
+        return event_loop.run(_measure(server.url, Path(workdir)))  # uvloop, as the gateway runs
 
 
 if __name__ == "__main__":
