@@ -8,10 +8,10 @@ stream after any crash replays the batches Toloka accepted (or settles them by r
 operation) and sends the rest. A different stream under the same operation_id has different batch
 fingerprints, so dedupe refuses it (ALREADY_EXISTS).
 
-Batches are cut at `batch_size` tasks and before their `input_values` would pass Toloka's 1 MiB
-per request. One batch is in flight while the next is read, and the stream is read no faster than
-batches are admitted and sent, so memory holds about two batches and the messages gRPC has buffered,
-whatever the stream's length.
+Batches are cut at `batch_size` tasks, before their `input_values` would pass Toloka's 1 MiB per
+request, and, with `one_pool_per_batch`, where the pool changes. One batch is in flight while the
+next is read, and the stream is read no faster than batches are admitted and sent, so memory holds
+about two batches and the messages gRPC has buffered, whatever the stream's length.
 """
 
 from __future__ import annotations
@@ -70,10 +70,14 @@ class _Batch:
     tasks: list[pb.Task] = field(default_factory=list)
     input_bytes: int = 2  # the array's brackets
 
-    def fits(self, size: int, cap: int) -> bool:
-        return not self.tasks or (
-            len(self.tasks) < cap and self.input_bytes + size + 1 <= INPUT_VALUES_BUDGET
-        )
+    def fits(self, task: pb.Task, size: int, options: pb.ImportTasksOptions) -> bool:
+        """Whether `task` (of `size` bytes of input_values) goes into this batch."""
+        if not self.tasks:
+            return True
+        full = len(self.tasks) >= (options.batch_size or BATCH_CAP)
+        if full or self.input_bytes + size + 1 > INPUT_VALUES_BUDGET:
+            return False
+        return not options.one_pool_per_batch or task.pool_id == self.tasks[-1].pool_id
 
     def next(self) -> _Batch:
         return _Batch(self.index + 1, self.first + len(self.tasks))
@@ -141,7 +145,6 @@ class ImportService:
     ) -> AsyncIterator[pb.ImportTasksResponse]:
         """Answer each batch as Toloka accepts it, then the summary (see the module docstring)."""
         options = await _options(requests)
-        cap = options.batch_size or BATCH_CAP
         tally = _Tally()
         batch = _Batch(0, 0)
         sending = _Sending(lambda b: self._send(b, options, call, tally), tally)
@@ -152,7 +155,7 @@ class ImportService:
                 for task in message.chunk.tasks:
                     _check_pool(task, batch.first + len(batch.tasks), call)
                     size = input_values_size(task)
-                    if not batch.fits(size, cap):
+                    if not batch.fits(task, size, options):
                         if (reply := await sending.start(batch)) is not None:
                             yield reply
                         if sending.stopped:

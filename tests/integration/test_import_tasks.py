@@ -210,3 +210,21 @@ async def test_the_same_operation_id_with_a_different_stream_is_refused(
         await run_import(gw.stub, different)
     assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert len(task_posts(emulator)) == 1
+
+
+async def test_one_pool_per_batch_cuts_a_batch_where_the_pool_changes(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    def two_pools() -> Iterator[pb.ImportTasksRequest]:
+        options = pb.ImportTasksOptions(operation_id=str(uuid.uuid4()), one_pool_per_batch=True)
+        yield pb.ImportTasksRequest(options=options)
+        tasks = [task(n) for n in range(30)]
+        for t in tasks[10:20]:
+            t.pool_id = "4"
+        yield pb.ImportTasksRequest(chunk=pb.TaskChunk(tasks=tasks))
+
+    batches, summary = await run_import(gw.stub, two_pools())
+    assert summary is not None and summary.complete and summary.tasks_sent == 30
+    assert [(b.first_task_index, b.task_count) for b in batches] == [(0, 10), (10, 10), (20, 10)]
+    mixed, _ = await run_import(gw.stub, stream(str(uuid.uuid4()), 30))  # without the option: one batch
+    assert [b.task_count for b in mixed] == [30]
