@@ -103,6 +103,22 @@ class Gateway:
         shared.health.subscribe(self._report_degraded)
         return shared
 
+    async def _start_rest(self, service: GatewayService, auth: CallerAuth) -> None:
+        """The REST front, when `[rest] listen` is set: listening before health says SERVING."""
+        s = self.settings
+        if not s.rest.listen or self.toloka is None or self.operations is None:
+            return
+        self.rest = RestFront(
+            settings=s.rest,
+            auth=auth,
+            toloka=self.toloka,
+            caller_header=s.server.caller_metadata_key,
+            shared=SharedPaths(tasks=service, operations=self.operations),
+            metrics=self.metrics,
+        )
+        self.rest_port = await self.rest.start()
+        log.info("REST front serving", extra={"rest_listen": s.rest.listen, "rest_port": self.rest_port})
+
     async def start(self) -> None:
         """Build every layer and start serving; logs what it runs on."""
         s = self.settings
@@ -142,6 +158,7 @@ class Gateway:
             credentials=server_credentials(s.auth),
             rls=RateLimitServicer(limiter=limiter, settings=s.rls, metrics=self.metrics) if rls else None,
         )
+        await self._start_rest(service, auth)
         await self._server.start()
         from grpc_health.v1 import health_pb2
 
@@ -154,17 +171,6 @@ class Gateway:
                 else health_pb2.HealthCheckResponse.SERVING
             )
             await self._health.set(REDIS_HEALTH_SERVICE, status)
-        if s.rest.listen:
-            self.rest = RestFront(
-                settings=s.rest,
-                auth=auth,
-                toloka=self.toloka,
-                caller_header=s.server.caller_metadata_key,
-                shared=SharedPaths(tasks=service, operations=self.operations),
-                metrics=self.metrics,
-            )
-            self.rest_port = await self.rest.start()
-            log.info("REST front serving", extra={"rest_listen": s.rest.listen, "rest_port": self.rest_port})
         log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
 
     async def stop(self, grace: float | None = None) -> None:

@@ -1,10 +1,10 @@
 """toloka-kit 1.2.3 against the gateway's REST front, run in toloka-kit's own virtualenv.
 
-    python kit_rest.py URL TOKEN sync|async basics|flood|wait
+    python kit_rest.py URL TOKEN sync|async basics|flood|get|wait
 
 `basics`: get_pool, find_tasks, update_pool, open/close a pool, create_tasks (the default, which
 waits on its operation), create_tasks_async + wait_operation. `flood`: THREADS threads reading a pool
-ROUNDS times each (`flood THREADS ROUNDS`). `wait`: wait_operation on the id given after it. Prints one
+ROUNDS times each (`flood THREADS ROUNDS`). `get`: get_pool once. `wait`: wait_operation on the id given after it. Prints one
 JSON line of what it saw; a failed check exits non-zero.
 """
 
@@ -94,6 +94,11 @@ def flood() -> dict[str, Any]:
     return {"requests": done[0]}
 
 
+def get() -> dict[str, Any]:
+    pool = run(client(), "get_pool", ARGS[0] if ARGS else "1")
+    return {"pool": pool.id}
+
+
 def wait() -> dict[str, Any]:
     c = client()
     op = run(c, "get_operation", ARGS[0])
@@ -101,4 +106,4 @@ def wait() -> dict[str, Any]:
     return {"status": done.status.value}
 
 
-print(json.dumps({"basics": basics, "flood": flood, "wait": wait}[SCENARIO]()))
+print(json.dumps({"basics": basics, "flood": flood, "get": get, "wait": wait}[SCENARIO]()))
