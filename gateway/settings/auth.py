@@ -18,12 +18,13 @@ class CallerPermissions:
     """What one caller may do: gRPC method names, REST requests and Toloka pool ids ("*" = any).
 
     A `rest` entry is an HTTP method ("GET": read-only), or a method and a path pattern
-    ("POST /api/v1/pools/*/open"; `*` matches within and across path segments), or "*".
+    ("POST /api/v1/pools/*/open"; `*` matches within and across path segments), or "*". Without
+    `rest` (None), a caller allowed every gRPC method may send every REST request, others none.
     """
 
     methods: frozenset[str] = frozenset({ALL})
     pools: frozenset[str] = frozenset({ALL})
-    rest: frozenset[str] = frozenset({ALL})
+    rest: frozenset[str] | None = None
 
     def allows_method(self, method: str) -> bool:
         """True when `method` (e.g. "SetReworkRules") is allowed."""
@@ -31,8 +32,9 @@ class CallerPermissions:
 
     def allows_rest(self, method: str, path: str) -> bool:
         """True when the REST request `method path` (path without query) is allowed."""
+        rules = self.rest if self.rest is not None else self.methods & {ALL}
         request = f"{method.upper()} {path}"
-        return any(rule in (ALL, method.upper()) or fnmatchcase(request, rule) for rule in self.rest)
+        return any(rule in (ALL, method.upper()) or fnmatchcase(request, rule) for rule in rules)
 
     def allows_pool(self, pool_id: str) -> bool:
         """True when `pool_id` is allowed."""
@@ -72,13 +74,11 @@ def _permissions(table: Any, where: str) -> CallerPermissions:
     unknown = set(table) - {"methods", "pools", "rest"}
     if unknown:
         raise SettingsError(f"config [{where}]: unknown key(s) {sorted(unknown)}")
-    methods = frozenset(str(m) for m in table.get("methods", [ALL]))
-    # A caller limited to some gRPC methods gets no REST requests unless they are listed.
-    rest_default = [ALL] if ALL in methods else []
+    rest = table.get("rest")
     return CallerPermissions(
-        methods=methods,
+        methods=frozenset(str(m) for m in table.get("methods", [ALL])),
         pools=frozenset(str(p) for p in table.get("pools", [ALL])),
-        rest=frozenset(str(r).strip() for r in table.get("rest", rest_default)),
+        rest=None if rest is None else frozenset(str(r).strip() for r in rest),
     )
 
 

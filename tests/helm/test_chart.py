@@ -68,7 +68,11 @@ def test_deployment_has_the_production_shape_when_values_are_default(render: Any
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
     }
     assert container["args"] == ["serve"]
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 50051, "metrics": 9090}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "grpc": 50051,
+        "metrics": 9090,
+        "rest": 8080,
+    }
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {"port": 50051}
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -108,6 +112,7 @@ def test_container_env_matches_the_gateway_contract_when_values_are_default(rend
     assert literal == {
         "GATEWAY_LISTEN": "[::]:50051",
         "GATEWAY_METRICS_LISTEN": "[::]:9090",
+        "GATEWAY_REST_LISTEN": "[::]:8080",
         "GATEWAY_CONFIG": "/etc/toloka-gateway/config.toml",
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_CALLER_METADATA_KEY": "x-caller-id",
@@ -147,6 +152,17 @@ def test_service_exposes_grpc_and_metrics_when_rendered(render: Any) -> None:
     ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert ports["grpc"]["port"] == 50051 and ports["grpc"]["appProtocol"] == "grpc"
     assert ports["metrics"]["port"] == 9090
+
+
+def test_service_exposes_the_rest_front_when_enabled(render: Any) -> None:
+    rendered = render(REQUIRED)
+    ports = {p["name"]: p for p in rendered.one("Service")["spec"]["ports"]}
+    assert ports["rest"]["port"] == 8080 and ports["rest"]["targetPort"] == "rest"
+    assert {"name": "rest", "containerPort": 8080, "protocol": "TCP"} in rendered.container["ports"]
+    assert rendered.env()["GATEWAY_REST_LISTEN"]["value"] == "[::]:8080"
+    off = render(merged(REQUIRED, {"rest": {"enabled": False}}))
+    assert "rest" not in {p["name"] for p in off.one("Service")["spec"]["ports"]}
+    assert "GATEWAY_REST_LISTEN" not in off.env()
 
 
 def test_pdb_and_service_account_are_safe_when_values_are_default(render: Any) -> None:

@@ -14,7 +14,7 @@ from gateway import settings as gs
 from gateway.limit_spec import LimitSpec
 from gateway.rpc.auth import CallerAuth, load_tokens, server_credentials
 from gateway.shared_state import connect_redis
-from tests.helm.conftest import REPO, REQUIRED, SCENARIOS, Rendered
+from tests.helm.conftest import REPO, REQUIRED, SCENARIOS, Rendered, merged
 from tests.support.certs import make_certs
 
 
@@ -47,7 +47,7 @@ def test_config_toml_parses_and_loads_when_a_scenario_is_rendered(
     render: Any, tmp_path: Path, name: str
 ) -> None:
     rendered = render(SCENARIOS[name])
-    sections = {"server", "toloka", "rate_limits", "dedupe", "poller", "auth"}
+    sections = {"server", "toloka", "rate_limits", "dedupe", "poller", "auth", "rest"}
     assert set(tomllib.loads(rendered.config_toml)) == sections
     load_from(rendered, tmp_path)
 
@@ -62,6 +62,7 @@ def test_chart_defaults_equal_the_gateway_defaults_when_values_are_default(
     assert loaded.poller == gs.PollerSettings()
     assert loaded.limits == gs.RateLimitSettings(limits=gs.default_limits())
     assert loaded.auth == gs.AuthSettings()
+    assert loaded.rest.max_body_bytes == gs.RestSettings().max_body_bytes
 
 
 def test_rate_limits_arrive_as_written_when_limits_and_callers_are_set(render: Any, tmp_path: Path) -> None:
@@ -224,3 +225,16 @@ def test_auth_section_loads_and_builds_tls_credentials_when_mtls_mode(render: An
     relocated = rendered.config_toml.replace('"/var/run/', f'"{tmp_path}/root/var/run/')
     (tmp_path / "config.toml").write_text(relocated)
     assert server_credentials(gs.load(env=env).auth) is not None
+
+
+def test_rest_permissions_reach_the_gateway_when_a_caller_lists_them(render: Any, tmp_path: Path) -> None:
+    values = merged(
+        REQUIRED,
+        {"auth": {"callers": {"dashboard": {"methods": ["GetOperation"], "rest": ["GET"]}, "ops": {}}}},
+    )
+    auth = load_from(render(values), tmp_path).auth
+    dashboard, ops = auth.permissions_for("dashboard"), auth.permissions_for("ops")
+    assert dashboard is not None and ops is not None
+    assert dashboard.allows_rest("GET", "/api/v1/pools/1")
+    assert not dashboard.allows_rest("POST", "/api/v1/pools/1/open")
+    assert ops.allows_rest("POST", "/api/v1/pools/1/open")  # every gRPC method: every REST request

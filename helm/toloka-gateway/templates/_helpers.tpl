@@ -178,4 +178,7 @@ server.shutdownDelaySeconds, or when null the time the readiness probe needs to 
 {{- define "toloka-gateway.tomlPermissions" -}}
 methods = {{ (hasKey . "methods" | ternary .methods (list "*")) | toJson }}
 pools = {{ (hasKey . "pools" | ternary .pools (list "*")) | toJson }}
+{{- if hasKey . "rest" }}
+rest = {{ .rest | toJson }}
+{{- end }}
 {{- end }}
