@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import event_loop
 from gateway.limit_spec import LimitSpec
@@ -138,7 +139,13 @@ async def _measure(url: str, workdir: Path) -> dict[str, Any]:
             async def over_grpc() -> Any:
                 return await stub.ShouldRateLimit(request)
 
-            for decide in (in_process, over_grpc):  # warm: scripts loaded, connections open
+            health = health_pb2_grpc.HealthStub(channel)
+            check = health_pb2.HealthCheckRequest()
+
+            async def grpc_floor() -> Any:  # the same connection and server, no decision
+                return await health.Check(check)
+
+            for decide in (in_process, over_grpc, grpc_floor):  # warm: scripts loaded, connections open
                 await asyncio.gather(*(decide() for _ in range(200)))
             calls_before = await _evalsha_calls(shared)
             base_rate = await _throughput(in_process)
@@ -147,6 +154,8 @@ async def _measure(url: str, workdir: Path) -> dict[str, Any]:
             calls_after = await _evalsha_calls(shared)
             base_paced = {f"paced_{r}_per_s": await _paced(in_process, r) for r in PACED_RATES}
             rls_paced = {f"paced_{r}_per_s": await _paced(over_grpc, r) for r in PACED_RATES}
+            floor_rate = await _throughput(grpc_floor)
+            floor_paced = {f"paced_{r}_per_s": await _paced(grpc_floor, r) for r in PACED_RATES}
     except grpc.aio.AioRpcError as e:
         raise RuntimeError(
             f"the gateway failed a decision ({e.code().name}):\n{gateway.logs()[-3000:]}"
@@ -155,10 +164,13 @@ async def _measure(url: str, workdir: Path) -> dict[str, Any]:
         gateway.stop()
         await shared.close()
     return {
-        "baseline": "decide_hits in process (same Redis, same limits), measured in this run",
+        "baseline": "the in-process decide() a TolokaGateway call's admission runs (same Redis, same "
+        "limits), and a Health/Check on the same connection (the gRPC floor), measured in this run",
         "in_process": {"decisions_per_s_32_in_flight": round(base_rate), **base_paced},
         "should_rate_limit": {"decisions_per_s_32_in_flight": round(rls_rate), **rls_paced},
+        "grpc_floor_health_check": {"calls_per_s_32_in_flight": round(floor_rate), **floor_paced},
         "throughput_ratio_rls_to_in_process": round(rls_rate / base_rate, 2),
+        "throughput_ratio_rls_to_grpc_floor": round(rls_rate / floor_rate, 2),
         "p99_ratio_rls_to_in_process": {
             key: round(rls_paced[key]["p99_ms"] / base_paced[key]["p99_ms"], 2) for key in rls_paced
         },

@@ -21,6 +21,7 @@ not yet written back when Redis last decided in W; each replica contributes at m
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -59,6 +60,7 @@ class FallbackRateLimiter(AdmissionLimiter):
         # limit key -> (the full-capacity charge, remaining Redis reported, fallback clock then)
         self._reports: dict[str, tuple[Charge, int, float]] = {}
         self._reports_cap = PLAN_CACHE_SIZE
+        self._late: set[asyncio.Future[Decision]] = set()  # Redis decisions answered locally meanwhile
 
     @property
     def degraded(self) -> bool:
@@ -76,13 +78,36 @@ class FallbackRateLimiter(AdmissionLimiter):
     async def decide_hits(
         self, hits: Sequence[Hit], *, shadow: frozenset[str] = frozenset(), within_s: float | None = None
     ) -> Decision:
-        """Redis's decision over every hit (bounded by `within_s`), or the local one while Redis
-        is unreachable or has not answered within `within_s`."""
-        return await self._routed(
-            lambda: self.primary.decide_hits(hits, shadow=shadow, within_s=within_s),
-            lambda: self.fallback.decide_hits(hits, shadow=shadow),
-            lambda: self.primary.planner.combined(hits, shadow),
-        )
+        """Redis's decision over every hit, or the local one while Redis is unreachable.
+
+        With `within_s`, a Redis decision that has not answered by then is not cut off (cancelling
+        a command costs its connection, and a reconnect per slow decision makes a busy replica
+        slower still): it finishes in the background, and the local share decides now. What
+        Redis admits meanwhile stays counted there too, so such a request may be counted twice
+        (on the safe side), never not at all.
+        """
+        if within_s is None or self.health.down:
+            return await self._routed(
+                lambda: self.primary.decide_hits(hits, shadow=shadow),
+                lambda: self.fallback.decide_hits(hits, shadow=shadow),
+                lambda: self.primary.planner.combined(hits, shadow),
+            )
+        on_redis = asyncio.ensure_future(self.primary.decide_hits(hits, shadow=shadow))
+        done, _ = await asyncio.wait({on_redis}, timeout=within_s)
+        if not done:
+            self._late.add(on_redis)
+            on_redis.add_done_callback(self._late_answer)
+        elif not isinstance(on_redis.exception(), RedisUnavailable):  # the guard tripped the health
+            decision = on_redis.result()
+            self._note(self.primary.planner.combined(hits, shadow), decision)
+            return decision
+        self.stats.degraded_decisions += 1
+        return await self.fallback.decide_hits(hits, shadow=shadow)
+
+    def _late_answer(self, task: asyncio.Future[Decision]) -> None:
+        self._late.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: RedisUnavailable already tripped the health
 
     async def _routed(
         self,
@@ -118,8 +143,15 @@ class FallbackRateLimiter(AdmissionLimiter):
             with contextlib.suppress(RedisUnavailable):  # the guard tripped the health
                 await self.primary.report_throttled(retry_after, kind=kind)
 
+    async def settled(self) -> None:
+        """Wait for the Redis decisions that were answered locally to finish (they are bounded by
+        the shared health's timeouts)."""
+        while self._late:
+            await asyncio.wait(set(self._late))
+
     async def close(self) -> None:
-        """Nothing of its own runs in the background (the health's probe belongs to its owner)."""
+        """Let late Redis decisions finish (the health's probe belongs to its owner)."""
+        await self.settled()
 
     async def _write_back(self) -> None:
         """The recovery hook: write this replica's local admissions into Redis; raises

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from gateway.emulator.server import EmulatorServer
 from tests.support.gateway_harness import InProcessGateway, start_gateway, write_config
+from tests.support.redis_servers import RedisServer
+
+SLOW_REDIS_S = 0.030  # three times the service's default Redis budget (10 ms)
 
 # A small account-wide limit, a task-counted create_tasks limit, one caller's quota; while Redis is
 # down a replica holds 40% of each (2 of the account's 5).
@@ -85,4 +89,28 @@ async def hung_redis_url() -> AsyncIterator[str]:
     yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
     for writer in held:
         writer.close()
+    server.close()
+
+
+@pytest.fixture
+async def slow_redis_url(redis_proc: RedisServer) -> AsyncIterator[str]:
+    """The session's redis-server behind a proxy that holds every reply for SLOW_REDIS_S: a Redis
+    that answers, but later than the rate-limit service's budget."""
+    redis_proc.cli("FLUSHALL")
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                if delay:
+                    await asyncio.sleep(delay)  # the latency under test, not a wait for an event
+                writer.write(chunk)
+                await writer.drain()
+        writer.close()
+
+    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", redis_proc.port)
+        await asyncio.gather(pipe(client_reader, writer, 0.0), pipe(reader, client_writer, SLOW_REDIS_S))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
     server.close()

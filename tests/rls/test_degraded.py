@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.rls.conftest import StartGateway, request, rls
 from tests.support.gateway_harness import InProcessGateway
-from tests.support.redis_servers import redis_server
+from tests.support.redis_servers import RedisServer, redis_server
 
 ENVOY_FILTER_TIMEOUT_S = 0.020
 
@@ -52,3 +52,25 @@ async def test_local_share_answers_within_the_filter_timeout_when_redis_hangs(
     codes, slowest = await timed_answers(gw, 4)
     assert codes == [1, 1, 2, 2]
     assert slowest < ENVOY_FILTER_TIMEOUT_S
+
+
+async def test_slow_redis_decisions_are_answered_locally_and_still_counted_in_redis(
+    make_gateway: StartGateway, slow_redis_url: str, redis_proc: RedisServer
+) -> None:
+    gw = await make_gateway(redis_url=slow_redis_url)
+    connections_before = _connections(redis_proc)
+    codes, slowest = await timed_answers(gw, 4)
+    assert codes == [1, 1, 2, 2]  # the local share (2 of 5) answered: Redis took 30 ms
+    assert slowest < ENVOY_FILTER_TIMEOUT_S
+    assert not gw.gateway.degraded  # slow is not down
+    # Each Redis decision was left to finish, not cut off: all four reach Redis, on connections
+    # kept open (a cancelled command costs its connection, and a reconnect per decision).
+    await gw.gateway.limiter.settled()  # type: ignore[union-attr]
+    assert redis_proc.cli("HGET", "{tgw}:rl:g:account:60000", "s") == "4"
+    # One connection for that HGET, one for the count itself, at most four for the gateway.
+    assert _connections(redis_proc) - connections_before <= 2 + 4
+
+
+def _connections(server: RedisServer) -> int:
+    stats = dict(line.split(":", 1) for line in server.cli("INFO", "stats").splitlines() if ":" in line)
+    return int(stats["total_connections_received"])
