@@ -25,6 +25,7 @@ BENCHMARKS = {
     "emulator": "bench.emulator_bench",
     "rls": "bench.rls_bench",
     "import_tasks": "bench.import_bench",
+    "rest": "bench.rest_bench",
 }
 
 

@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THROTTLE_S = 1.0
 LARGE_BODY = 256 * 1024
+SMALL_RELAYED_BODY = 256 * 1024  # a relayed 2xx body up to this size is read whole, larger ones stream
 
 
 def authorization_header(secret: str) -> str:
@@ -306,7 +307,7 @@ class TolokaClient:
     async def _exchange_relayed(
         self, request: TolokaRequest, limit_s: float
     ) -> tuple[int, Any, Mapping[str, str], Relayed]:
-        """One relayed HTTP request: a 2xx body is left in the connection, any other is read.
+        """One relayed HTTP request: a large 2xx body is left in the connection, any other is read.
 
         `limit_s` bounds connecting and each wait for bytes, not the whole body: a large page
         streams for as long as it keeps coming.
@@ -325,7 +326,16 @@ class TolokaClient:
         )
         relayed = Relayed(resp.status, end_to_end_headers(resp.headers))
         if resp.status < 300:
-            relayed.response = resp
+            length = resp.content_length
+            if length is not None and length <= SMALL_RELAYED_BODY:
+                # Read at once: one write to the caller instead of a chunked stream (headers,
+                # chunk, end: three), at a bounded cost in memory.
+                try:
+                    relayed.body = await resp.read()
+                finally:
+                    resp.release()
+            else:
+                relayed.response = resp
             return resp.status, None, resp.headers, relayed
         try:
             raw = redact(await resp.read(), self._secrets)

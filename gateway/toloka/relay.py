@@ -1,7 +1,8 @@
 """`Relayed`: a Toloka answer handed to a caller as it came, for the REST front's passthrough.
 
-A 2xx body stays in the connection and is read chunk by chunk while the caller is written to, so a
-50 MB page is never held whole. A non-2xx body is small and read at once (the retry rules and the
+A large 2xx body (or one of unknown length) stays in the connection and is read chunk by chunk while
+the caller is written to, so a 50 MB page is never held whole; a small one is read at once. A non-2xx
+body is small and read at once (the retry rules and the
 error map need it); the gateway's key is blanked out of it, since Toloka may echo request headers.
 Headers that concern one connection only (hop-by-hop), and those the gateway sets or rewrites, are
 not relayed.
