@@ -4,7 +4,8 @@
 -- KEYS[1]        the account-wide Toloka cool-down: a string, the Redis time (µs) it ends at
 -- KEYS[2]        the cool-down of the request's kind (same format; usually absent)
 -- KEYS[3..n+2]   one hash per limit: "s" = units in live buckets, "o" = oldest live bucket
---                index, "<index>" = units admitted in bucket <index> (index = time_us // width)
+--                index, "<index>" = units admitted in bucket <index> (index = time_us // width),
+--                "f" = the oldest bucket holding units, when last asked (see frees_in)
 -- ARGV[1]        a time in µs to use instead of redis TIME (tests only), or "" for TIME
 -- ARGV[2]        n, the number of limits
 -- ARGV[3..]      4 values per limit i, in KEYS order: capacity, cost, bucket width µs, span
@@ -81,6 +82,25 @@ local function retry_after(key, lo, current, need, width, span, now)
   return math.max(0, (current + span) * width - now)
 end
 
+-- µs until the oldest counted bucket leaves the span. Its index is kept in "f" once found: a
+-- bucket older than it is never written again (admissions write the current bucket; the debit
+-- mode drops "f"), so it stays right until that bucket is evicted, and each rescan starts past
+-- the buckets already seen empty.
+local function frees_in(key, lo, current, width, span, now)
+  local f = tonumber(redis.call('HGET', key, 'f'))
+  if f == nil or f < lo or redis.call('HEXISTS', key, fmt(f)) == 0 then
+    f = current
+    for b = lo, current do
+      if redis.call('HEXISTS', key, fmt(b)) == 1 then
+        f = b
+        break
+      end
+    end
+    redis.call('HSET', key, 'f', fmt(f))
+  end
+  return math.max(0, (f + span) * width - now)
+end
+
 local function debit()
   local now = clock_us()
   local n = tonumber(ARGV[3])
@@ -103,6 +123,7 @@ local function debit()
       end
     end
     if added > 0 then
+      redis.call('HDEL', key, 'f')  -- a bucket older than the one "f" names may hold units now
       redis.call('HSET', key, 's', fmt(total + added), 'o', fmt(lo))
       redis.call('PEXPIRE', key, math.ceil(span * width / 1000) + 1)
     end
@@ -157,7 +178,7 @@ end
 if ARGV[4 * n + 3] == '1' then
   for i = 1, n do
     local p = plan[i]
-    admitted[#admitted + 1] = retry_after(KEYS[i + 2], p[6], p[5], 1, p[3], p[4], now)
+    admitted[#admitted + 1] = frees_in(KEYS[i + 2], p[6], p[5], p[3], p[4], now)
   end
 end
 return admitted

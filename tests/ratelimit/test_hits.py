@@ -117,3 +117,17 @@ async def test_hits_honour_the_cooldown_of_a_kind_with_its_own_toloka_limit(
     assert refused.refusals[0].limit is None
     assert refused.retry_after == pytest.approx(5.0, abs=1e-6)
     assert (await limiter.decide_hits([Hit(KIND_GET_POOL)])).admitted
+
+
+async def test_next_unit_frees_with_the_oldest_bucket_still_counted_when_older_ones_have_left(
+    make_limiter: MakeLimiter, clock: ManualClock
+) -> None:
+    limiter = make_limiter(settings(ACCOUNT))
+    for at in (0.0, 0.5, 0.7):
+        await clock.advance_to(T0 + at)
+        await limiter.decide_hits([Hit(KIND_GET_POOL)])
+    frees = []
+    for at in (0.9, 1.2, 1.6, 1.8):  # T0's bucket leaves at 1.01, T0 + 0.5's at 1.51, ...
+        await clock.advance_to(T0 + at)
+        frees.append((await limiter.decide_hits([Hit(KIND_GET_POOL)])).frees_in[0])
+    assert frees == pytest.approx([0.11, 0.31, 0.11, 0.11], abs=1e-6)
