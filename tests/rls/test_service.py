@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway.rls import RLS_SERVICE_NAME
 from tests.rls.conftest import StartGateway, request, rls
+from tests.support.redis_servers import RedisServer
 
 Response = rls_pb2.RateLimitResponse
 OK, OVER = Response.OK, Response.OVER_LIMIT
@@ -142,3 +143,22 @@ async def test_service_is_unimplemented_when_disabled(make_gateway: StartGateway
         assert e.code() == grpc.StatusCode.UNIMPLEMENTED
     else:
         raise AssertionError("the rate-limit service answered while disabled")
+
+
+async def test_one_redis_round_trip_decides_every_descriptor_of_a_call(
+    make_gateway: StartGateway, redis_url: str, redis_proc: RedisServer
+) -> None:
+    gw = await make_gateway(redis_url=redis_url)
+    await rls(gw).ShouldRateLimit(request({"kind": "get_pool"}))  # the script is loaded
+    before = _evalsha(redis_proc)
+    three = request({"kind": "get_pool"}, {"kind": "create_tasks", "caller": "svc"}, {"kind": "list_tasks"})
+    for _ in range(2):
+        await rls(gw).ShouldRateLimit(three)
+    assert _evalsha(redis_proc) - before == 2
+
+
+def _evalsha(server: RedisServer) -> int:
+    for line in server.cli("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
