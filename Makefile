@@ -77,9 +77,10 @@ $(PROTO_STAMP): $(PROTO_SRC) $(RUNTIME_STAMP)
 	@touch $(PROTO_STAMP)
 
 # Starts the gateway on embedded defaults: the built-in emulator unless TOLOKA_API_KEY is set,
-# in-process state unless REDIS_URL is set. Installs the runtime dependencies only.
+# in-process state unless REDIS_URL is set, and the REST front (Toloka's /api/v1, for toloka-kit) on
+# [::]:8081 unless GATEWAY_REST_LISTEN is set (set empty: off). Installs the runtime dependencies only.
 run: check-python proto
-	@exec $(VENV)/bin/toloka-gateway serve
+	@GATEWAY_REST_LISTEN="$${GATEWAY_REST_LISTEN-[::]:8081}" exec $(VENV)/bin/toloka-gateway serve
 
 emulator: check-python proto
 	@exec $(VENV)/bin/toloka-gateway emulator --listen 127.0.0.1:8080

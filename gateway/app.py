@@ -27,7 +27,7 @@ from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.service import GatewayService
 from gateway.settings import Settings
 from gateway.shared_state import SharedRedis, connect_redis
-from gateway.startup_summary import log_startup
+from gateway.startup_summary import local_target, log_startup
 from gateway.toloka.client import TolokaClient
 
 log = logging.getLogger("gateway")
@@ -117,7 +117,6 @@ class Gateway:
             metrics=self.metrics,
         )
         self.rest_port = await self.rest.start()
-        log.info("REST front serving", extra={"rest_listen": s.rest.listen, "rest_port": self.rest_port})
 
     async def start(self) -> None:
         """Build every layer and start serving; logs what it runs on."""
@@ -172,6 +171,13 @@ class Gateway:
             )
             await self._health.set(REDIS_HEALTH_SERVICE, status)
         log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
+        if self.rest is not None:
+            url = f"http://{local_target(s.rest.listen, self.rest_port)}"
+            log.info(
+                f"REST front (Toloka's /api/v1) on {s.rest.listen}: point toloka-kit at it, "
+                f"TolokaClient(<your gateway token>, url={url!r})",
+                extra={"rest_listen": s.rest.listen, "rest_port": self.rest_port},
+            )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls (health NOT_SERVING), let in-flight calls finish, close everything."""

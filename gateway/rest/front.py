@@ -101,7 +101,10 @@ class RestFront:
         host, _, port = self._settings.listen.rpartition(":")
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]") or None, int(port))
+        # "[::]" means every interface of both families, as gRPC's listener takes it (asyncio would
+        # bind "::" to IPv6 only).
+        bind = None if host.strip("[]") in ("", "::") else host.strip("[]")
+        site = web.TCPSite(self._runner, bind, int(port))
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else int(port)
