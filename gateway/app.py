@@ -106,14 +106,16 @@ class Gateway:
     async def _start_rest(self, service: GatewayService, auth: CallerAuth) -> None:
         """The REST front, when `[rest] listen` is set: listening before health says SERVING."""
         s = self.settings
-        if not s.rest.listen or self.toloka is None or self.operations is None:
+        if not s.rest.listen or self.toloka is None or self.operations is None or self.dedupe is None:
             return
         self.rest = RestFront(
             settings=s.rest,
             auth=auth,
             toloka=self.toloka,
             caller_header=s.server.caller_metadata_key,
-            shared=SharedPaths(tasks=service, operations=self.operations),
+            shared=SharedPaths(
+                tasks=service, operations=self.operations, dedupe=self.dedupe, toloka=self.toloka
+            ),
             metrics=self.metrics,
         )
         self.rest_port = await self.rest.start()

@@ -34,6 +34,15 @@ _STATUS: tuple[tuple[type[errors.GatewayError], int, str], ...] = (
 _HTTP_CODES = {404: "DOES_NOT_EXIST", 405: "METHOD_NOT_ALLOWED", 413: "ENTITY_TOO_LARGE"}
 
 
+class RelayedRefusal(errors.GatewayError):
+    """Toloka's refusal of a request the gateway ran itself, answered as Toloka sent it (not stored)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"Toloka answered HTTP {status}", reason="TOLOKA_REFUSED")
+        self.status = status
+        self.body = body
+
+
 def toloka_error(
     status: int, code: str, message: str, *, request_id: str, payload: Any = None
 ) -> web.Response:
@@ -69,7 +78,9 @@ def _payload(error: errors.GatewayError) -> dict[str, Any]:
 
 
 def error_response(error: errors.GatewayError, *, request_id: str) -> web.Response:
-    """A domain error as Toloka would answer it."""
+    """A domain error as Toloka would answer it (Toloka's own refusal as Toloka sent it)."""
+    if isinstance(error, RelayedRefusal):
+        return web.Response(status=error.status, body=error.body, content_type="application/json")
     status, code = status_of(error)
     return toloka_error(status, code, error.message, request_id=request_id, payload=_payload(error))
 

@@ -20,7 +20,8 @@ from gateway import errors
 from gateway.call import Call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.rest.errors import error_response, http_error_response, toloka_error
-from gateway.rest.passthrough import FORWARDED_METHODS, Relay, passthrough
+from gateway.rest.passthrough import FORWARDED_METHODS, passthrough
+from gateway.rest.relay_protocol import Relay
 from gateway.rest.routes import API_ROOT, template_of
 from gateway.rest.shared_paths import SharedPaths
 from gateway.settings import RestSettings, SettingsError, parse_duration

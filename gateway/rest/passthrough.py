@@ -8,7 +8,7 @@ Toloka's answer comes back with its status and body; a 2xx body is streamed chun
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import orjson
@@ -17,8 +17,9 @@ from aiohttp import web
 from gateway import errors
 from gateway.call import Call
 from gateway.request_kinds import KIND_POOL_ACTION
+from gateway.rest.relay_protocol import Relay
 from gateway.rest.routes import API_ROOT, Route, classify, pools_named
-from gateway.rest.shared_paths import SharedPaths, create_tasks_request, operation_id_of
+from gateway.rest.shared_paths import SharedPaths, create_tasks_request, is_async_create, operation_id_of
 from gateway.toloka.request import Idempotency, Reply, TolokaRequest
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,6 @@ log = logging.getLogger(__name__)
 # actions (opening an open pool changes nothing). Any other POST or PATCH is never re-sent blind.
 _REPEATABLE_METHODS = frozenset({"GET", "PUT", "DELETE"})
 FORWARDED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-
-
-class Relay(Protocol):
-    """What the passthrough needs of the Toloka client."""
-
-    async def relay(self, request: TolokaRequest, call: Call) -> Reply:
-        """Send `request` through the choke point; the answer's `relayed` must be released."""
-        ...
 
 
 def parse_body(raw: bytes) -> Any:
@@ -111,12 +104,16 @@ async def _shared_answer(
     operation_id = operation_id_of(request.method, tail)
     if operation_id is not None:
         return await shared.operation(operation_id, call)
+    query = dict(request.query)
     if request.method == "POST" and tail == "/tasks":
-        query = dict(request.query)
         req = create_tasks_request(query, body)
         if req is not None:
             check_pools(call, tail, query, body)
             return await shared.create_tasks(req, call)
+    if request.method == "POST" and tail == "/task-suites" and is_async_create(query):
+        check_pools(call, tail, query, body)
+        raw_query = request.rel_url.raw_query_string
+        return await shared.create_suites(f"{tail}?{raw_query}", query, await request.read(), body, call)
     return None
 
 

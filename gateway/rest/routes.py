@@ -65,7 +65,8 @@ def classify(method: str, tail: str, body: Any) -> Route:
             kind = k.KIND_AGGREGATE
         else:
             kind = k.KIND_READ if method == "GET" else k.KIND_OTHER
-    cost = len(body) if kind == k.KIND_CREATE_TASKS and isinstance(body, list) else 1
+    creates = (k.KIND_CREATE_TASKS, k.KIND_CREATE_TASK_SUITES)
+    cost = len(body) if kind in creates and isinstance(body, list) else 1
     return Route(kind, API_ROOT + template, max(1, cost))
 
 

@@ -5,6 +5,8 @@
   and fingerprint, so one id sent over gRPC and over REST is one Toloka operation, and a duplicate
   is answered with the operation the first one started. A body the gRPC request cannot express
   (a field it does not know) is relayed as it is instead; Toloka performs an async operation_id once.
+- `POST /api/v1/task-suites?async_mode=true&operation_id=...` goes through the same dedupe
+  (`suite_creates`, key `task-suites:<operation_id>`).
 - `GET /api/v1/operations/{uuid}` is answered from the shared poller: a cached state younger than
   its freshness bound, else one read shared by every caller and replica, so a thousand toloka-kit
   clients waiting on one operation cost what one does.
@@ -22,7 +24,10 @@ from google.protobuf import json_format
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
+from gateway.dedupe.store import Deduplicator
 from gateway.operations.tracker import OperationTracker
+from gateway.rest.relay_protocol import Relay
+from gateway.rest.suite_creates import SuiteCreates
 from gateway.translate.ids import UUID
 
 ITEM_INDEX_KEY = "__item_idx"  # toloka-kit's index of each object in a sync-via-async create
@@ -48,13 +53,18 @@ def _task(item: Any) -> pb.Task | None:
         return None
 
 
+def is_async_create(query: Mapping[str, str]) -> bool:
+    """An async create with an operation_id (Toloka performs it once per id)."""
+    return query.get("async_mode") == "true" and bool(query.get("operation_id"))
+
+
 def create_tasks_request(query: Mapping[str, str], body: Any) -> pb.CreateTasksRequest | None:
     """The CreateTasks request an async `POST /tasks` with an operation_id is, or None when it is not one.
 
     None (relay it as it is) for a sync create, one without operation_id, an unknown query
     parameter, or a task with a field the gRPC request does not have.
     """
-    if query.get("async_mode") != "true" or not query.get("operation_id") or set(query) - _CREATE_QUERY:
+    if not is_async_create(query) or set(query) - _CREATE_QUERY:
         return None
     items = body if isinstance(body, list) else [body]
     tasks = [_task(item) for item in items]
@@ -75,9 +85,18 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 class SharedPaths:
     """The REST requests answered by the gateway's own use cases instead of a plain relay."""
 
-    def __init__(self, *, tasks: TaskCreator, operations: OperationTracker) -> None:
+    def __init__(
+        self, *, tasks: TaskCreator, operations: OperationTracker, dedupe: Deduplicator, toloka: Relay
+    ) -> None:
         self._tasks = tasks
         self._operations = operations
+        self._suites = SuiteCreates(dedupe=dedupe, toloka=toloka, operations=operations)
+
+    async def create_suites(
+        self, path: str, query: Mapping[str, str], raw: bytes, body: Any, call: Call
+    ) -> web.Response:
+        """Create task suites once per operation_id (`suite_creates`)."""
+        return await self._suites.create(path, query, raw, body, call)
 
     async def create_tasks(self, req: pb.CreateTasksRequest, call: Call) -> web.Response:
         """Run CreateTasks and answer with Toloka's operation, as Toloka answers an async create."""

@@ -1,10 +1,11 @@
 """toloka-kit 1.2.3 against the gateway's REST front, run in toloka-kit's own virtualenv.
 
-    python kit_rest.py URL TOKEN sync|async basics|flood|get|wait
+    python kit_rest.py URL TOKEN sync|async basics|flood|get|suites|wait
 
 `basics`: get_pool, find_tasks, update_pool, open/close a pool, create_tasks (the default, which
 waits on its operation), create_tasks_async + wait_operation. `flood`: THREADS threads reading a pool
-ROUNDS times each (`flood THREADS ROUNDS`). `get`: get_pool once. `wait`: wait_operation on the id given after it. Prints one
+ROUNDS times each (`flood THREADS ROUNDS`). `get`: get_pool once. `suites`: create_task_suites (sync via async) and
+create_task_suites_async + wait_operation. `wait`: wait_operation on the id given after it. Prints one
 JSON line of what it saw; a failed check exits non-zero.
 """
 
@@ -94,6 +95,22 @@ def flood() -> dict[str, Any]:
     return {"requests": done[0]}
 
 
+def suites() -> dict[str, Any]:
+    c = client()
+    made = [
+        toloka.TaskSuite(
+            pool_id="1", tasks=[toloka.Task(input_values={"image": f"https://example.com/s{i}.png"})]
+        )
+        for i in range(2)
+    ]
+    created = run(c, "create_task_suites", made, allow_defaults=True)
+    check(len(created.items) == 2, f"create_task_suites: {created}")
+    op = run(c, "create_task_suites_async", made, allow_defaults=True, operation_id=str(uuid.uuid4()))
+    done = run(c, "wait_operation", op, timeout=datetime.timedelta(seconds=30))
+    check(done.status.value == "SUCCESS", f"create_task_suites_async: {done.status}")
+    return {"created": len(created.items), "async_op": done.id}
+
+
 def get() -> dict[str, Any]:
     pool = run(client(), "get_pool", ARGS[0] if ARGS else "1")
     return {"pool": pool.id}
@@ -106,4 +123,4 @@ def wait() -> dict[str, Any]:
     return {"status": done.status.value}
 
 
-print(json.dumps({"basics": basics, "flood": flood, "get": get, "wait": wait}[SCENARIO]()))
+print(json.dumps({"basics": basics, "flood": flood, "get": get, "suites": suites, "wait": wait}[SCENARIO]()))
