@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from gateway.limit_spec import LimitSpec
-from gateway.ratelimit import Hit, LimitRef
+from gateway.ratelimit import Hit, LimitRef, RedisRateLimiter
 from gateway.ratelimit.decision import SHADOW_CAPACITY, ChargePlanner
+from gateway.ratelimit.window import US, Debit
 from gateway.request_kinds import ALL_KINDS, KIND_CREATE_TASKS, KIND_GET_POOL
 from gateway.settings import RateLimitSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.ratelimit.conftest import T0, MakeLimiter
 from tests.support.clock import ManualClock
 
@@ -131,3 +133,27 @@ async def test_next_unit_frees_with_the_oldest_bucket_still_counted_when_older_o
         await clock.advance_to(T0 + at)
         frees.append((await limiter.decide_hits([Hit(KIND_GET_POOL)])).frees_in[0])
     assert frees == pytest.approx([0.11, 0.31, 0.11, 0.11], abs=1e-6)
+
+
+async def test_next_unit_frees_with_a_written_back_older_bucket_when_a_degraded_spell_ends(
+    redis_url: str, clock: ManualClock
+) -> None:
+    shared = SharedRedis(connect_redis(redis_url))
+    limiter = RedisRateLimiter(shared=shared, settings=settings(ACCOUNT), clock=clock, server_time=clock.now)
+    try:
+        await clock.advance_to(T0 + 0.5)
+        first = await limiter.decide_hits([Hit(KIND_GET_POOL)])
+        assert first.frees_in == pytest.approx((1.01,), abs=1e-6)
+        # A replica admitted 3 locally at T0 + 0.2 (its bucket 20 of 10 ms) and writes them back.
+        charge = limiter.planner.combined([Hit(KIND_GET_POOL)])[0]
+        geometry = charge.geometry
+        at_us = round((T0 + 0.5) * US)
+        await limiter.write_back(
+            [Debit(charge.key, geometry, at_us, ((round((T0 + 0.2) * US) // geometry.width_us, 3),))]
+        )
+        await clock.advance_to(T0 + 0.6)
+        after = await limiter.decide_hits([Hit(KIND_GET_POOL)])
+        assert after.frees_in == pytest.approx((0.61,), abs=1e-6)  # T0 + 0.2's bucket leaves at 1.21
+        assert after.remaining[0][1] == 10 - 5
+    finally:
+        await shared.close()
