@@ -45,7 +45,7 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[
     async def ShouldRateLimit(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         start = time.perf_counter()
         hits = hits_for(request, self._settings.domain)
-        if hits is None:
+        if not hits:  # another domain's request, or no descriptors: nothing of ours to decide
             found = [Status(over=False)] * len(request.descriptors)
             self._count(OTHER, [Hit(OTHER)] * len(found), found)
             return response(found, headers=False)

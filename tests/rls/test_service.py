@@ -95,6 +95,8 @@ async def test_another_domain_is_answered_ok_without_spending_anything(
         reply = await rls(gw).ShouldRateLimit(request({"kind": "get_pool"}, {"kind": "x"}, domain="web"))
         assert (reply.overall_code, codes(reply)) == (OK, [OK, OK])
         assert not reply.statuses[0].HasField("current_limit")
+    empty = await rls(gw).ShouldRateLimit(request())
+    assert (empty.overall_code, len(empty.statuses)) == (OK, 0)
     ours = await rls(gw).ShouldRateLimit(request({"kind": "get_pool"}))
     assert ours.statuses[0].limit_remaining == 4
     assert sample(gw, "rls_decisions_total", domain="other", kind="other", code="OK") == 14
