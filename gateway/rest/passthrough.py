@@ -109,7 +109,7 @@ async def _shared_answer(
         req = create_tasks_request(query, body)
         if req is not None:
             check_pools(call, tail, query, body)
-            return await shared.create_tasks(req, call)
+            return await shared.create_tasks(req, body, call)
     if request.method == "POST" and tail == "/task-suites" and is_async_create(query):
         check_pools(call, tail, query, body)
         raw_query = request.rel_url.raw_query_string

@@ -1,9 +1,9 @@
 """Where the REST front and gRPC overlap, one implementation: task creation and operation reads.
 
-- `POST /api/v1/tasks?async_mode=true&operation_id=...` is turned into the CreateTasks request it
+- `POST /api/v1/tasks?operation_id=...` (async or sync) is turned into the CreateTasks request it
   is and run by the same use case as gRPC CreateTasks: the same dedupe key (`tasks:<operation_id>`)
   and fingerprint, so one id sent over gRPC and over REST is one Toloka operation, and a duplicate
-  is answered with the operation the first one started. A body the gRPC request cannot express
+  is answered with the first answer (the operation, or the created tasks: `sync_answer`). A body the gRPC request cannot express
   (a field it does not know) is relayed as it is instead; Toloka performs an async operation_id once.
 - `POST /api/v1/task-suites?async_mode=true&operation_id=...` goes through the same dedupe
   (`suite_creates`, key `task-suites:<operation_id>`).
@@ -28,9 +28,9 @@ from gateway.dedupe.store import Deduplicator
 from gateway.operations.tracker import OperationTracker
 from gateway.rest.relay_protocol import Relay
 from gateway.rest.suite_creates import SuiteCreates
+from gateway.rest.sync_answer import ITEM_INDEX_KEY, sync_answer
 from gateway.translate.ids import UUID
 
-ITEM_INDEX_KEY = "__item_idx"  # toloka-kit's index of each object in a sync-via-async create
 _CREATE_FLAGS = ("allow_defaults", "open_pool", "skip_invalid_items")
 _CREATE_QUERY = frozenset({"operation_id", "async_mode", *_CREATE_FLAGS})
 
@@ -59,18 +59,21 @@ def is_async_create(query: Mapping[str, str]) -> bool:
 
 
 def create_tasks_request(query: Mapping[str, str], body: Any) -> pb.CreateTasksRequest | None:
-    """The CreateTasks request an async `POST /tasks` with an operation_id is, or None when it is not one.
+    """The CreateTasks request a `POST /tasks` with an operation_id is, or None when it is not one.
 
-    None (relay it as it is) for a sync create, one without operation_id, an unknown query
-    parameter, or a task with a field the gRPC request does not have.
+    None (relay it as it is) for one without operation_id, an unknown query parameter, or a task
+    with a field the gRPC request does not have. Without `async_mode` a create is synchronous, as
+    Toloka takes it.
     """
-    if not is_async_create(query) or set(query) - _CREATE_QUERY:
+    if not query.get("operation_id") or set(query) - _CREATE_QUERY:
         return None
     items = body if isinstance(body, list) else [body]
     tasks = [_task(item) for item in items]
     if not tasks or any(t is None for t in tasks):
         return None
-    req = pb.CreateTasksRequest(operation_id=query["operation_id"], async_mode=True)
+    req = pb.CreateTasksRequest(
+        operation_id=query["operation_id"], async_mode=query.get("async_mode") == "true"
+    )
     req.tasks.extend(t for t in tasks if t is not None)
     for flag in _CREATE_FLAGS:
         setattr(req, flag, query.get(flag) == "true")
@@ -98,9 +101,11 @@ class SharedPaths:
         """Create task suites once per operation_id (`suite_creates`)."""
         return await self._suites.create(path, query, raw, body, call)
 
-    async def create_tasks(self, req: pb.CreateTasksRequest, call: Call) -> web.Response:
-        """Run CreateTasks and answer with Toloka's operation, as Toloka answers an async create."""
+    async def create_tasks(self, req: pb.CreateTasksRequest, body: Any, call: Call) -> web.Response:
+        """Run CreateTasks and answer as Toloka does: the operation (async), or the created tasks (sync)."""
         reply = await self._tasks.create_tasks(req, call)
+        if not req.async_mode:
+            return json_response(sync_answer(body, reply), 201)
         op = await self._operations.get(reply.operation_id, call=call)
         return json_response(op, 202)
 

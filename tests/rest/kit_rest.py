@@ -1,11 +1,12 @@
 """toloka-kit 1.2.3 against the gateway's REST front, run in toloka-kit's own virtualenv.
 
-    python kit_rest.py URL TOKEN sync|async basics|flood|get|suites|wait
+    python kit_rest.py URL TOKEN sync|async basics|flood|get|suites|sync_create|wait
 
 `basics`: get_pool, find_tasks, update_pool, open/close a pool, create_tasks (the default, which
 waits on its operation), create_tasks_async + wait_operation. `flood`: THREADS threads reading a pool
 ROUNDS times each (`flood THREADS ROUNDS`). `get`: get_pool once. `suites`: create_task_suites (sync via async) and
-create_task_suites_async + wait_operation. `wait`: wait_operation on the id given after it. Prints one
+create_task_suites_async + wait_operation. `sync_create`: create_tasks with
+async_mode=False, and create_task. `wait`: wait_operation on the id given after it. Prints one
 JSON line of what it saw; a failed check exits non-zero.
 """
 
@@ -111,6 +112,27 @@ def suites() -> dict[str, Any]:
     return {"created": len(created.items), "async_op": done.id}
 
 
+def sync_create() -> dict[str, Any]:
+    c = client()
+    tasks = [
+        toloka.Task(pool_id="1", input_values={"image": f"https://example.com/sync{i}.png"}) for i in range(3)
+    ]
+    created = run(c, "create_tasks", tasks, allow_defaults=True, async_mode=False)
+    check(len(created.items) == 3, f"create_tasks sync: {created}")
+    check(
+        all(t.input_values["image"].startswith("https://example.com/sync") for t in created.items.values()),
+        "echo",
+    )
+    one = run(
+        c,
+        "create_task",
+        toloka.Task(pool_id="1", input_values={"image": "https://example.com/one.png"}),
+        allow_defaults=True,
+    )
+    check(bool(one.id) and one.pool_id == "1", f"create_task: {one}")
+    return {"created": len(created.items), "ids": sorted(t.id for t in created.items.values())}
+
+
 def get() -> dict[str, Any]:
     pool = run(client(), "get_pool", ARGS[0] if ARGS else "1")
     return {"pool": pool.id}
@@ -123,4 +145,15 @@ def wait() -> dict[str, Any]:
     return {"status": done.status.value}
 
 
-print(json.dumps({"basics": basics, "flood": flood, "get": get, "suites": suites, "wait": wait}[SCENARIO]()))
+print(
+    json.dumps(
+        {
+            "basics": basics,
+            "flood": flood,
+            "get": get,
+            "suites": suites,
+            "sync_create": sync_create,
+            "wait": wait,
+        }[SCENARIO]()
+    )
+)

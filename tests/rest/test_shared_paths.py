@@ -21,8 +21,8 @@ def rest_tasks() -> list[dict[str, Any]]:
     return [{"pool_id": "1", "input_values": {"image": image}} for image in IMAGES]
 
 
-def grpc_request(operation_id: str) -> pb.CreateTasksRequest:
-    req = pb.CreateTasksRequest(operation_id=operation_id, async_mode=True, allow_defaults=True)
+def grpc_request(operation_id: str, *, is_async: bool = True) -> pb.CreateTasksRequest:
+    req = pb.CreateTasksRequest(operation_id=operation_id, async_mode=is_async, allow_defaults=True)
     for image in IMAGES:
         json_to_struct({"image": image}, req.tasks.add(pool_id="1").input_values)
     return req
@@ -33,9 +33,9 @@ def bearer(caller: str = "writer") -> tuple[tuple[str, str], ...]:
 
 
 async def rest_create(
-    front: Front, operation_id: str, tasks: list[dict[str, Any]]
+    front: Front, operation_id: str, tasks: list[dict[str, Any]], *, is_async: bool = True
 ) -> tuple[int, dict[str, Any]]:
-    params = {"async_mode": "true", "allow_defaults": "true", "operation_id": operation_id}
+    params = {"async_mode": str(is_async).lower(), "allow_defaults": "true", "operation_id": operation_id}
     async with (
         aiohttp.ClientSession() as s,
         s.post(f"{front.url}/api/v1/tasks", params=params, json=tasks, headers=front.auth()) as r,
@@ -148,3 +148,43 @@ async def test_grpc_caller_denied_create_tasks_cannot_create_over_rest_when_limi
         assert r.status == 403
     with pytest.raises(grpc.aio.AioRpcError):
         await front.gateway.stub.CreateTasks(grpc_request(str(uuid.uuid4())), metadata=bearer("reader"))
+
+
+@pytest.mark.parametrize("grpc_first", [True, False])
+async def test_one_sync_create_when_grpc_and_rest_send_the_same_operation_id(
+    front: Front, grpc_first: bool
+) -> None:
+    operation_id = str(uuid.uuid4())
+    stub = front.gateway.stub
+    if grpc_first:
+        over_grpc = await stub.CreateTasks(grpc_request(operation_id, is_async=False), metadata=bearer())
+        status, body = await rest_create(front, operation_id, rest_tasks(), is_async=False)
+    else:
+        status, body = await rest_create(front, operation_id, rest_tasks(), is_async=False)
+        over_grpc = await stub.CreateTasks(grpc_request(operation_id, is_async=False), metadata=bearer())
+    assert status == 201, body
+    assert {k: v["id"] for k, v in body["items"].items()} == {
+        str(i): t.id for i, t in over_grpc.batch.items.items()
+    }
+    assert [body["items"][str(i)]["input_values"]["image"] for i in range(3)] == IMAGES
+    assert len(await creates_seen(front)) == 1
+
+
+async def test_sync_duplicates_get_the_first_tasks_when_sent_together(front: Front) -> None:
+    operation_id = str(uuid.uuid4())
+    answers = await asyncio.gather(
+        *(rest_create(front, operation_id, rest_tasks(), is_async=False) for _ in range(8))
+    )
+    assert {status for status, _ in answers} == {201}
+    assert len({tuple(sorted(v["id"] for v in body["items"].values())) for _, body in answers}) == 1
+    assert len(await creates_seen(front)) == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_toloka_kit_creates_tasks_synchronously_through_the_front(
+    front: Front, kit_python: Any, mode: str
+) -> None:
+    from tests.rest.conftest import run_kit
+
+    result = await run_kit(kit_python, front.url, TOKENS["writer"], mode, "sync_create")
+    assert result["created"] == 3 and len(set(result["ids"])) == 3
