@@ -16,6 +16,48 @@ from gateway import request_kinds as k
 API_ROOT = "/api/v1"
 MAX_TEMPLATE_SEGMENTS = 6
 _POOL_ACTIONS = frozenset({"open", "close", "close-for-update", "archive"})
+# The words of Toloka's API paths (collections and actions); other non-id segments are `{name}`.
+PATH_WORDS = frozenset(
+    {
+        *_POOL_ACTIONS,
+        "tasks",
+        "task-suites",
+        "operations",
+        "log",
+        "pools",
+        "training-pools",
+        "projects",
+        "clone",
+        "assignments",
+        "attachments",
+        "download",
+        "aggregated-solutions",
+        "aggregate-by-pool",
+        "aggregate-by-task",
+        "user-skills",
+        "skills",
+        "user-bonuses",
+        "user-restrictions",
+        "user-metadata",
+        "message-threads",
+        "compose",
+        "reply",
+        "folders",
+        "add-to-folders",
+        "remove-from-folders",
+        "requester",
+        "webhook-subscriptions",
+        "test",
+        "set-overlap-or-min",
+        "app-projects",
+        "apps",
+        "app-items",
+        "app-batches",
+        "items",
+        "batches",
+        "start",
+    }
+)
 # (method, path template under /api/v1) -> kind, for the rows of the per-method table.
 _KINDS: dict[tuple[str, str], str] = {
     ("POST", "/tasks"): k.KIND_CREATE_TASKS,
@@ -47,10 +89,17 @@ class Route:
     cost: int = 1
 
 
+def _segment(part: str) -> str:
+    if any(c.isdigit() for c in part):
+        return "{id}"
+    return part if part in PATH_WORDS else "{name}"
+
+
 def template_of(tail: str) -> str:
-    """`/pools/17/open` -> `/pools/{id}/open`: a segment with a digit in it is an id."""
+    """`/pools/17/open` -> `/pools/{id}/open`: a segment with a digit in it is an id, and a word
+    Toloka's API does not use is `{name}`, so a label never takes a caller's arbitrary text."""
     parts = [p for p in tail.split("/") if p][:MAX_TEMPLATE_SEGMENTS]
-    return "/" + "/".join("{id}" if any(c.isdigit() for c in p) else p for p in parts)
+    return "/" + "/".join(_segment(p) for p in parts)
 
 
 def classify(method: str, tail: str, body: Any) -> Route:
