@@ -89,6 +89,7 @@ class EmulatorState:
         self.max_recorded_requests = max_recorded_requests
         self.clock_offset_s = 0.0
         self._event_time: float | None = None
+        self._stamp: tuple[float, str] = (float("nan"), "")  # the last timestamp(), by its instant
         self.faults = FaultSet()
         self.requests: list[RecordedRequest] = []
         self.crowd = Crowd(self)
@@ -254,8 +255,12 @@ class EmulatorState:
                 op.on_finish()
 
     def timestamp(self) -> str:
-        """The current time in Toloka's date format."""
-        return iso(self.now())
+        """The current time in Toloka's date format (formatted once per instant: the tasks of one
+        batch, stored while its operation finishes, share it)."""
+        now = self.now()
+        if now != self._stamp[0]:
+            self._stamp = (now, iso(now))
+        return self._stamp[1]
 
     # -- seeds -----------------------------------------------------------------------------------
 
