@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -28,3 +29,19 @@ def redis_cluster_proc() -> Iterator[RedisCluster]:
     """A real three-master Redis Cluster for the session."""
     with redis_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+async def hung_redis_url() -> AsyncIterator[str]:
+    """A Redis that hangs: a TCP server that accepts every connection and never sends a byte."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_stall(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await asyncio.Event().wait()
+
+    server = await asyncio.start_server(accept_and_stall, "127.0.0.1", 0)
+    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    for writer in held:
+        writer.close()
+    server.close()

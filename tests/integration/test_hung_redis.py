@@ -6,7 +6,6 @@ caller wait on a real (hung) socket.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,23 +26,6 @@ from tests.support.gateway_harness import InProcessGateway, start_gateway, write
 # plus slack; before the layers shared it, the rate limiter's own 1 s timeout came on top.
 FIRST_CALL_S = 1.2
 LATER_CALL_S = 1.5
-
-
-@pytest.fixture
-async def hung_redis_url() -> AsyncIterator[str]:
-    """A TCP server that accepts every connection and never sends a byte."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept_and_stall(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        await asyncio.Event().wait()
-
-    server = await asyncio.start_server(accept_and_stall, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"redis://127.0.0.1:{port}/0"
-    for writer in held:
-        writer.close()
-    server.close()
 
 
 @pytest.fixture

@@ -77,22 +77,6 @@ async def make_gateway(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
-async def hung_redis_url() -> AsyncIterator[str]:
-    """A TCP server that accepts every connection and never sends a byte."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept_and_stall(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        await asyncio.Event().wait()
-
-    server = await asyncio.start_server(accept_and_stall, "127.0.0.1", 0)
-    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
-    for writer in held:
-        writer.close()
-    server.close()
-
-
-@pytest.fixture
 async def slow_redis_url(redis_proc: RedisServer) -> AsyncIterator[str]:
     """The session's redis-server behind a proxy that holds every reply for SLOW_REDIS_S: a Redis
     that answers, but later than the rate-limit service's budget."""
