@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.envoy import envoy_binary
+from tests.support.envoy import envoy_binary, stop_envoy
 from tests.support.redis_servers import free_port
 
 KIND_ROUTES = (  # (method, path prefix, request kind); the last one matches everything else
@@ -199,14 +198,7 @@ class EgressEnvoy:
         return found
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_envoy(self.process)
 
     def logs(self) -> str:
         return (

@@ -60,6 +60,18 @@ def envoy_binary() -> Path:
     return Path(found)
 
 
+def stop_envoy(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL if the Envoy process has not exited within 5 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.3f}s"
 
@@ -121,14 +133,7 @@ class Envoy:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if Envoy has not exited within 5 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_envoy(self.process)
 
     def logs(self, last_lines: int = 40) -> str:
         """Envoy's warnings, health-check events and last upstream tries, for assertion messages."""
