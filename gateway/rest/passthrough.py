@@ -8,6 +8,7 @@ Toloka's answer comes back with its status and body; a 2xx body is streamed chun
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,8 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.call import Call
-from gateway.request_kinds import KIND_POOL_ACTION
+from gateway.request_kinds import KIND_POOL_ACTION, KIND_UPDATE_POOL
+from gateway.rest.pool_updates import pool_update_kind
 from gateway.rest.relay_protocol import Relay
 from gateway.rest.routes import API_ROOT, Route, classify, pools_named
 from gateway.rest.shared_paths import SharedPaths, create_tasks_request, is_async_create, operation_id_of
@@ -131,5 +133,7 @@ async def passthrough(
             return answer
     route = classify(request.method, tail, body)
     check_pools(call, tail, dict(request.query), body)
+    if request.method == "PUT" and route.kind == KIND_UPDATE_POOL:
+        route = replace(route, kind=await pool_update_kind(toloka, tail, body, call))
     reply = await toloka.relay(toloka_request(request, route, tail, raw), call)
     return await relay_answer(request, reply)
