@@ -143,7 +143,8 @@ class Gateway:
         rework = self.rework = build_rework_service(
             s.rework, toloka=self.toloka, dedupe=self.dedupe, shared=shared
         )
-        servicer = TolokaGatewayServicer(service=service, rework=rework, imports=ImportService(tasks=service))
+        imports = ImportService(tasks=service, max_tasks_per_request=s.server.max_tasks_per_request)
+        servicer = TolokaGatewayServicer(service=service, rework=rework, imports=imports)
         self.metrics.watch(
             limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock
         )

@@ -6,35 +6,34 @@ validation, rate limits (its cost is its task count), dedupe, retries and shared
 CreateTasks call, and the ids are the same on every replica and every re-send: re-sending the
 stream after any crash replays the batches Toloka accepted (or settles them by reading the
 operation) and sends the rest. A different stream under the same operation_id has different batch
-fingerprints, so dedupe refuses it (ALREADY_EXISTS).
+fingerprints, so dedupe refuses it (ALREADY_EXISTS). Only whole batches are ever sent: a batch cut
+short (by the deadline or bad input) would get the id of the whole one a re-send makes.
 
-Batches are cut at `batch_size` tasks, before their `input_values` would pass Toloka's 1 MiB per
-request, and, with `one_pool_per_batch`, where the pool changes. One batch is in flight while the
-next is read, and the stream is read no faster than batches are admitted and sent, so memory holds
-about two batches and the messages gRPC has buffered, whatever the stream's length.
+Batches are cut at `batch_size` tasks (at most the server's tasks per request), before any of a
+request's size bounds would be passed (`translate.batch_sizes`), and, with `one_pool_per_batch`,
+where the pool changes. One batch is in flight while the stream is read on; reading pauses while a
+finished batch waits for it, so memory holds about two batches whatever the stream's length. Each
+batch is answered the moment Toloka accepts it, and the caller's deadline ends the import with a
+summary even while the gateway waits for the caller's next message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import orjson
-
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.bulk_flow import Flow, Refused, Sent
 from gateway.call import Call
+from gateway.translate.batch_sizes import BatchBudget, task_size
 from gateway.translate.ids import check_operation_id
-from gateway.translate.request_size import MAX_INPUT_VALUES_BYTES
-from gateway.translate.values import NonFiniteNumber, struct_values
 
 BATCH_CAP = 10_000  # Toloka's advice for one async request
-# The batch's input_values as one JSON array: each value, a comma each, brackets, with room to spare.
-INPUT_VALUES_BUDGET = MAX_INPUT_VALUES_BYTES - 4096
 _TASK_PATH = re.compile(r"^tasks\[(\d+)\]")
 
 
@@ -52,32 +51,27 @@ def batch_operation_id(import_operation_id: str, index: int) -> str:
     return str(uuid.uuid5(uuid.UUID(import_operation_id.lower()), str(index)))
 
 
-def input_values_size(task: pb.Task) -> int:
-    """Bytes of compact JSON the task's input_values take (0 when they cannot be JSON: the
-    batch's validation then names the task)."""
-    try:
-        return len(orjson.dumps(struct_values(task.input_values)))
-    except (NonFiniteNumber, TypeError, ValueError):
-        return 0
-
-
 @dataclass
 class _Batch:
-    """The batch being filled: its index, its first task's stream index, its tasks."""
+    """A batch being filled: its index, its first task's stream index, its tasks and their sizes."""
 
     index: int
     first: int
     tasks: list[pb.Task] = field(default_factory=list)
-    input_bytes: int = 2  # the array's brackets
+    budget: BatchBudget = field(default_factory=BatchBudget)
 
-    def fits(self, task: pb.Task, size: int, options: pb.ImportTasksOptions) -> bool:
-        """Whether `task` (of `size` bytes of input_values) goes into this batch."""
-        if not self.tasks:
-            return True
-        full = len(self.tasks) >= (options.batch_size or BATCH_CAP)
-        if full or self.input_bytes + size + 1 > INPUT_VALUES_BUDGET:
+    def take(self, task: pb.Task, cap: int, one_pool: bool) -> bool:
+        """Add `task` unless it would break a bound; False (task not added) when the batch is done."""
+        size = task_size(task)
+        if self.tasks and (
+            len(self.tasks) >= cap
+            or not self.budget.fits(size)
+            or (one_pool and task.pool_id != self.tasks[-1].pool_id)
+        ):
             return False
-        return not options.one_pool_per_batch or task.pool_id == self.tasks[-1].pool_id
+        self.tasks.append(task)
+        self.budget.add(size)
+        return True
 
     def next(self) -> _Batch:
         return _Batch(self.index + 1, self.first + len(self.tasks))
@@ -90,87 +84,104 @@ class _Tally:
     replayed: int = 0
 
 
-class _Sending:
-    """At most one batch in flight while the next one is read. Its answer comes before the next
-    batch starts, so batches are answered, and an invalid one stops the import, in order.
+class _Stream:
+    """What an import has read: the batch being filled, whole batches waiting for the one in flight,
+    and how it ends (the caller closed the stream, bad input, the deadline)."""
 
-    `stopped` turns true when a batch could not be sent before the deadline: the summary that says
-    where a re-send continues is its answer, and nothing after that batch is sent.
-    """
+    def __init__(self, options: pb.ImportTasksOptions, cap: int, call: Call) -> None:
+        self._cap = cap
+        self._one_pool = options.one_pool_per_batch
+        self._call = call
+        self.tally = _Tally()
+        self.batch = _Batch(0, 0)
+        self.ready: deque[_Batch] = deque()
+        self.ended = False
+        self.refusal: errors.GatewayError | None = None  # bad input: what came before it is sent first
+        self.over = False  # the deadline ended it: the summary has been answered
 
-    def __init__(
-        self, send: Callable[[_Batch], Awaitable[pb.ImportTasksResponse | None]], tally: _Tally
-    ) -> None:
-        self._send = send
-        self._tally = tally
-        self._pending: tuple[_Batch, asyncio.Future[pb.ImportTasksResponse | None]] | None = None
-        self.stopped = False
+    @property
+    def reading(self) -> bool:
+        """Whether to read on: not while a whole batch waits (the stream's backpressure)."""
+        return not (self.ready or self.ended or self.refusal)
 
-    async def start(self, batch: _Batch) -> pb.ImportTasksResponse | None:
-        """The answer of the batch in flight (None when there is none); then `batch` is in flight,
-        unless the import stopped."""
-        reply = await self.finish()
-        if not self.stopped:
-            self._pending = (batch, asyncio.ensure_future(self._send(batch)))
-        return reply
+    @property
+    def drained(self) -> bool:
+        """Nothing more will be read, and every whole batch has been sent."""
+        return bool(self.ended or self.refusal) and not self.ready
 
-    async def finish(self) -> pb.ImportTasksResponse | None:
-        """The answer of the batch in flight: its ImportedBatch, or the summary that ends the import
-        when it missed the deadline; None when there is none."""
-        if self._pending is None:
-            return None
-        batch, sent = self._pending
-        self._pending = None
-        reply = await sent
-        if reply is None:
-            self.stopped = True
-            return _summary(self._tally, complete=False, next_index=batch.first)
-        return reply
+    def on(self, event: object, flow: Flow[_Batch]) -> pb.ImportTasksResponse | None:
+        """Take one event of the flow; the answer it gives the caller, if any."""
+        if isinstance(event, Sent):
+            if event.reply is None:  # the deadline came first: nothing after it is sent
+                return self._stop(event.batch.first)
+            reply: pb.ImportTasksResponse = event.reply
+            return reply
+        if event is Flow.DEADLINE:
+            in_flight = flow.in_flight
+            first = in_flight or (self.ready[0] if self.ready else self.batch)
+            return self._stop(first.first)
+        if event is Flow.END:
+            self.ended = True
+            if self.batch.tasks:
+                self._seal()
+        elif isinstance(event, Refused):
+            self.refusal = event.error
+        elif isinstance(event, pb.ImportTasksRequest):
+            try:
+                self._read(event)
+            except errors.GatewayError as e:
+                self.refusal = e
+        return None
 
-    def cancel(self) -> None:
-        """Stop waiting for a batch in flight (its create goes on in dedupe; a re-send replays it)."""
-        if self._pending is not None:
-            self._pending[1].cancel()
-            self._pending = None
+    def _read(self, message: pb.ImportTasksRequest) -> None:
+        if message.WhichOneof("part") != "chunk":
+            raise _at(self.batch.first + len(self.batch.tasks), "options may be sent only once, first")
+        for task in message.chunk.tasks:
+            _check_pool(task, self.batch.first + len(self.batch.tasks), self._call)
+            if not self.batch.take(task, self._cap, self._one_pool):
+                self._seal()
+                self.batch.take(task, self._cap, self._one_pool)
+            if len(self.batch.tasks) >= self._cap:
+                self._seal()  # full: it goes without waiting for the next task
+
+    def _seal(self) -> None:
+        self.ready.append(self.batch)
+        self.batch = self.batch.next()
+
+    def _stop(self, next_index: int) -> pb.ImportTasksResponse:
+        self.over = True
+        return _summary(self.tally, complete=False, next_index=next_index)
 
 
 class ImportService:
     """ImportTasks over the CreateTasks use case."""
 
-    def __init__(self, *, tasks: CreatesTasks) -> None:
+    def __init__(self, *, tasks: CreatesTasks, max_tasks_per_request: int = BATCH_CAP) -> None:
         self._tasks = tasks
+        self._cap = min(BATCH_CAP, max_tasks_per_request)
 
     async def import_tasks(
         self, requests: AsyncIterator[pb.ImportTasksRequest], call: Call
     ) -> AsyncIterator[pb.ImportTasksResponse]:
         """Answer each batch as Toloka accepts it, then the summary (see the module docstring)."""
-        options = await _options(requests)
-        tally = _Tally()
-        batch = _Batch(0, 0)
-        sending = _Sending(lambda b: self._send(b, options, call, tally), tally)
+        options = await _options(requests, self._cap)
+        stream = _Stream(options, options.batch_size or self._cap, call)
+        flow: Flow[_Batch] = Flow(requests, call, lambda b: self._send(b, options, call, stream.tally))
         try:
-            async for message in requests:
-                if message.WhichOneof("part") != "chunk":
-                    raise _at(batch.first + len(batch.tasks), "options may be sent only once, first")
-                for task in message.chunk.tasks:
-                    _check_pool(task, batch.first + len(batch.tasks), call)
-                    size = input_values_size(task)
-                    if not batch.fits(task, size, options):
-                        if (reply := await sending.start(batch)) is not None:
-                            yield reply
-                        if sending.stopped:
-                            return
-                        batch = batch.next()
-                    batch.tasks.append(task)
-                    batch.input_bytes += size + 1
-            if batch.tasks and (reply := await sending.start(batch)) is not None:
-                yield reply
-            if not sending.stopped and (reply := await sending.finish()) is not None:
-                yield reply
-            if not sending.stopped:
-                yield _summary(tally, complete=True, next_index=batch.first + len(batch.tasks))
+            while not stream.over:
+                if stream.ready and not flow.busy:
+                    flow.start(stream.ready.popleft())
+                if stream.drained and not flow.busy:
+                    break
+                reply = stream.on(await flow.wait(reading=stream.reading), flow)
+                if reply is not None:
+                    yield reply
+            if stream.refusal is not None:
+                raise stream.refusal
+            if not stream.over:
+                yield _summary(stream.tally, complete=True, next_index=0)
         finally:
-            sending.cancel()
+            flow.cancel()
 
     async def _send(
         self, batch: _Batch, options: pb.ImportTasksOptions, call: Call, tally: _Tally
@@ -188,6 +199,8 @@ class ImportService:
             open_pool=options.open_pool,
             skip_invalid_items=options.skip_invalid_items,
         )
+        count = len(batch.tasks)
+        batch.tasks = []  # the request holds them now
         while True:
             if call.expired():
                 return None  # a re-send of the stream continues here, with the same batch ids
@@ -209,21 +222,21 @@ class ImportService:
                 raise
         tally.batches += 1
         if reply.replayed:
-            tally.replayed += len(batch.tasks)
+            tally.replayed += count
         else:
-            tally.sent += len(batch.tasks)
+            tally.sent += count
         done = pb.ImportedBatch(
             index=batch.index,
             operation_id=reply.operation_id,
             first_task_index=batch.first,
-            task_count=len(batch.tasks),
+            task_count=count,
             operation=reply.operation,
             replayed=reply.replayed,
         )
         return pb.ImportTasksResponse(batch=done)
 
 
-async def _options(requests: AsyncIterator[pb.ImportTasksRequest]) -> pb.ImportTasksOptions:
+async def _options(requests: AsyncIterator[pb.ImportTasksRequest], cap: int) -> pb.ImportTasksOptions:
     """The first message's options, checked; InvalidArgument when the stream does not start with them."""
     first = await anext(requests, None)
     if first is None or first.WhichOneof("part") != "options":
@@ -236,10 +249,8 @@ async def _options(requests: AsyncIterator[pb.ImportTasksRequest]) -> pb.ImportT
     if not options.operation_id:
         problems.add("options.operation_id", "is required: a UUID naming the whole import", "REQUIRED")
     check_operation_id(options.operation_id, problems, "options.operation_id")
-    if not 0 <= options.batch_size <= BATCH_CAP:
-        problems.add(
-            "options.batch_size", f"must be between 1 and {BATCH_CAP} (0: {BATCH_CAP})", "OUT_OF_RANGE"
-        )
+    if not 0 <= options.batch_size <= cap:
+        problems.add("options.batch_size", f"must be between 1 and {cap} (0: {cap})", "OUT_OF_RANGE")
     problems.raise_if_any("the import's options are invalid")
     return options
 

@@ -228,3 +228,76 @@ async def test_one_pool_per_batch_cuts_a_batch_where_the_pool_changes(
     assert [(b.first_task_index, b.task_count) for b in batches] == [(0, 10), (10, 10), (20, 10)]
     mixed, _ = await run_import(gw.stub, stream(str(uuid.uuid4()), 30))  # without the option: one batch
     assert [b.task_count for b in mixed] == [30]
+
+
+async def test_batches_are_cut_before_the_solutions_pass_their_bound_too(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    # 10,000 valid training tasks, ~480 bytes of known solution each: one batch would carry over
+    # 4 MiB of output_values, which one request may not; the import cuts before it.
+    def training() -> Iterator[pb.ImportTasksRequest]:
+        yield pb.ImportTasksRequest(options=pb.ImportTasksOptions(operation_id=str(uuid.uuid4())))
+        tasks = []
+        for n in range(10_000):
+            t = task(n)
+            t.known_solutions.add(correctness_weight=1).output_values.update({"label": "x" * 470})
+            tasks.append(t)
+        yield pb.ImportTasksRequest(chunk=pb.TaskChunk(tasks=tasks))
+
+    batches, summary = await run_import(gw.stub, training())
+    assert summary is not None and summary.complete and summary.tasks_sent == 10_000
+    assert len(batches) == 2 and sum(b.task_count for b in batches) == 10_000
+
+
+async def test_the_default_batch_is_the_servers_tasks_per_request(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    config = "[server]\nmax_tasks_per_request = 5000\n"
+    gw = await start_gateway(toloka_url=emulator.url, config_path=write_config(tmp_path, config))
+    try:
+        batches, summary = await run_import(gw.stub, stream(str(uuid.uuid4()), 6_000))
+        assert [b.task_count for b in batches] == [5_000, 1_000]
+        assert summary is not None and summary.complete
+        with pytest.raises(grpc.aio.AioRpcError) as too_big:
+            await run_import(gw.stub, stream(str(uuid.uuid4()), 10, batch_size=6_000))
+        assert rich_status(too_big.value)["BadRequest"].field_violations[0].field == "options.batch_size"
+    finally:
+        await gw.close()
+
+
+async def test_the_first_refusal_in_stream_order_is_the_one_answered(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    bad = pb.Task(pool_id=POOL, overlap=1)  # no input_values: batch 0 is refused
+    requests = [
+        pb.ImportTasksRequest(options=pb.ImportTasksOptions(operation_id=str(uuid.uuid4()), batch_size=2)),
+        pb.ImportTasksRequest(chunk=pb.TaskChunk(tasks=[task(0), bad, task(2), task(3)])),
+        pb.ImportTasksRequest(
+            options=pb.ImportTasksOptions(operation_id=str(uuid.uuid4()))
+        ),  # also bad, later
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await run_import(gw.stub, iter(requests))
+    status = rich_status(refused.value)
+    assert status["ErrorInfo"].metadata["stream_index"] == "1"
+    assert task_posts(emulator) == []
+
+
+async def test_a_batch_is_answered_at_once_and_the_deadline_ends_a_stalled_stream_with_a_summary(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    never = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[pb.ImportTasksRequest]:
+        options = pb.ImportTasksOptions(operation_id=str(uuid.uuid4()), batch_size=2)
+        yield pb.ImportTasksRequest(options=options)
+        yield pb.ImportTasksRequest(chunk=pb.TaskChunk(tasks=[task(0), task(1), task(2)]))
+        await never.wait()  # the caller goes quiet with task 2 read but its batch not whole
+
+    replies = []
+    async for reply in gw.stub.ImportTasks(stalls(), metadata=(("x-caller-id", "importer"),), timeout=1.5):
+        replies.append(reply)
+    assert [r.WhichOneof("part") for r in replies] == ["batch", "summary"]
+    assert replies[0].batch.task_count == 2 and not replies[0].batch.replayed
+    assert replies[1].summary == pb.ImportSummary(batches=1, tasks_sent=2, complete=False, next_task_index=2)
+    assert len(task_posts(emulator)) == 1
