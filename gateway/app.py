@@ -120,6 +120,32 @@ class Gateway:
         )
         self.rest_port = await self.rest.start()
 
+    async def _report_serving(self, shared: SharedRedis | None) -> None:
+        """Health SERVING for the server and the service; the Redis service as the shared health says."""
+        from grpc_health.v1 import health_pb2
+
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if shared is not None:
+            status = (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if shared.health.down
+                else health_pb2.HealthCheckResponse.SERVING
+            )
+            await self._health.set(REDIS_HEALTH_SERVICE, status)
+
+    def _log_rest(self) -> None:
+        """The start-up line of the REST front (after the three summary lines), when it serves."""
+        if self.rest is None:
+            return
+        listen = self.settings.rest.listen
+        url = f"http://{local_target(listen, self.rest_port)}"
+        log.info(
+            f"REST front (Toloka's /api/v1) on {listen}: point toloka-kit at it, "
+            f"TolokaClient(<your gateway token>, url={url!r})",
+            extra={"rest_listen": listen, "rest_port": self.rest_port},
+        )
+
     async def start(self) -> None:
         """Build every layer and start serving; logs what it runs on."""
         s = self.settings
@@ -162,25 +188,9 @@ class Gateway:
         )
         await self._start_rest(service, auth)
         await self._server.start()
-        from grpc_health.v1 import health_pb2
-
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if shared is not None:
-            status = (
-                health_pb2.HealthCheckResponse.NOT_SERVING
-                if shared.health.down
-                else health_pb2.HealthCheckResponse.SERVING
-            )
-            await self._health.set(REDIS_HEALTH_SERVICE, status)
+        await self._report_serving(shared)
         log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
-        if self.rest is not None:
-            url = f"http://{local_target(s.rest.listen, self.rest_port)}"
-            log.info(
-                f"REST front (Toloka's /api/v1) on {s.rest.listen}: point toloka-kit at it, "
-                f"TolokaClient(<your gateway token>, url={url!r})",
-                extra={"rest_listen": s.rest.listen, "rest_port": self.rest_port},
-            )
+        self._log_rest()
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls (health NOT_SERVING), let in-flight calls finish, close everything."""
