@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import uuid
 from collections.abc import Iterator
@@ -184,4 +185,4 @@ def _resume(args: argparse.Namespace, operation_id: str) -> str:
     ]
     if args.batch_size:
         flags.append(f"--batch-size {args.batch_size}")
-    return f"toloka-gateway client import-tasks {args.file} {' '.join(flags)}"
+    return f"toloka-gateway client import-tasks {shlex.quote(args.file)} {' '.join(flags)}"

@@ -61,6 +61,8 @@ class FallbackRateLimiter(AdmissionLimiter):
         self._reports: dict[str, tuple[Charge, int, float]] = {}
         self._reports_cap = PLAN_CACHE_SIZE
         self._late: set[asyncio.Future[Decision]] = set()  # Redis decisions answered locally meanwhile
+        self._writing = asyncio.Lock()  # one write-back of the journal at a time
+        self._catch_up: asyncio.Future[None] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -82,9 +84,10 @@ class FallbackRateLimiter(AdmissionLimiter):
 
         With `within_s`, a Redis decision that has not answered by then is not cut off (cancelling
         a command costs its connection, and a reconnect per slow decision makes a busy replica
-        slower still): it finishes in the background, and the local share decides now. What
-        Redis admits meanwhile stays counted there too, so such a request may be counted twice
-        (on the safe side), never not at all.
+        slower still): it finishes in the background, and the local share decides now. Redis then
+        counts the request when it admits it; when it refuses it, this replica's local admissions
+        are written into Redis at once, so none stays uncounted there (a request both admitted
+        is counted twice once its journal is written: on the safe side).
         """
         if within_s is None or self.health.down:
             return await self._routed(
@@ -106,8 +109,17 @@ class FallbackRateLimiter(AdmissionLimiter):
 
     def _late_answer(self, task: asyncio.Future[Decision]) -> None:
         self._late.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: RedisUnavailable already tripped the health
+        if task.cancelled() or task.exception() is not None:  # RedisUnavailable tripped the health
+            return
+        if task.result().admitted:
+            return  # Redis counts it; the local admission waits in the journal for a recovery
+        if self._catch_up is None or self._catch_up.done():
+            self._catch_up = asyncio.ensure_future(self._write_late())
+
+    async def _write_late(self) -> None:
+        """Write the local admissions of slow decisions into Redis while it is up (see decide_hits)."""
+        with contextlib.suppress(RedisUnavailable):  # then the health is down: the recovery writes them
+            await self._write_journal()
 
     async def _routed(
         self,
@@ -150,23 +162,29 @@ class FallbackRateLimiter(AdmissionLimiter):
             await asyncio.wait(set(self._late))
 
     async def close(self) -> None:
-        """Let late Redis decisions finish (the health's probe belongs to its owner)."""
+        """Let late Redis decisions, and their write-back, finish (the health's probe belongs to its owner)."""
         await self.settled()
+        if self._catch_up is not None:
+            await self._catch_up
 
     async def _write_back(self) -> None:
         """The recovery hook: write this replica's local admissions into Redis; raises
         RedisUnavailable (Redis stays down) when that fails."""
-        while debits := self.fallback.unwritten():
-            try:
-                await self.primary.write_back(debits)
-            except RedisUnavailable as e:
-                log.warning("rate limiter still degraded: writing back local admissions failed (%s)", e)
-                raise
-            # Admissions made while that write was under way are written by the next turn;
-            # nothing awaits between the empty journal and the switch back to Redis.
-            self.fallback.written(debits)
-        self._reports.clear()  # reports from before the write-back no longer count what it added
+        try:
+            await self._write_journal()
+        except RedisUnavailable as e:
+            log.warning("rate limiter still degraded: writing back local admissions failed (%s)", e)
+            raise
         log.warning("rate limiter recovered: local admissions written back")
+
+    async def _write_journal(self) -> None:
+        async with self._writing:
+            while debits := self.fallback.unwritten():
+                await self.primary.write_back(debits)
+                # Admissions made while that write was under way are written by the next turn;
+                # nothing awaits between the empty journal and the switch back to Redis.
+                self.fallback.written(debits)
+            self._reports.clear()  # reports from before the write-back no longer count what it added
 
     def _note(self, charges: tuple[Charge, ...], decision: Decision) -> None:
         """Keep what Redis said is left of each limit (the seed of a degraded spell)."""

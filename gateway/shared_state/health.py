@@ -101,7 +101,8 @@ class RedisHealth:
             async with asyncio.timeout(cap) as scope:
                 self._waiting.add(scope)
                 if self._monitor is None:
-                    self._silence_s = 0.0
+                    # Silence is not reset here, only by an answer: calls cut short by their own
+                    # deadlines, one after another, still add up to a hung server.
                     self._monitor = loop.call_at(loop.time() + _TICK_S, self._watch, loop.time() + _TICK_S)
                 try:
                     yield

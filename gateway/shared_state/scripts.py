@@ -63,6 +63,7 @@ class LuaScript:
             # Load before the first use, once: this also lets a Cluster client discover its
             # slots from one task instead of from every concurrent first caller.
             await self._load(redis, loads)
+            loads = self._loads  # a NOSCRIPT after this load must load it again
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except redis_errors.NoScriptError:

@@ -11,6 +11,10 @@ from typing import Any
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.limit_spec import LimitSpec
+from gateway.ratelimit import FallbackRateLimiter, Hit, build_rate_limiter
+from gateway.settings import RateLimitSettings
+from gateway.shared_state import SharedRedis, connect_redis
 from tests.rls.conftest import StartGateway, request, rls
 from tests.support.gateway_harness import InProcessGateway
 from tests.support.redis_servers import RedisServer, redis_server
@@ -74,3 +78,22 @@ async def test_slow_redis_decisions_are_answered_locally_and_still_counted_in_re
 def _connections(server: RedisServer) -> int:
     stats = dict(line.split(":", 1) for line in server.cli("INFO", "stats").splitlines() if ":" in line)
     return int(stats["total_connections_received"])
+
+
+async def test_a_slow_decision_that_redis_refuses_still_leaves_the_local_admission_counted_in_redis(
+    slow_redis_url: str, redis_proc: RedisServer
+) -> None:
+    settings = RateLimitSettings(limits=(LimitSpec("tiny", ("get_pool",), 2, 60.0),), degraded_share=0.5)
+    shared = SharedRedis(connect_redis(slow_redis_url))
+    limiter = build_rate_limiter(settings, shared)
+    assert isinstance(limiter, FallbackRateLimiter)
+    try:
+        for _ in range(2):  # Redis's window is full
+            assert (await limiter.decide_hits([Hit("get_pool")])).admitted
+        answered = await limiter.decide_hits([Hit("get_pool")], within_s=0.005)
+        assert answered.admitted and answered.backend == "local"  # Redis had not answered in time
+        await limiter.close()  # the late refusal, and the write-back it starts
+        # Redis refused it, so the local admission was written into Redis: 3 counted, not 2.
+        assert redis_proc.cli("HGET", "{tgw}:rl:g:tiny:60000", "s") == "3"
+    finally:
+        await shared.close()

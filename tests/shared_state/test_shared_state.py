@@ -144,3 +144,22 @@ async def test_subscription_hands_on_messages_once_live_and_returns_after_an_out
         finally:
             await sub.close()
             await shared.close()
+
+
+async def test_calls_cut_short_by_their_own_deadlines_still_add_up_to_a_hung_server() -> None:
+    with redis_server() as server:
+        shared = SharedRedis(connect_redis(server.url))
+        try:
+            async with shared.health.guard():
+                await shared.redis.ping()  # connected: later cut-offs are reads that got no answer
+            assert server.cli("CLIENT", "PAUSE", "3000", "ALL") == "OK"  # from now on it answers no one
+            for _ in range(8):  # each caller has 0.1 s: alone, none lasts the 0.5 s of silence
+                with pytest.raises(RedisUnavailable):
+                    async with shared.health.guard(within_s=0.1):
+                        await shared.redis.ping()
+                if shared.health.down:
+                    break
+                await asyncio.sleep(0.15)  # sparse traffic: the silence watch stops between calls
+            assert shared.health.down and shared.health.trips == 1
+        finally:
+            await shared.close()
