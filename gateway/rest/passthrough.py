@@ -125,7 +125,7 @@ async def passthrough(
     """Answer one `/api/v1` request: from a shared use case, or relayed to Toloka through the choke point."""
     raw_path = request.rel_url.raw_path
     tail = raw_path[len(API_ROOT) :]
-    raw = await request.read()
+    raw = await request.read() if request.body_exists else b""
     body = parse_body(raw)
     if shared is not None:
         answer = await _shared_answer(request, call, shared, tail, body)

@@ -8,6 +8,7 @@ endpoint, never by object.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,7 @@ def _segment(part: str) -> str:
     return part if part in PATH_WORDS else "{name}"
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the path; polled paths repeat
 def template_of(tail: str) -> str:
     """`/pools/17/open` -> `/pools/{id}/open`: a segment with a digit in it is an id, and a word
     Toloka's API does not use is `{name}`, so a label never takes a caller's arbitrary text."""
