@@ -85,7 +85,10 @@ async def test_flood_from_two_gateways_stays_inside_the_account_limit_when_tolok
         await asyncio.gather(*(run_kit(kit_python, url, TOKENS["writer"], "sync", "get") for _, url in fleet))
         await asyncio.sleep(1.0)  # the warm-up requests leave the 1 s window (not a synchronisation)
         results = await asyncio.gather(
-            *(run_kit(kit_python, url, TOKENS["writer"], "sync", "flood", "8", "5") for _, url in fleet)
+            *(
+                run_kit(kit_python, url, TOKENS["writer"], mode, "flood", "8", "5")
+                for (_, url), mode in zip(fleet, ("sync", "async"), strict=True)
+            )
         )
         logs = "".join(proc.logs() for proc, _ in fleet)
     finally:
