@@ -103,7 +103,10 @@ def task_to_json(  # noqa: PLR0912 - a hot path, inlined on purpose (see the doc
     for fd, value in _list_fields(task):
         number = fd.number
         if number == _INPUT_VALUES:
-            out["input_values"] = _struct_at(value, path, "input_values", problems)
+            try:  # _struct_at, inlined: one call fewer per task
+                out["input_values"] = struct_values(value)
+            except NonFiniteNumber:
+                out["input_values"] = struct_to_json(value, f"{path}.input_values", problems)
         elif number == _OVERLAP:
             overlap = value
         elif number == _INFINITE_OVERLAP:
