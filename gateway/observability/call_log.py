@@ -1,13 +1,51 @@
-"""JSON-lines logging: one line per call, secrets never written."""
+"""JSON-lines logging: one line per call (gRPC and REST alike, `log_call`), secrets never written."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+
+from gateway.observability.metrics import GatewayMetrics
+
+CALLS = logging.getLogger("gateway.calls")
+
+
+class CallFacts(Protocol):
+    """What a call's log line names besides its method and status."""
+
+    caller: str
+    request_id: str
+    toloka_request_ids: list[str]
+
+
+def log_call(
+    method: str, status: str, started: float, call: CallFacts, metrics: GatewayMetrics | None
+) -> None:
+    """Count a finished call and its latency, and write its one JSON log line (at info).
+
+    `method` names the RPC, or the REST method and path template (never a path with ids);
+    `started` is its `time.perf_counter()` start.
+    """
+    elapsed = time.perf_counter() - started
+    if metrics is not None:
+        metrics.observe_call(method, status, elapsed)
+    if CALLS.isEnabledFor(logging.INFO):
+        CALLS.info(
+            "call",
+            extra={
+                "method": method,
+                "caller": call.caller,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "request_id": call.request_id,
+                "toloka_request_ids": call.toloka_request_ids,
+            },
+        )
+
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 

@@ -20,6 +20,7 @@ import grpc
 
 from gateway import errors
 from gateway.call import Call
+from gateway.observability.call_log import log_call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.rpc.auth import CallerAuth, pools_of
 from gateway.rpc.call_context import Context, new_call
@@ -161,21 +162,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         await context.abort(trailers.code, trailers.message, trailing_metadata=trailers.metadata)
 
     def _log(self, method: str, call: Call, code: str, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        if self._metrics is not None:
-            self._metrics.observe_call(method, code, elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "call",
-                extra={
-                    "method": method,
-                    "caller": call.caller,
-                    "status": code,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "request_id": call.request_id,
-                    "toloka_request_ids": call.toloka_request_ids,
-                },
-            )
+        log_call(method, code, started, call, self._metrics)
 
 
 async def _messages(requests: Requests) -> AsyncIterator[Any]:
