@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.call import Call
+from gateway.observability.call_log import log_call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.rest.errors import error_response, http_error_response, toloka_error
 from gateway.rest.passthrough import FORWARDED_METHODS, passthrough
@@ -156,22 +157,8 @@ class RestFront:
         return response
 
     def _log(self, request: web.Request, call: Call, status: int, started: float) -> None:
-        elapsed = time.perf_counter() - started
         method = f"{request.method} {template_of_path(request.path)}"
-        if self._metrics is not None:
-            self._metrics.observe_call(method, str(status), elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "call",
-                extra={
-                    "method": method,
-                    "caller": call.caller,
-                    "status": str(status),
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "request_id": call.request_id,
-                    "toloka_request_ids": call.toloka_request_ids,
-                },
-            )
+        log_call(method, str(status), started, call, self._metrics)
 
 
 def template_of_path(path: str) -> str:
