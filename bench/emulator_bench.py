@@ -26,6 +26,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.proc_status import memory_kib
 from tests.support.redis_servers import free_port
 
 TASKS = 100_000
@@ -34,13 +35,6 @@ PERFORMERS = 100
 LATENCY_S = 60.0
 STEP_S = 3600.0
 AUTH = {"Authorization": "OAuth bench"}
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 async def _create_tasks(s: aiohttp.ClientSession, pool_id: str) -> None:
@@ -105,7 +99,7 @@ def _run(crowd: bool) -> dict[str, Any]:
         try:
             assert proc.stdout is not None and "serving" in proc.stdout.readline()
             result = asyncio.run(_workload(f"http://127.0.0.1:{port}", crowd))
-            result["peak_rss_mib"] = _peak_rss_mib(proc.pid)
+            result["peak_rss_mib"] = round(memory_kib(proc.pid) / 1024, 1)
         finally:
             proc.terminate()
             proc.wait(10)

@@ -30,6 +30,7 @@ from typing import Any
 
 import grpc
 
+from bench.proc_status import memory_kib
 from bench.translation import ensure_kit_venv
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -51,13 +52,6 @@ for start in range(0, count, batch):
     client.create_tasks_async(tasks, operation_id=str(uuid.uuid4()), allow_defaults=True)
 print(time.perf_counter() - started)
 """
-
-
-def _memory_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    return 0
 
 
 def _post(url: str, body: dict[str, Any]) -> None:
@@ -112,14 +106,14 @@ def _gateway_run(emulator_url: str) -> dict[str, Any]:
     with _gateway(emulator_url, port) as proc:
         try:
             asyncio.run(_serving(f"127.0.0.1:{port}"))
-            rss_serving = _memory_kib(proc.pid, "VmRSS")
+            rss_serving = memory_kib(proc.pid, "VmRSS")
             # A first import of two batches loads what any import loads once (code, buffers).
             asyncio.run(_import(f"127.0.0.1:{port}", 2 * BATCH))
-            warm_peak = _memory_kib(proc.pid, "VmHWM")
+            warm_peak = memory_kib(proc.pid, "VmHWM")
             started = time.perf_counter()
             summary = asyncio.run(_import(f"127.0.0.1:{port}", TASKS))
             seconds = time.perf_counter() - started
-            peak = _memory_kib(proc.pid, "VmHWM")
+            peak = memory_kib(proc.pid, "VmHWM")
         finally:
             proc.terminate()
             proc.wait(30)

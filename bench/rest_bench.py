@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.proc_status import memory_kib, reset_peak
 from gateway import event_loop
 from tests.support.redis_servers import free_port
 
@@ -130,26 +131,18 @@ async def _seed_pages(emulator_url: str, megabytes: int) -> None:
                 assert r.status == 201, await r.text()
 
 
-def _peak_kb(pid: int, *, reset: bool = False) -> int:
-    if reset:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
 async def _stream(url: str, pid: int) -> dict[str, float]:
     async with aiohttp.ClientSession(headers={"Authorization": f"OAuth {KEY}"}) as s:
         params = {"pool_id": "1", "limit": "1000"}
-        before = _peak_kb(pid, reset=True)
+        reset_peak(pid)
+        before = memory_kib(pid)
         received = 0
         started = time.perf_counter()
         async with s.get(f"{url}/api/v1/tasks", params=params) as r:
             async for chunk in r.content.iter_chunked(1 << 16):
                 received += len(chunk)
         took = time.perf_counter() - started
-        growth = _peak_kb(pid) - before
+        growth = memory_kib(pid) - before
     return {
         "streamed_mb": round(received / 1e6, 1),
         "stream_mb_per_s": round(received / 1e6 / took, 1),
