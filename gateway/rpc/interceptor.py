@@ -11,6 +11,7 @@ included, is authenticated first, answered with a proper status, logged once and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,20 +72,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _unary(self, method: str, behaviour: Unary) -> Callable[[Incoming[Any], Context], Awaitable[Any]]:
         async def handle(incoming: Incoming[Any], context: Context) -> Any:
             call = new_call(context, incoming)
-            started = time.perf_counter()
-            code = "OK"
-            try:
+            async with self._answered(method, context, call):
                 return await behaviour(self._admit(method, incoming, context, call), call)
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception as exc:
-                code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
-                await self._fail(context, call, exc)
-                raise  # unreachable: abort raises
-            finally:
-                call.release_held()
-                self._log(method, call, code, started)
 
         return handle
 
@@ -123,17 +112,25 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     async def _stream(
         self, method: str, context: Context, call: Call, replies: Callable[[], AsyncIterator[Any]]
     ) -> AsyncIterator[Any]:
+        async with self._answered(method, context, call):
+            async for reply in replies():
+                yield reply
+
+    @contextlib.asynccontextmanager
+    async def _answered(self, method: str, context: Context, call: Call) -> AsyncIterator[None]:
+        """Around one call, unary or streaming: an error becomes its status (the abort raises), and
+        the call is released, logged and counted once."""
         started = time.perf_counter()
         code = "OK"
         try:
-            async for reply in replies():
-                yield reply
+            yield
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
         except Exception as exc:
             code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
             await self._fail(context, call, exc)
+            raise  # unreachable: abort raises
         finally:
             call.release_held()
             self._log(method, call, code, started)
