@@ -22,7 +22,7 @@ import grpc
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.cli import summary
 from gateway.cli.commands import CALL_FAILED, INTERRUPTED, OK, USAGE, connected, fail
-from gateway.cli.progress import WIDTH
+from gateway.cli.progress import LiveLine, bar
 from gateway.cli.task_file import TaskFileError, TaskSource, task_from
 
 CHUNK = 1000  # tasks per stream message
@@ -94,24 +94,19 @@ class _Bar:
     """Tasks accepted so far, against the file's total when known."""
 
     def __init__(self, stream: TextIO, total: int | None) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
+        self._line = LiveLine(stream)
         self._total = total
 
     def update(self, batch: pb.ImportedBatch) -> None:
         done = batch.first_task_index + batch.task_count
-        how = "replayed" if batch.replayed else "accepted"
+        how = f"(batch {batch.index} {'replayed' if batch.replayed else 'accepted'})"
         if self._total:
-            filled = WIDTH * min(done, self._total) // self._total
-            line = f"[{'#' * filled}{'.' * (WIDTH - filled)}] {done}/{self._total} tasks (batch {batch.index} {how})"
+            self._line.show(f"{bar(done, self._total)} {done}/{self._total} tasks {how}")
         else:
-            line = f"{done} tasks (batch {batch.index} {how})"
-        self._stream.write(f"\r{line}" if self._tty else f"{line}\n")
-        self._stream.flush()
+            self._line.show(f"{done} tasks {how}")
 
     def close(self) -> None:
-        if self._tty:
-            self._stream.write("\n")
+        self._line.close()
 
 
 def import_tasks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
