@@ -30,7 +30,7 @@ from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.bulk_flow import Flow, Refused, Sent
 from gateway.call import Call
-from gateway.translate.batch_sizes import BatchBudget, task_size
+from gateway.translate.batch_sizes import BatchBudget, TaskSize, task_size
 from gateway.translate.ids import check_operation_id
 
 BATCH_CAP = 10_000  # Toloka's advice for one async request
@@ -60,9 +60,8 @@ class _Batch:
     tasks: list[pb.Task] = field(default_factory=list)
     budget: BatchBudget = field(default_factory=BatchBudget)
 
-    def take(self, task: pb.Task, cap: int, one_pool: bool) -> bool:
+    def take(self, task: pb.Task, size: TaskSize, cap: int, one_pool: bool) -> bool:
         """Add `task` unless it would break a bound; False (task not added) when the batch is done."""
-        size = task_size(task)
         if self.tasks and (
             len(self.tasks) >= cap
             or not self.budget.fits(size)
@@ -138,9 +137,10 @@ class _Stream:
             raise _at(self.batch.first + len(self.batch.tasks), "options may be sent only once, first")
         for task in message.chunk.tasks:
             _check_pool(task, self.batch.first + len(self.batch.tasks), self._call)
-            if not self.batch.take(task, self._cap, self._one_pool):
+            size = task_size(task)  # measured once, whichever batch takes the task
+            if not self.batch.take(task, size, self._cap, self._one_pool):
                 self._seal()
-                self.batch.take(task, self._cap, self._one_pool)
+                self.batch.take(task, size, self._cap, self._one_pool)
             if len(self.batch.tasks) >= self._cap:
                 self._seal()  # full: it goes without waiting for the next task
 
