@@ -34,7 +34,8 @@ Validated = list[tuple[dict[str, JSON], int | None]]
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """What a batch creates: `validate(item, pools, allow_defaults)` and `store(state, item, overlap)`."""
+    """What a batch creates: `validate(item, pools, allow_defaults)` and `store(state, valid)`, which
+    stores the valid items (each with its resolved overlap) in order and returns their views."""
 
     noun: str
     op_type: str
@@ -42,7 +43,7 @@ class Kind:
     validate_log: str
     output_key: str
     validate: Callable[[Any, dict[str, JSON], bool], tuple[dict[str, JSON], int | None]]
-    store: Callable[[EmulatorState, JSON, int | None], JSON]
+    store: Callable[[EmulatorState, list[tuple[JSON, int | None]]], list[JSON]]
 
 
 async def read_json(request: web.Request) -> Any:
@@ -127,10 +128,13 @@ def _create_sync(
     errors = {str(i): errs for i, (errs, _) in enumerate(validated) if errs}
     if errors and (single or not skip_invalid):
         raise validation_error(errors["0"] if single else errors)
-    created: dict[str, JSON] = {}
-    for i, (item, (errs, overlap)) in enumerate(zip(items, validated, strict=True)):
-        if not errs:
-            created[str(i)] = kind.store(state, item, overlap)
+    valid = [
+        (i, item, overlap)
+        for i, (item, (errs, overlap)) in enumerate(zip(items, validated, strict=True))
+        if not errs
+    ]
+    views = kind.store(state, [(item, overlap) for _, item, overlap in valid])
+    created = {str(i): view for (i, _, _), view in zip(valid, views, strict=True)}
     if open_pool:
         for pool_id in {view["pool_id"] for view in created.values()}:
             open_now(state, pool_id)
@@ -186,18 +190,22 @@ def _batch_operation(
 def _finish_batch(
     state: EmulatorState, kind: Kind, op: Operation, items: list[Any], *, validated: Validated, fails: bool
 ) -> None:
-    pools: list[str] = []
-    for item, (errs, overlap) in zip(items, validated, strict=True):
+    pools: dict[str, None] = {}  # in order of their first task
+    valid = [(item, overlap) for item, (errs, overlap) in zip(items, validated, strict=True) if not errs]
+    stored = [] if fails else kind.store(state, valid)
+    views = iter(stored)
+    log, create_log, output_key = op.log, kind.create_log, kind.output_key
+    for item, (errs, _) in zip(items, validated, strict=True):
         if errs:
-            op.log.append({"type": kind.validate_log, "success": False, "input": item, "output": errs})
+            log.append({"type": kind.validate_log, "success": False, "input": item, "output": errs})
         elif not fails:
-            view = kind.store(state, item, overlap)
-            output = {kind.output_key: view["id"]}
-            op.log.append({"type": kind.create_log, "success": True, "input": item, "output": output})
-            if view["pool_id"] not in pools:
-                pools.append(view["pool_id"])
+            view = next(views)
+            log.append(
+                {"type": create_log, "success": True, "input": item, "output": {output_key: view["id"]}}
+            )
+            pools[view["pool_id"]] = None
     if op.parameters["open_pool"] and not fails:
-        targets = pools or sorted(
+        targets = list(pools) or sorted(
             {str(i["pool_id"]) for i in items if isinstance(i, dict) and str(i.get("pool_id")) in state.pools}
         )
         for pool_id in targets:

@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway import event_loop
 from gateway.emulator.app import create_app
 from gateway.emulator.crowd_control import load_crowd_config
+from gateway.emulator.heap import keep_collector_off_stored_state
 from gateway.emulator.state import EmulatorState
 
 _log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def run_forever(listen: str, crowd_config: str | None = None) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state = EmulatorState()
+    keep_collector_off_stored_state(state)  # this process is the emulator's own
     if crowd_config:
         load_crowd_config(state, crowd_config)
     event_loop.run(serve(listen, state))

@@ -148,6 +148,7 @@ class EmulatorState:
         self._timer_seq = itertools.count()
         self._task_seq = itertools.count(1)
         self._epoch_tag = int(self.now()) & 0xFFFFFFFF
+        self._id_heads: dict[str, str] = {}  # per pool: the part of its task ids before the sequence
         self._next_pool_id = 1
         if self.seed_default_pools:
             self._seed_defaults()
@@ -188,8 +189,11 @@ class EmulatorState:
 
     def new_task_id(self, pool_id: str) -> str:
         """A task id `<pool id as 10 hex>--<24 hex>`; within a pool ids sort as strings in creation order."""
-        prefix = int(pool_id) if pool_id.isdigit() else hash(pool_id) & 0xFFFFFFFFFF
-        return f"{prefix:010x}--{self._epoch_tag:08x}{next(self._task_seq):016x}"
+        head = self._id_heads.get(pool_id)
+        if head is None:
+            prefix = int(pool_id) if pool_id.isdigit() else hash(pool_id) & 0xFFFFFFFFFF
+            head = self._id_heads[pool_id] = f"{prefix:010x}--{self._epoch_tag:08x}"
+        return f"{head}{next(self._task_seq):016x}"
 
     def store_task(self, view: JSON) -> None:
         """Make a task visible in listings."""
@@ -251,8 +255,10 @@ class EmulatorState:
     def _finish(self, op: Operation) -> None:
         if not op.finished_effects_done:
             op.finished_effects_done = True
-            if op.on_finish is not None:
-                op.on_finish()
+            # Dropped once run: it refers to the operation (a cycle) and to the batch's inputs.
+            effects, op.on_finish = op.on_finish, None
+            if effects is not None:
+                effects()
 
     def timestamp(self) -> str:
         """The current time in Toloka's date format (formatted once per instant: the tasks of one

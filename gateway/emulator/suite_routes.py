@@ -77,6 +77,11 @@ def store_suite(state: EmulatorState, item: JSON, overlap: int | None) -> JSON:
     return view
 
 
+def store_suites(state: EmulatorState, valid: list[tuple[JSON, int | None]]) -> list[JSON]:
+    """Store validated suites in order; their views."""
+    return [store_suite(state, item, overlap) for item, overlap in valid]
+
+
 SUITES = Kind(
     noun="task suite",
     op_type="TASK_SUITE.BATCH_CREATE",
@@ -84,7 +89,7 @@ SUITES = Kind(
     validate_log="TASK_SUITE_VALIDATE",
     output_key="task_suite_id",
     validate=validate_suite,
-    store=store_suite,
+    store=store_suites,
 )
 SUITES_LIST = ListSpec(
     "/api/v1/task-suites",

@@ -32,7 +32,7 @@ from gateway.emulator.batch_create import Kind, create, read_object
 from gateway.emulator.listing import ListSpec, equals
 from gateway.emulator.operations import Operation
 from gateway.emulator.state import STATE_KEY, EmulatorState
-from gateway.emulator.tasks import patch_unit, store_task, validate_task
+from gateway.emulator.tasks import patch_unit, store_tasks, validate_task
 from gateway.emulator.wire import (
     canonical_uuid,
     json_response,
@@ -47,7 +47,7 @@ TASKS = Kind(
     validate_log="TASK_VALIDATE",
     output_key="task_id",
     validate=validate_task,
-    store=store_task,
+    store=store_tasks,
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -41,15 +42,15 @@ _LIST_FIELDS = (
 )
 
 
+_LIST_FIELD_SET = frozenset(_LIST_FIELDS)
+_INT = int  # `type(x) is _INT`: a plain int, never a bool
+
+
 def input_values_size(items: list[Any]) -> int:
-    """Total size of all `input_values`, measured as compact JSON (orjson) bytes."""
-    total = 0
-    for item in items:
-        if isinstance(item, dict):
-            values = item.get("input_values")
-            if values is not None:
-                total += len(orjson.dumps(values))
-    return total
+    """Total size of all `input_values`, measured as compact JSON (orjson) bytes: one array of them
+    all, less its brackets and commas (one serialisation, not one per task)."""
+    values = [v for item in items if isinstance(item, dict) and (v := item.get("input_values")) is not None]
+    return len(orjson.dumps(values)) - 1 - len(values) if values else 0
 
 
 def validate_task(
@@ -59,26 +60,44 @@ def validate_task(
     if not isinstance(item, dict):
         return {"": field_error("OBJECT_EXPECTED", "Task must be a JSON object")}, None
     errors: dict[str, JSON] = {}
-    pool = check_pool(item.get("pool_id"), pools, errors)
+    pool_id = item.get("pool_id")
+    pool = pools.get(pool_id) if type(pool_id) is str else None
+    if pool is None or pool["status"] == "ARCHIVED":  # the common case costs one lookup
+        pool = check_pool(pool_id, pools, errors)
     values = item.get("input_values")
     if values is None or values == {}:
         errors["input_values"] = field_error("VALUE_REQUIRED", _REQUIRED)
     elif not isinstance(values, dict):
         errors["input_values"] = field_error("OBJECT_EXPECTED", "Object expected")
-    for name in _LIST_FIELDS:
-        if item.get(name) is not None and not isinstance(item[name], list):
-            errors[name] = field_error("ARRAY_EXPECTED", "Array expected")
-    overlap = check_overlap(item, pool, allow_defaults, errors, "default_overlap_for_new_tasks")
-    return errors, overlap
+    if not _LIST_FIELD_SET.isdisjoint(item):
+        for name in _LIST_FIELDS:
+            if item.get(name) is not None and not isinstance(item[name], list):
+                errors[name] = field_error("ARRAY_EXPECTED", "Array expected")
+    overlap, infinite = item.get("overlap"), item.get("infinite_overlap")
+    if type(overlap) is _INT and 0 < overlap <= MAX_OVERLAP and (infinite is None or infinite is False):
+        return errors, overlap  # what check_overlap answers for a valid overlap, without the call
+    return errors, check_overlap(item, pool, allow_defaults, errors, "default_overlap_for_new_tasks")
 
 
-def store_task(state: World, item: JSON, overlap: int | None) -> JSON:
-    """Store a validated task and return its view."""
-    pool_id = str(item["pool_id"])
-    view = task_view(item, state.new_task_id(pool_id), state.timestamp(), overlap)
-    state.store_task(view)
-    state.work_changed(pool_id)
-    return view
+def store_tasks(state: World, valid: list[tuple[JSON, int | None]]) -> list[JSON]:
+    """Store validated tasks (each with its resolved overlap) in order; their views.
+
+    The crowd hears of each pool once, after its tasks are stored (it looks for work later, at
+    the pickup delay, so once is the same as once per task).
+    """
+    created = state.timestamp()
+    new_id, store = state.new_task_id, state.store_task
+    views: list[JSON] = []
+    pools: dict[str, None] = {}
+    for item, overlap in valid:
+        pool_id = str(item["pool_id"])
+        view = task_view(item, new_id(pool_id), created, overlap)
+        store(view)
+        views.append(view)
+        pools[pool_id] = None
+    for pool_id in pools:
+        state.work_changed(pool_id)
+    return views
 
 
 def check_pool(pool_id: Any, pools: dict[str, JSON], errors: dict[str, JSON]) -> JSON | None:
@@ -128,9 +147,8 @@ def check_overlap(
 def task_view(item: JSON, task_id: str, created: str, overlap: int | None) -> JSON:
     """The stored task (TaskViewV1): known request fields plus `id`, `created`, `remaining_overlap`."""
     view: JSON = {"id": task_id}
-    for name in TASK_FIELDS:
-        if name in item:
-            view[name] = item[name]
+    for name in _view_fields(tuple(item)):
+        view[name] = item[name]
     view["pool_id"] = str(item["pool_id"])
     if overlap is None:
         view["infinite_overlap"] = True
@@ -141,6 +159,12 @@ def task_view(item: JSON, task_id: str, created: str, overlap: int | None) -> JS
         view["remaining_overlap"] = overlap
     view["created"] = created
     return view
+
+
+@functools.lru_cache(maxsize=256)
+def _view_fields(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The TASK_FIELDS among `keys`, in TASK_FIELDS order (the tasks of a batch share a few shapes)."""
+    return tuple(name for name in TASK_FIELDS if name in keys)
 
 
 def set_overlap(state: World, unit: JSON, overlap: int | None, *, at_least_issued: bool) -> None:
