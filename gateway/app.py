@@ -16,6 +16,7 @@ from gateway.dedupe.store import Deduplicator
 from gateway.observability.metrics import GatewayMetrics
 from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
+from gateway.prepared_create import PreparedCreate
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.rest import RestFront, SharedPaths
@@ -169,7 +170,10 @@ class Gateway:
         rework = self.rework = build_rework_service(
             s.rework, toloka=self.toloka, dedupe=self.dedupe, shared=shared
         )
-        imports = ImportService(tasks=service, max_tasks_per_request=s.server.max_tasks_per_request)
+        imports = ImportService(
+            creates=PreparedCreate(toloka=self.toloka, dedupe=self.dedupe, operations=self.operations),
+            max_tasks_per_request=s.server.max_tasks_per_request,
+        )
         servicer = TolokaGatewayServicer(service=service, rework=rework, imports=imports)
         self.metrics.watch(
             limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock

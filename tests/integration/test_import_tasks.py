@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -15,6 +15,7 @@ import pytest
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.bulk_import import batch_operation_id
+from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
 from gateway.emulator.state import EmulatorState
 from tests.support.gateway_harness import (
@@ -65,6 +66,17 @@ def task_posts(emulator: EmulatorServer) -> list[str]:
     return [
         r.operation_id for r in emulator.state.requests if r.method == "POST" and r.path == "/api/v1/tasks"
     ]
+
+
+def task_post_times(emulator: EmulatorServer) -> list[float]:
+    return [r.monotonic for r in emulator.state.requests if r.method == "POST" and r.path == "/api/v1/tasks"]
+
+
+async def until(condition: Callable[[], bool], within_s: float = 30.0) -> None:
+    """Wait until `condition` holds (checked every 10 ms), failing after `within_s`."""
+    async with asyncio.timeout(within_s):
+        while not condition():  # noqa: ASYNC110 - the emulator log has no event hook
+            await asyncio.sleep(0.01)
 
 
 def created_images(emulator: EmulatorServer) -> list[str]:
@@ -301,3 +313,62 @@ async def test_a_batch_is_answered_at_once_and_the_deadline_ends_a_stalled_strea
     assert replies[0].batch.task_count == 2 and not replies[0].batch.replayed
     assert replies[1].summary == pb.ImportSummary(batches=1, tasks_sent=2, complete=False, next_task_index=2)
     assert len(task_posts(emulator)) == 1
+
+
+async def test_two_batches_are_in_flight_at_once_and_are_answered_in_stream_order(
+    gw: InProcessGateway, emulator: EmulatorServer
+) -> None:
+    # Batch 0's answer is held back for a second after Toloka accepted it.
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", latency_after_work_s=1.0))
+    op = str(uuid.uuid4())
+    batches, summary = await run_import(gw.stub, stream(op, 30_000))
+    assert [b.index for b in batches] == [0, 1, 2]  # batch 1 was accepted first, answered second
+    assert summary == pb.ImportSummary(batches=3, tasks_sent=30_000, complete=True)
+    first, second, third = task_post_times(emulator)
+    assert second - first < 1.0  # batch 1 went while batch 0 was in flight
+    assert third - first >= 1.0  # batch 2 waited for a slot: two in flight at most
+    assert sorted(created_images(emulator)[-30_000:]) == sorted(
+        f"https://example.com/{n}.png" for n in range(30_000)
+    )
+
+
+async def test_a_replica_killed_with_two_batches_in_flight_loses_nothing_and_duplicates_nothing(
+    emulator: EmulatorServer, redis_proc: RedisServer, tmp_path: Path
+) -> None:
+    redis_proc.cli("FLUSHALL")
+    env = {
+        "TOLOKA_URL": emulator.url,
+        "TOLOKA_API_KEY": "fleet-key",
+        "REDIS_URL": redis_proc.url,
+        "GATEWAY_CONFIG": write_config(tmp_path, "[dedupe]\nlease_s = 1.0\n"),
+        "GATEWAY_LOG_LEVEL": "WARNING",
+    }
+    # Batch 0 is answered; batches 1 and 2 are accepted by Toloka, their answers never arrive.
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$"))
+    emulator.state.add_fault(Fault(method="POST", path="^/api/v1/tasks$", times=2, latency_after_work_s=60))
+    first, second = (GatewayProcess(env=dict(env)).start(tmp_path) for _ in range(2))
+    try:
+        await asyncio.gather(first.wait_serving(), second.wait_serving())
+        op = str(uuid.uuid4())
+        async with grpc.aio.insecure_channel(first.target) as channel:
+            call = pb_grpc.TolokaGatewayStub(channel).ImportTasks(
+                stream(op, 30_000), metadata=(("x-caller-id", "importer"),), timeout=60
+            )
+            reply = await call.read()
+            assert isinstance(reply, pb.ImportTasksResponse) and reply.batch.index == 0
+            await until(lambda: len(task_posts(emulator)) == 3)  # batches 1 and 2 in flight
+            first.signal(signal.SIGKILL)
+            with pytest.raises(grpc.aio.AioRpcError):
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+        async with grpc.aio.insecure_channel(second.target) as channel:
+            batches, summary = await run_import(pb_grpc.TolokaGatewayStub(channel), stream(op, 30_000))
+        assert [b.operation_id for b in batches] == [batch_operation_id(op, i) for i in range(3)]
+        assert summary is not None and summary.complete and batches[0].replayed
+        assert summary.tasks_replayed + summary.tasks_sent == 30_000
+        images = created_images(emulator)
+        wanted = {f"https://example.com/{n}.png" for n in range(30_000)}
+        assert len([i for i in images if i in wanted]) == 30_000 and wanted <= set(images)
+    finally:
+        first.stop()
+        second.stop()
