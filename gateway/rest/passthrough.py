@@ -21,7 +21,7 @@ from gateway.request_kinds import KIND_POOL_ACTION, KIND_UPDATE_POOL
 from gateway.rest.pool_updates import pool_update_kind
 from gateway.rest.relay_protocol import Relay
 from gateway.rest.routes import API_ROOT, Route, classify, pools_named
-from gateway.rest.shared_paths import SharedPaths, create_tasks_request, is_async_create, operation_id_of
+from gateway.rest.shared_paths import SharedPaths, create_tasks_request, operation_id_of
 from gateway.toloka.request import Idempotency, Reply, TolokaRequest
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ async def _shared_answer(
         if req is not None:
             check_pools(call, tail, query, body)
             return await shared.create_tasks(req, body, call)
-    if request.method == "POST" and tail == "/task-suites" and is_async_create(query):
+    if request.method == "POST" and tail == "/task-suites" and query.get("operation_id"):
         check_pools(call, tail, query, body)
         raw_query = request.rel_url.raw_query_string
         return await shared.create_suites(f"{tail}?{raw_query}", query, await request.read(), body, call)

@@ -5,7 +5,7 @@
   and fingerprint, so one id sent over gRPC and over REST is one Toloka operation, and a duplicate
   is answered with the first answer (the operation, or the created tasks: `sync_answer`). A body the gRPC request cannot express
   (a field it does not know) is relayed as it is instead; Toloka performs an async operation_id once.
-- `POST /api/v1/task-suites?async_mode=true&operation_id=...` goes through the same dedupe
+- `POST /api/v1/task-suites?operation_id=...` (async or sync) goes through the same dedupe
   (`suite_creates`, key `task-suites:<operation_id>`).
 - `GET /api/v1/operations/{uuid}` is answered from the shared poller: a cached state younger than
   its freshness bound, else one read shared by every caller and replica, so a thousand toloka-kit
@@ -51,11 +51,6 @@ def _task(item: Any) -> pb.Task | None:
         return json_format.ParseDict(fields, pb.Task())
     except json_format.ParseError:
         return None
-
-
-def is_async_create(query: Mapping[str, str]) -> bool:
-    """An async create with an operation_id (Toloka performs it once per id)."""
-    return query.get("async_mode") == "true" and bool(query.get("operation_id"))
 
 
 def create_tasks_request(query: Mapping[str, str], body: Any) -> pb.CreateTasksRequest | None:

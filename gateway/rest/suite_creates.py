@@ -1,10 +1,14 @@
-"""`POST /api/v1/task-suites?async_mode=true&operation_id=...`, once per operation_id across callers and
-replicas, as CreateTasks is for tasks: the same dedupe (key `task-suites:<operation_id>`, a fingerprint
-of the query and the canonical body), so duplicates get the first answer and a reused id with other
-suites is 409 `OPERATION_ALREADY_EXISTS`. The request is re-sent after an ambiguous failure (Toloka
-performs an async operation_id once), and an answer lost on the way is settled by reading the
-operation. Toloka's refusal reaches the caller as Toloka sent it and is not stored, so a retry after
-the pool's state changed runs again.
+"""`POST /api/v1/task-suites?operation_id=...`, once per operation_id across callers and replicas, as
+CreateTasks is for tasks: the same dedupe (key `task-suites:<operation_id>`, a fingerprint of the
+query and the canonical body), so duplicates get the first answer and a reused id with other suites
+is 409 `OPERATION_ALREADY_EXISTS`. Toloka's refusal reaches the caller as Toloka sent it and is not
+stored, so a retry after the pool's state changed runs again.
+
+- Async (`async_mode=true`): re-sent after an ambiguous failure (Toloka performs an async
+  operation_id once), and an answer lost on the way is settled by reading the operation.
+- Sync (toloka-kit's `create_task_suites` sends an operation_id there too): Toloka is not known to
+  dedupe it, so the claim is marked sent before the request leaves and the request is never re-sent
+  blind; an answer lost on the way is OUTCOME_UNKNOWN, as for a synchronous CreateTasks.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ async def read_whole(reply: Reply) -> tuple[int, bytes]:
 
 
 class SuiteCreates:
-    """Async task-suite creation through the dedupe."""
+    """Task-suite creation through the dedupe."""
 
     def __init__(self, *, dedupe: Deduplicator, toloka: Relay, operations: OperationTracker) -> None:
         self._dedupe = dedupe
@@ -71,35 +75,40 @@ class SuiteCreates:
     async def create(
         self, path: str, query: Mapping[str, str], raw: bytes, body: Any, call: Call
     ) -> web.Response:
-        """Create the suites once per operation_id; every duplicate gets the first answer."""
+        """Create the suites once per operation_id (async or sync); every duplicate gets the first answer."""
         operation_id = query["operation_id"].lower()
+        is_async = query.get("async_mode") == "true"
 
         async def settle() -> Reply | None:
             op = await self._existing(operation_id, call)
             return None if op is None else Reply(202, op)
 
-        request = TolokaRequest(
-            kind=KIND_CREATE_TASK_SUITES,
-            method="POST",
-            path=path,
-            body=raw,
-            cost=len(body) if isinstance(body, list) else 1,
-            idempotency=Idempotency(resend_after_acted=True, settle=settle),
-            relay=True,
-        )
-
-        async def produce(_: HeldClaim) -> bytes:
+        async def produce(claim: HeldClaim) -> bytes:
+            idempotency = (
+                Idempotency(resend_after_acted=True, settle=settle)
+                if is_async
+                else Idempotency(resend_after_acted=False, before_send=claim.sending)
+            )
+            request = TolokaRequest(
+                kind=KIND_CREATE_TASK_SUITES,
+                method="POST",
+                path=path,
+                body=raw,
+                cost=len(body) if isinstance(body, list) else 1,
+                idempotency=idempotency,
+                relay=True,
+            )
             status, answer = await read_whole(await self._toloka.relay(request, call))
-            if status == 409 and OPERATION_ALREADY_EXISTS.encode() in answer:
+            if is_async and status == 409 and OPERATION_ALREADY_EXISTS.encode() in answer:
                 settled = await settle()  # an earlier attempt, lost on the way, created it
                 if settled is not None:
                     status, answer = settled.status, orjson.dumps(settled.data)
             if status >= 300:
                 raise RelayedRefusal(status, answer)
-            op = orjson.loads(answer)
-            if isinstance(op, dict) and op.get("id"):
-                await self._operations.remember(op, pools=pools_of(body))
-            return orjson.dumps({"status": status, "body": op})
+            created = orjson.loads(answer)
+            if is_async and isinstance(created, dict) and created.get("id"):
+                await self._operations.remember(created, pools=pools_of(body))
+            return orjson.dumps({"status": status, "body": created})
 
         outcome, _ = await self._dedupe.run(
             f"{NAMESPACE}:{operation_id}", fingerprint(query, body), produce, call=call

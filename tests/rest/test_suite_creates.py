@@ -21,8 +21,10 @@ def suites(count: int = 2) -> list[dict[str, Any]]:
     ]
 
 
-async def create(front: Front, operation_id: str, body: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    params = {"async_mode": "true", "allow_defaults": "true", "operation_id": operation_id}
+async def create(
+    front: Front, operation_id: str, body: list[dict[str, Any]], *, async_mode: bool = True
+) -> tuple[int, Any]:
+    params = {"async_mode": str(async_mode).lower(), "allow_defaults": "true", "operation_id": operation_id}
     async with (
         aiohttp.ClientSession() as s,
         s.post(f"{front.url}/api/v1/task-suites", params=params, json=body, headers=front.auth()) as r,
@@ -39,6 +41,28 @@ async def test_concurrent_duplicates_make_one_operation_when_they_share_an_opera
     answers = await asyncio.gather(*(create(front, operation_id, suites()) for _ in range(10)))
     assert {status for status, _ in answers} == {202}
     assert {body["id"] for _, body in answers} == {operation_id}
+    assert await posts(front) == 1
+
+
+async def test_sync_duplicates_get_the_first_answer_when_they_share_an_operation_id(front: Front) -> None:
+    """toloka-kit's synchronous create_task_suites sends an operation_id too: one POST, one answer."""
+    operation_id = str(uuid.uuid4())
+    answers = await asyncio.gather(
+        *(create(front, operation_id, suites(), async_mode=False) for _ in range(5))
+    )
+    assert {status for status, _ in answers} == {201}
+    assert len({str(body) for _, body in answers}) == 1  # the same created suites, ids and all
+    assert await posts(front) == 1
+
+
+async def test_sync_create_is_never_resent_when_its_answer_was_lost(front: Front) -> None:
+    """Toloka created the suites and the answer was lost: the outcome is reported, never re-sent blind."""
+    front.emulator.state.add_fault(Fault(method="POST", path="/api/v1/task-suites$", drop_after_work=True))
+    operation_id = str(uuid.uuid4())
+    first = await create(front, operation_id, suites(), async_mode=False)
+    again = await create(front, operation_id, suites(), async_mode=False)
+    assert first[0] == again[0] == 409, (first, again)
+    assert first[1]["code"] == again[1]["code"] == "OPERATION_OUTCOME_UNKNOWN", (first, again)
     assert await posts(front) == 1
 
 
