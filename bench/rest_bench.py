@@ -1,6 +1,7 @@
 """The REST front against a direct call to the same emulator, side by side in one run.
 
-    requests/s   32 concurrent GET /api/v1/pools/1: direct to the emulator, and through the REST front
+    requests/s   32 concurrent GET /api/v1/pools/1: direct to the emulator, and through the REST front;
+                 with the CPU per request of the emulator (direct) and of the gateway (front)
     latency      one request at a time: p50 / p99 direct and through the front; the difference is
                  what the front adds (auth, the limiter's decision, the relay)
     streaming    a ~50 MB GET /api/v1/tasks page through the front: how much the gateway's peak
@@ -27,7 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.proc_status import memory_kib, reset_peak
+from bench.proc_status import cpu_seconds, memory_kib, reset_peak
 from gateway import event_loop
 from tests.support.redis_servers import free_port
 
@@ -78,7 +79,15 @@ async def _until_serving(url: str) -> None:
     raise TimeoutError(f"{url} is not serving")
 
 
-async def _rate(url: str, seconds: float) -> float:
+async def _rate(url: str, seconds: float, pid: int | None = None) -> tuple[float, float]:
+    """Requests/s, and the CPU microseconds process `pid` spent per request meanwhile (0 without one)."""
+    cpu = cpu_seconds(pid) if pid is not None else 0.0
+    done, took = await _count(url, seconds)
+    spent = cpu_seconds(pid) - cpu if pid is not None else 0.0
+    return done / took, spent / done * 1e6
+
+
+async def _count(url: str, seconds: float) -> tuple[int, float]:
     headers = {"Authorization": f"OAuth {KEY}"}
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(headers=headers, connector=connector) as s:
@@ -94,7 +103,7 @@ async def _rate(url: str, seconds: float) -> float:
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return done / (time.perf_counter() - started)
+        return done, time.perf_counter() - started
 
 
 async def _latencies(url: str, count: int) -> list[float]:
@@ -150,12 +159,13 @@ async def _stream(url: str, pid: int) -> dict[str, float]:
     }
 
 
-async def _measure(emulator_url: str, gateway_url: str, gateway_pid: int, seconds: float) -> dict[str, Any]:
+async def _measure(emulator: tuple[str, int], gateway: tuple[str, int], seconds: float) -> dict[str, Any]:
+    (emulator_url, emulator_pid), (gateway_url, gateway_pid) = emulator, gateway
     await _until_serving(gateway_url)
     await _rate(emulator_url, 0.5)  # warm both paths
     await _rate(gateway_url, 0.5)
-    direct_rps = await _rate(emulator_url, seconds)
-    front_rps = await _rate(gateway_url, seconds)
+    direct_rps, emulator_us = await _rate(emulator_url, seconds, emulator_pid)
+    front_rps, gateway_us = await _rate(gateway_url, seconds, gateway_pid)
     direct_ms = await _latencies(emulator_url, 1000)
     front_ms = await _latencies(gateway_url, 1000)
     await _seed_pages(emulator_url, 50)
@@ -165,6 +175,10 @@ async def _measure(emulator_url: str, gateway_url: str, gateway_pid: int, second
         "direct_requests_per_s": round(direct_rps),
         "rest_front_requests_per_s": round(front_rps),
         "throughput_ratio": round(front_rps / direct_rps, 2),
+        # Machine-independent: what one relayed request costs the gateway against what answering it
+        # costs the emulator (a small pool from memory).
+        "gateway_cpu_us_per_request": round(gateway_us),
+        "emulator_cpu_us_per_request": round(emulator_us),
         "direct_p50_ms": round(_p(direct_ms, 50), 3),
         "direct_p99_ms": round(_p(direct_ms, 99), 3),
         "added_p50_ms": round(added_p50, 3),
@@ -183,7 +197,7 @@ def run(seconds: float = 4.0) -> dict[str, Any]:
     emulator, emulator_url = _emulator()
     gateway, gateway_url = _gateway(emulator_url, f.name)
     try:
-        return event_loop.run(_measure(emulator_url, gateway_url, gateway.pid, seconds))
+        return event_loop.run(_measure((emulator_url, emulator.pid), (gateway_url, gateway.pid), seconds))
     finally:
         for proc in (gateway, emulator):
             proc.kill()

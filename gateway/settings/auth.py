@@ -32,9 +32,13 @@ class CallerPermissions:
 
     def allows_rest(self, method: str, path: str) -> bool:
         """True when the REST request `method path` (path without query) is allowed."""
-        rules = self.rest if self.rest is not None else self.methods & {ALL}
-        request = f"{method.upper()} {path}"
-        return any(rule in (ALL, method.upper()) or fnmatchcase(request, rule) for rule in rules)
+        if self.rest is None:  # no REST rules: only a caller allowed every method may use REST
+            return ALL in self.methods
+        if ALL in self.rest:
+            return True
+        method = method.upper()
+        request = f"{method} {path}"
+        return any(rule == method or fnmatchcase(request, rule) for rule in self.rest)
 
     def allows_pool(self, pool_id: str) -> bool:
         """True when `pool_id` is allowed."""

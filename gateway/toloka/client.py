@@ -21,22 +21,20 @@ A 429 also makes the limiter hold back that kind of request fleet-wide. Task cre
 re-sends the SAME `operation_id`; an async create's `409 OPERATION_ALREADY_EXISTS` is settled by
 reading the operation (`OPERATION_ALREADY_PERFORMED` when it cannot be read back).
 
-The transport is aiohttp: measured on the build machines it sustains several times the
-request rate of stock httpx under concurrency (docs/benchmarks.md).
+The transport is `http1.Http1Pool`, keep-alive connections to the one origin: measured, it costs
+about half the CPU per request of aiohttp's ClientSession, and a fraction of the other clients
+tried (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
 import logging
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from gateway import errors
 from gateway.call import Call
@@ -53,6 +51,7 @@ from gateway.request_kinds import (
 )
 from gateway.settings import TolokaSettings
 from gateway.toloka import error_map
+from gateway.toloka.http1 import ConnectFailed, Http1Pool
 from gateway.toloka.relay import Relayed, end_to_end_headers, redact
 from gateway.toloka.request import BeforeSend, Idempotency, Reply, Settle, TolokaRequest
 from gateway.toloka.retry_budget import RetryBudget
@@ -64,7 +63,6 @@ __all__ = ["Reply", "TolokaClient", "authorization_header", "parse_retry_after"]
 log = logging.getLogger(__name__)
 
 DEFAULT_THROTTLE_S = 1.0
-LARGE_BODY = 256 * 1024
 SMALL_RELAYED_BODY = 256 * 1024  # a relayed 2xx body up to this size is read whole, larger ones stream
 
 
@@ -94,7 +92,7 @@ class TolokaClient:
         self._base = base_url.rstrip("/") + "/api/v1"
         self._limiter = limiter
         self._retry = retry or RetryPolicy.from_settings(settings)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
         self._metrics = metrics
         self._headers = {"Accept": "application/json", "User-Agent": "toloka-gateway"}
         if settings.api_key:
@@ -118,19 +116,16 @@ class TolokaClient:
 
     async def start(self) -> None:
         """Open the connection pool."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._settings.max_connections, ttl_dns_cache=300, timeout_ceil_threshold=math.inf
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, json_serialize=lambda o: orjson.dumps(o).decode()
+        if self._pool is None:
+            self._pool = Http1Pool(
+                self._base, max_connections=self._settings.max_connections, headers=self._headers
             )
 
     async def close(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     # ---- endpoints -------------------------------------------------------------------------
 
@@ -260,9 +255,9 @@ class TolokaClient:
             else:
                 status, data, headers = await self._exchange(request, timeout)
                 relayed = None
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             self._observe(request.kind, "network", sent_at)
-            sent = not isinstance(exc, aiohttp.ClientConnectorError)
+            sent = not isinstance(exc, ConnectFailed)
             log.debug("toloka %s %s: %s", request.method, request.path, type(exc).__name__)
             return Failure(error_map.network_error(sent=sent), may_have_acted=sent)
         self._observe(request.kind, str(status), sent_at)
@@ -288,74 +283,68 @@ class TolokaClient:
         assert request.relay, "relay() takes relayed requests only"
         return await self._send(request, call)
 
+    async def _connected(self) -> Http1Pool:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        return self._pool
+
     async def _exchange(self, request: TolokaRequest, limit_s: float) -> tuple[int, Any, Mapping[str, str]]:
         """One HTTP request: status, parsed JSON body (None when empty or not JSON) and headers."""
-        if self._session is None:
-            await self.start()
-        assert self._session is not None
-        async with self._session.request(
-            request.method,
-            URL(request.url(self._base), encoded=True),  # built once; aiohttp would parse and re-encode it
-            data=_body_data(request.body),
-            headers=_body_headers(request.body),
-            # aiohttp rounds a timeout above ceil_threshold (5 s) up to a whole second, which
-            # would let an attempt outlive the caller's deadline: never round.
-            timeout=aiohttp.ClientTimeout(total=limit_s, ceil_threshold=math.inf),
-        ) as resp:
-            return resp.status, _json_or_none(await resp.read()), resp.headers
+        pool = await self._connected()
+        async with asyncio.timeout(limit_s):
+            resp = await pool.request(
+                request.method,
+                request.url(pool.prefix),
+                body=request.body,
+                content_type=_type_of(request.body),
+            )
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+        return resp.status, _json_or_none(raw), resp.headers
 
     async def _exchange_relayed(
         self, request: TolokaRequest, limit_s: float
     ) -> tuple[int, Any, Mapping[str, str], Relayed]:
         """One relayed HTTP request: a large 2xx body is left in the connection, any other is read.
 
-        `limit_s` bounds connecting and each wait for bytes, not the whole body: a large page
-        streams for as long as it keeps coming.
+        `limit_s` bounds connecting, the wait for the answer's head and each wait for more of a
+        large body, not the whole body: a large page streams for as long as it keeps coming.
         """
-        if self._session is None:
-            await self.start()
-        assert self._session is not None
-        resp = await self._session.request(
-            request.method,
-            URL(request.url(self._base), encoded=True),
-            data=_body_data(request.body),
-            headers=_body_headers(request.body),
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=limit_s, sock_read=limit_s, ceil_threshold=math.inf
-            ),
-        )
-        relayed = Relayed(resp.status, end_to_end_headers(resp.headers))
-        if resp.status < 300:
+        pool = await self._connected()
+        async with asyncio.timeout(limit_s):  # one timer for the head and, when read here, the body
+            resp = await pool.request(
+                request.method,
+                request.url(pool.prefix),
+                body=request.body,
+                content_type=_type_of(request.body),
+            )
+            relayed = Relayed(resp.status, end_to_end_headers(resp.headers), read_timeout_s=limit_s)
             length = resp.content_length
-            if length is not None and length <= SMALL_RELAYED_BODY:
-                # Read at once: one write to the caller instead of a chunked stream (headers,
-                # chunk, end: three), at a bounded cost in memory.
-                try:
-                    relayed.body = await resp.read()
-                finally:
-                    resp.release()
-            else:
-                relayed.response = resp
+            if resp.status < 300 and (length is None or length > SMALL_RELAYED_BODY):
+                relayed.response = resp  # streamed to the caller, each wait bounded by `limit_s`
+                return resp.status, None, resp.headers, relayed
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+        if resp.status < 300:
+            # Read at once: one write to the caller instead of a chunked stream (headers, chunk,
+            # end: three), at a bounded cost in memory.
+            relayed.body = raw
             return resp.status, None, resp.headers, relayed
-        try:
-            raw = redact(await resp.read(), self._secrets)
-        finally:
-            resp.release()
-        relayed.body = raw
-        return resp.status, _json_or_none(raw), resp.headers, relayed
+        relayed.body = redact(raw, self._secrets)
+        return resp.status, _json_or_none(relayed.body), resp.headers, relayed
 
     def _observe(self, kind: str, outcome: str, sent_at: float) -> None:
         if self._metrics is not None:
             self._metrics.observe_toloka(kind, outcome, time.perf_counter() - sent_at)
 
 
-def _body_data(body: bytes | None) -> bytes | io.BytesIO | None:
-    """What aiohttp sends: a large body from a file-like object, streamed without blocking the loop."""
-    return io.BytesIO(body) if body is not None and len(body) > LARGE_BODY else body
-
-
-def _body_headers(body: bytes | None) -> dict[str, str] | None:
-    return {"Content-Type": "application/json"} if body is not None else None
+def _type_of(body: bytes | None) -> str | None:
+    return "application/json" if body is not None else None
 
 
 def _json_or_none(raw: bytes) -> Any:

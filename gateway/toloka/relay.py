@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
+from gateway.toloka.http1 import Response
 
-CHUNK = 64 * 1024
 REDACTED = b"<redacted>"
 # RFC 9110 7.6.1 hop-by-hop headers, and the ones the relay recomputes: the body is re-framed
 # (length, encoding: aiohttp decompresses), and `Retry-After` is never relayed because toloka-kit
@@ -44,8 +43,11 @@ NOT_RELAYED = frozenset(
 
 def end_to_end_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers worth relaying: no hop-by-hop ones, nor those a `Connection` header names."""
-    named = {h.strip().lower() for h in headers.get("Connection", "").split(",") if h.strip()}
-    return {k: v for k, v in headers.items() if k.lower() not in NOT_RELAYED and k.lower() not in named}
+    connection = headers.get("Connection")
+    named = NOT_RELAYED
+    if connection:
+        named = NOT_RELAYED | {h.strip().lower() for h in connection.split(",")}
+    return {k: v for k, v in headers.items() if k.lower() not in named}
 
 
 def redact(body: bytes, secrets: tuple[bytes, ...]) -> bytes:
@@ -63,7 +65,8 @@ class Relayed:
     status: int
     headers: dict[str, str]
     body: bytes | None = None  # read already (a non-2xx answer)
-    response: aiohttp.ClientResponse | None = field(default=None, repr=False)  # still streaming
+    response: Response | None = field(default=None, repr=False)  # still streaming
+    read_timeout_s: float | None = None  # bounds each wait for more of a streaming body
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk, as it arrives."""
@@ -72,7 +75,7 @@ class Relayed:
                 yield self.body
             return
         if self.response is not None:
-            async for chunk in self.response.content.iter_chunked(CHUNK):
+            async for chunk in self.response.chunks(wait_s=self.read_timeout_s):
                 yield chunk
 
     def release(self) -> None:
