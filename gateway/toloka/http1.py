@@ -37,8 +37,10 @@ from multidict import CIMultiDict
 
 HIGH_WATER = 256 * 1024  # unread body bytes at which a connection stops reading
 LOW_WATER = 64 * 1024
-_RESENDABLE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-_NO_BODY_STATUSES = frozenset({204, 304})
+# The methods this client sends (a HEAD answer's body could not be told apart: not supported), and
+# those among them it may send once more after a reused connection dropped the request unanswered.
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_RESENDABLE = frozenset({"GET", "PUT", "DELETE"})
 
 
 class ConnectFailed(OSError):
@@ -49,10 +51,15 @@ class ConnectionDropped(OSError):
     """The request was (or may have been) sent, and the answer did not arrive whole."""
 
 
-def _check_target(target: str) -> None:
-    """ValueError for a request target that would break the request line (control bytes, spaces)."""
+def _check_request(method: str, target: str, content_type: str | None) -> None:
+    """ValueError for what would break the request's head: an unsupported method, or a target or
+    content type with a control character (or, in the target, a space)."""
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not one this client sends")
     if not (target.isascii() and target.isprintable()) or " " in target:
         raise ValueError("request target holds a space or a control character")
+    if content_type is not None and not (content_type.isascii() and content_type.isprintable()):
+        raise ValueError("content type holds a control character")
 
 
 class _Connection(asyncio.Protocol):
@@ -304,7 +311,7 @@ class Http1Pool:
         `timeout_s` bounds connecting and the wait for the answer's head. The caller reads the body
         and then calls `release()` (or reads nothing and releases: the connection is closed).
         """
-        _check_target(target)
+        _check_request(method, target, content_type)
         head = f"{method} {target} HTTP/1.1\r\n{self._head}"
         if content_type is not None:
             head += f"Content-Type: {content_type}\r\n"
@@ -365,11 +372,16 @@ class Http1Pool:
             self._waiters.append(waiter)
             try:
                 await waiter
-            finally:
+            except asyncio.CancelledError:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+                elif waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken and cancelled at once: pass the wake-up on
+                raise
 
     async def _connect(self) -> _Connection:
+        if self._closed:
+            raise ConnectFailed("the connection pool is closed")
         self._open += 1
         loop = asyncio.get_running_loop()
         try:
