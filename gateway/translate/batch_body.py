@@ -15,8 +15,6 @@ task's encoded JSON instead of inside it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from gateway import errors
@@ -29,13 +27,12 @@ from gateway.translate.request_size import (
     OverBudget,
     RequestTally,
 )
-from gateway.translate.tasks import ITEM_INDEX_KEY, task_to_json
+from gateway.translate.tasks import ITEM_INDEX_KEY, json_size, task_to_json
 
 _SORTED = orjson.OPT_SORT_KEYS
 _TAG = b'{"' + ITEM_INDEX_KEY.encode() + b'":"%d",'
 _TAG_SIZE = len(_TAG % 9_999) + 1  # the largest tag of a batch, with its comma
 _MAX_TAIL = MAX_BODY_BYTES - _TAG_SIZE - 1  # one task alone in a body: "[" + tag + tail + "]"
-_SOLUTIONS = ("known_solutions", "baseline_solutions")
 
 
 # A task as encoded: its JSON object without the opening brace, its pool, and its shares of the
@@ -56,23 +53,21 @@ class TaskEncoder:
         tally, problems = self._tally, self._problems
         tally.free_bytes = 0
         try:
-            item = task_to_json(task, f"tasks[{index}]", problems, tally)
+            item = task_to_json(task, index, problems, tally)
         except OverBudget:  # one task's free fields are at most 7 x 64 KiB: never over 4 MiB
             item = {}
         if problems.items:
             self._problems = errors.ViolationList()
             raise _refused(index, problems)
         input_size = len(orjson.dumps(item["input_values"]))
-        output = _solutions_size(item) if _SOLUTIONS[0] in item or _SOLUTIONS[1] in item else 0
+        output = 0
+        if tally.solution_values:
+            output = json_size(tally.solution_values)
+            tally.solution_values.clear()
         tail = orjson.dumps(item, option=_SORTED)[1:]
         if input_size > MAX_INPUT_VALUES_BYTES or output > MAX_OUTPUT_VALUES_BYTES or len(tail) > _MAX_TAIL:
             raise _refused(index, _too_large(f"tasks[{index}]", input_size, output, len(tail)))
         return tail, item["pool_id"], input_size, output, tally.free_bytes
-
-
-def _solutions_size(item: dict[str, Any]) -> int:
-    values = [s["output_values"] for key in _SOLUTIONS for s in item.get(key, ())]
-    return len(orjson.dumps(values)) - 1 - len(values) if values else 0
 
 
 def _too_large(path: str, input_size: int, output: int, tail: int) -> errors.ViolationList:

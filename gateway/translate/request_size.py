@@ -22,6 +22,7 @@ JSON with 10,000 tasks); only escapes or masses of empty items reach it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.errors import ViolationList
 
@@ -50,6 +51,8 @@ class RequestTally:
     body_bytes: int = 0
     free_bytes: int = 0
     valid_pools: set[str] = field(default_factory=set)
+    # The output_values of the solutions translated since they were last measured.
+    solution_values: list[Any] = field(default_factory=list)
 
     def add_free_field(self, size: int, path: str, problems: ViolationList) -> bool:
         """Count one free field of `size` bytes at `path`; False (with a violation) when it is too large.

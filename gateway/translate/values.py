@@ -57,9 +57,13 @@ def struct_values(s: struct_pb2.Struct) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in fields:
         v = fields[key]
+        text = v.string_value
+        if text:  # only a string_value holds a non-empty string (the kinds are a oneof): one call, not two
+            out[key] = text
+            continue
         kind = _which(v, "kind")
         if kind == "string_value":
-            out[key] = v.string_value
+            out[key] = text
         elif kind == "number_value":
             n = v.number_value
             if n - n:  # NaN or +-Infinity: n - n is NaN, which is truthy; 0.0 otherwise
