@@ -190,20 +190,13 @@ def _batch_operation(
 def _finish_batch(
     state: EmulatorState, kind: Kind, op: Operation, items: list[Any], *, validated: Validated, fails: bool
 ) -> None:
-    pools: dict[str, None] = {}  # in order of their first task
     valid = [(item, overlap) for item, (errs, overlap) in zip(items, validated, strict=True) if not errs]
     stored = [] if fails else kind.store(state, valid)
-    views = iter(stored)
-    log, create_log, output_key = op.log, kind.create_log, kind.output_key
-    for item, (errs, _) in zip(items, validated, strict=True):
-        if errs:
-            log.append({"type": kind.validate_log, "success": False, "input": item, "output": errs})
-        elif not fails:
-            view = next(views)
-            log.append(
-                {"type": create_log, "success": True, "input": item, "output": {output_key: view["id"]}}
-            )
-            pools[view["pool_id"]] = None
+    pools = {view["pool_id"]: None for view in stored}  # in order of their first task
+    ids = [view["id"] for view in stored]
+    invalid = {i: errs for i, (errs, _) in enumerate(validated) if errs}
+    # The log is made when it is first read: most batches' logs never are, and it is one dict per item.
+    op.log_head = lambda: _batch_log(kind, items, invalid, ids)
     if op.parameters["open_pool"] and not fails:
         targets = list(pools) or sorted(
             {str(i["pool_id"]) for i in items if isinstance(i, dict) and str(i.get("pool_id")) in state.pools}
@@ -218,3 +211,22 @@ def _finish_batch(
                     "output": failure,
                 }
                 op.log.append(entry)
+
+
+def _batch_log(kind: Kind, items: list[Any], invalid: dict[int, JSON], ids: list[str]) -> list[JSON]:
+    """A batch operation's log items, one per input in input order (none for a failed batch's valid
+    items: nothing was created)."""
+    log: list[JSON] = []
+    created = iter(ids)
+    create_log, output_key = kind.create_log, kind.output_key
+    for i, item in enumerate(items):
+        errs = invalid.get(i)
+        if errs is not None:
+            log.append({"type": kind.validate_log, "success": False, "input": item, "output": errs})
+        else:
+            task_id = next(created, None)
+            if task_id is not None:
+                log.append(
+                    {"type": create_log, "success": True, "input": item, "output": {output_key: task_id}}
+                )
+    return log

@@ -29,6 +29,8 @@ class Operation:
     succeeds: bool = True
     details: JSON = field(default_factory=dict)
     log: list[JSON] = field(default_factory=list)
+    # The log's first items, made when the log is first read (a batch's items, one per input).
+    log_head: Callable[[], list[JSON]] | None = None
     on_finish: Callable[[], None] | None = None
     results: list[JSON] | None = None
     finished_effects_done: bool = False
@@ -71,4 +73,9 @@ class Operation:
 
     def log_view(self, now: float) -> list[JSON]:
         """The operation log: empty while not finished, then one item per input in input order."""
-        return self.log if self.is_finished(now) else []
+        if not self.is_finished(now):
+            return []
+        if self.log_head is not None:
+            self.log[:0] = self.log_head()
+            self.log_head = None
+        return self.log
