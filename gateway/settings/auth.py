@@ -25,6 +25,8 @@ class CallerPermissions:
     methods: frozenset[str] = frozenset({ALL})
     pools: frozenset[str] = frozenset({ALL})
     rest: frozenset[str] | None = None
+    # The Toloka accounts the caller may use, its default first; None: the gateway's default account.
+    accounts: tuple[str, ...] | None = None
 
     def allows_method(self, method: str) -> bool:
         """True when `method` (e.g. "SetReworkRules") is allowed."""
@@ -75,7 +77,7 @@ class AuthSettings:
 def _permissions(table: Any, where: str) -> CallerPermissions:
     if not isinstance(table, Mapping):
         raise SettingsError(f"config [{where}] must be a table with `methods` and `pools` lists")
-    unknown = set(table) - {"methods", "pools", "rest"}
+    unknown = set(table) - {"methods", "pools", "rest", "accounts"}
     if unknown:
         raise SettingsError(f"config [{where}]: unknown key(s) {sorted(unknown)}")
     rest = table.get("rest")
@@ -83,7 +85,16 @@ def _permissions(table: Any, where: str) -> CallerPermissions:
         methods=frozenset(str(m) for m in table.get("methods", [ALL])),
         pools=frozenset(str(p) for p in table.get("pools", [ALL])),
         rest=None if rest is None else frozenset(str(r).strip() for r in rest),
+        accounts=_accounts(table.get("accounts"), where),
     )
+
+
+def _accounts(value: Any, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) and a for a in value):
+        raise SettingsError(f"config [{where}].accounts must be a non-empty list of account names")
+    return tuple(dict.fromkeys(value))
 
 
 def auth_from(table: Mapping[str, Any], env: Mapping[str, str]) -> AuthSettings:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
+from gateway.settings.accounts import Account, AccountSettings, accounts_from, single_account
 from gateway.settings.auth import AuthSettings, auth_from
 from gateway.settings.config_only import DedupeSettings, PollerSettings, ReworkSettings
 from gateway.settings.observability import ObservabilitySettings, observability_from
-from gateway.settings.parsing import apply_table, read_config, section
+from gateway.settings.parsing import SettingsError, apply_table, read_config, section
 from gateway.settings.rate_limits import RateLimitSettings, rate_limits_from
 from gateway.settings.rest import RestSettings, rest_from
 from gateway.settings.rls import RlsSettings, rls_from
@@ -35,6 +36,13 @@ class Settings:
     redis_password: str = field(default="", repr=False)
     rest: RestSettings = field(default_factory=RestSettings)
     rls: RlsSettings = field(default_factory=RlsSettings)
+    # Every Toloka account (`toloka_accounts`); None: `toloka` and `limits` as the account "default".
+    accounts: AccountSettings | None = None
+
+    @property
+    def toloka_accounts(self) -> AccountSettings:
+        """Every Toloka account the gateway serves (one, `default`, unless `[accounts]` names more)."""
+        return self.accounts or single_account(self.toloka, self.limits)
 
 
 def load(
@@ -56,18 +64,54 @@ def load(
     toloka = toloka_from(section(config, "toloka"), env, toloka_url=toloka_url)
     rate = rate_limits_from(section(config, "rate_limits"), env)
     observability = observability_from(section(config, "observability"), env, metrics_listen=metrics_listen)
+    accounts = accounts_from(config, env, toloka=toloka, limits=rate)
+    auth = auth_from(section(config, "auth"), env)
+    _check_caller_accounts(auth, accounts)
+    served = _served_account(accounts)
+    toloka, rate = served.toloka, served.limits
     return Settings(
         server=server,
         toloka=toloka,
         redis_url=redis_url or env.get("REDIS_URL") or str(config.get("redis_url", "")),
         limits=rate,
-        dedupe=apply_table(DedupeSettings(), section(config, "dedupe"), "dedupe"),
-        poller=apply_table(PollerSettings(), section(config, "poller"), "poller"),
+        dedupe=_scoped(apply_table(DedupeSettings(), section(config, "dedupe"), "dedupe"), served),
+        poller=_scoped(apply_table(PollerSettings(), section(config, "poller"), "poller"), served),
         observability=observability,
         raw_config=config,
-        rework=apply_table(ReworkSettings(), section(config, "rework"), "rework"),
-        auth=auth_from(section(config, "auth"), env),
+        rework=_scoped(apply_table(ReworkSettings(), section(config, "rework"), "rework"), served),
+        auth=auth,
         redis_password=env.get("REDIS_PASSWORD", ""),
         rest=rest_from(section(config, "rest"), env, listen=rest_listen),
         rls=rls_from(section(config, "rls"), env, rate),
+        accounts=accounts,
     )
+
+
+Scoped = TypeVar("Scoped", DedupeSettings, PollerSettings, ReworkSettings)
+
+
+def _scoped(group: Scoped, account: Account) -> Scoped:
+    """A group whose Redis keys are made the account's own."""
+    return replace(group, key_prefix=account.scoped(group.key_prefix))
+
+
+def _served_account(accounts: AccountSettings) -> Account:
+    """The one account this gateway serves: SettingsError when `[accounts]` names several."""
+    if len(accounts.accounts) > 1:
+        raise SettingsError(
+            f"config [accounts] names {len(accounts.accounts)} accounts ({', '.join(accounts.accounts)}); "
+            "a gateway serves one account for now: run one gateway per account"
+        )
+    return accounts.accounts[accounts.default]
+
+
+def _check_caller_accounts(auth: AuthSettings, accounts: AccountSettings) -> None:
+    """SettingsError naming the caller and the account when a caller is given an account that does not exist."""
+    named = [("auth.default", auth.default)] + [(f"auth.callers.{c}", p) for c, p in auth.callers.items()]
+    for where, perms in named:
+        for account in perms.accounts or ():
+            if accounts.get(account) is None:
+                raise SettingsError(
+                    f"config [{where}].accounts: no account {account!r} "
+                    f"(accounts: {', '.join(sorted(accounts.accounts))})"
+                )
