@@ -332,24 +332,36 @@ def test_every_query_names_a_metric_the_gateway_exports_when_scraped(
     assert not problems, "\n".join(problems)
 
 
-def test_the_check_names_the_panel_when_a_query_names_a_missing_metric(
+def first_target(dashboard: dict[str, Any], metric: str) -> tuple[str, dict[str, Any]]:
+    """The first panel target whose query reads `metric`, with where the check reports it."""
+    for panel in all_panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            if metric in {s.metric for s in parse(target["expr"]).selectors}:
+                return f"panel {panel['title']!r} {target['refId']}", target
+    raise AssertionError(f"no panel reads {metric}")
+
+
+def test_the_check_names_the_panel_when_a_query_names_a_missing_metric_label_or_rates_a_gauge(
     dashboard: dict[str, Any], exported: Exported
 ) -> None:
     broken = copy.deepcopy(dashboard)
-    target = next(p for p in all_panels(broken["panels"]) if p["title"] == "Retries, by kind")["targets"][0]
+    renamed, target = first_target(broken, "toloka_gateway_toloka_retries_total")
     target["expr"] = target["expr"].replace(
         "toloka_gateway_toloka_retries_total", "toloka_gateway_retries_total"
     )
-    gauge_rate = next(p for p in all_panels(broken["panels"]) if p["title"] == "Waiters and poll loops")
-    gauge_rate["targets"][0]["expr"] = "sum(rate(toloka_gateway_operation_waiters[5m]))"
-    bad_label = next(p for p in all_panels(broken["panels"]) if p["title"] == "Calls, by method and code")
-    bad_label["targets"][0]["expr"] = "sum by (kind) (rate(toloka_gateway_calls_total{code='OK'}[5m]))"
+    rated, target = first_target(broken, "toloka_gateway_operation_waiters")
+    target["expr"] = 'sum(rate(toloka_gateway_operation_waiters{job=~"$job"}[5m]))'
+    grouped, target = first_target(broken, "toloka_gateway_calls_total")
+    target["expr"] = "sum by (kind) (rate(toloka_gateway_calls_total{code='OK'}[5m]))"
+    matched, target = first_target(broken, "toloka_gateway_dedupe_events_total")
+    target["expr"] = 'sum(rate(toloka_gateway_dedupe_events_total{events="replays"}[5m]))'
     before = {p for where, q in queries(dashboard) for p in exported.problems(where, q)}
     after = {p for where, q in queries(broken) for p in exported.problems(where, q)}
     assert after - before == {
-        "panel 'Retries, by kind' A: toloka_gateway_retries_total is not exported by the gateway",
-        "panel 'Waiters and poll loops' A: rate-like function over toloka_gateway_operation_waiters, a gauge",
-        "panel 'Calls, by method and code' A: no metric of it has label 'kind'",
+        f"{renamed}: toloka_gateway_retries_total is not exported by the gateway",
+        f"{rated}: rate-like function over toloka_gateway_operation_waiters, a gauge",
+        f"{grouped}: no metric of it has label 'kind'",
+        f"{matched}: toloka_gateway_dedupe_events_total has no label 'events'",
     }
 
 
@@ -370,6 +382,9 @@ def test_dashboard_has_grafana_basics_when_rendered(dashboard: dict[str, Any]) -
         assert refs and len(refs) == len(set(refs)), panel["title"]
         assert all(t["datasource"] == DATASOURCE and t["expr"] for t in panel["targets"]), panel["title"]
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    for panel in panels:
+        if "repeat" in panel:
+            assert variables[panel["repeat"]]["multi"], panel["title"]
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     for variable in variables.values():
