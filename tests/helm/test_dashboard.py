@@ -328,7 +328,7 @@ def test_every_query_names_a_metric_the_gateway_exports_when_scraped(
 ) -> None:
     found = list(queries(dashboard))
     assert len(found) > 30
-    problems = [p for where, q in found for p in exported.problems(where, q)]
+    problems = list(dict.fromkeys(p for where, q in found for p in exported.problems(where, q)))
     assert not problems, "\n".join(problems)
 
 
@@ -448,6 +448,7 @@ def test_configmap_stays_small_when_kubectl_apply_doubles_it(configmap: dict[str
 def test_no_dashboard_is_rendered_when_values_are_default(render: Any) -> None:
     rendered: Rendered = render(REQUIRED)
     assert not [d for d in rendered.of_kind("ConfigMap") if DATA_KEY in d.get("data", {})]
+    assert "Grafana dashboard" not in rendered.notes
 
 
 def test_label_namespace_and_annotations_follow_values_when_set(render: Any) -> None:
@@ -470,6 +471,7 @@ def test_label_namespace_and_annotations_follow_values_when_set(render: Any) -> 
     assert "grafana_dashboard" not in labels
     assert cm["metadata"]["namespace"] == "monitoring"
     assert cm["metadata"]["annotations"] == {"grafana_folder": "Toloka"}
+    assert f"ConfigMap {cm['metadata']['name']} in namespace monitoring" in rendered.notes
     validate_k8s(cm)
     # The gateway's own ConfigMap stays where the pods are.
     (config,) = [d for d in rendered.of_kind("ConfigMap") if "config.toml" in d.get("data", {})]
