@@ -200,6 +200,17 @@ class EmulatorState:
         self.tasks[view["id"]] = view
         self.pool_task_ids.setdefault(view["pool_id"], []).append(view["id"])
 
+    def store_tasks(self, views: list[JSON]) -> None:
+        """Make tasks visible in listings, in order."""
+        tasks, by_pool = self.tasks, self.pool_task_ids
+        pool_id, ids = None, []
+        for view in views:
+            tasks[view["id"]] = view
+            if view["pool_id"] != pool_id:
+                pool_id = view["pool_id"]
+                ids = by_pool.setdefault(pool_id, [])
+            ids.append(view["id"])
+
     def store_suite(self, view: JSON) -> None:
         """Make a task suite visible in listings."""
         self.suites[view["id"]] = view

@@ -86,16 +86,16 @@ def store_tasks(state: World, valid: list[tuple[JSON, int | None]]) -> list[JSON
     the pickup delay, so once is the same as once per task).
     """
     created = state.timestamp()
-    new_id, store = state.new_task_id, state.store_task
+    new_id = state.new_task_id
     views: list[JSON] = []
-    pools: dict[str, None] = {}
+    shape: Any = None
+    fields: tuple[str, ...] = ()
     for item, overlap in valid:
-        pool_id = str(item["pool_id"])
-        view = task_view(item, new_id(pool_id), created, overlap)
-        store(view)
-        views.append(view)
-        pools[pool_id] = None
-    for pool_id in pools:
+        if item.keys() != shape:  # the tasks of a batch share a few shapes; a view's fields follow it
+            shape, fields = item.keys(), _view_fields(tuple(item))
+        views.append(task_view(item, new_id(str(item["pool_id"])), created, overlap, fields))
+    state.store_tasks(views)
+    for pool_id in dict.fromkeys(view["pool_id"] for view in views):
         state.work_changed(pool_id)
     return views
 
@@ -144,10 +144,13 @@ def check_overlap(
     return None
 
 
-def task_view(item: JSON, task_id: str, created: str, overlap: int | None) -> JSON:
-    """The stored task (TaskViewV1): known request fields plus `id`, `created`, `remaining_overlap`."""
+def task_view(
+    item: JSON, task_id: str, created: str, overlap: int | None, fields: tuple[str, ...] | None = None
+) -> JSON:
+    """The stored task (TaskViewV1): known request fields plus `id`, `created`, `remaining_overlap`
+    (`fields`: the TASK_FIELDS the item has, in order, when the caller knows them)."""
     view: JSON = {"id": task_id}
-    for name in _view_fields(tuple(item)):
+    for name in _view_fields(tuple(item)) if fields is None else fields:
         view[name] = item[name]
     view["pool_id"] = str(item["pool_id"])
     if overlap is None:

@@ -81,6 +81,10 @@ class World(Protocol):
         """Make a task visible in listings."""
         ...
 
+    def store_tasks(self, views: list[JSON]) -> None:
+        """Make tasks visible in listings, in order."""
+        ...
+
     def work_changed(self, pool_id: str, unit_id: str | None = None) -> None:
         """Tell the crowd that a pool's work or status changed."""
         ...
