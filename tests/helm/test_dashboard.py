@@ -22,14 +22,17 @@ import aiohttp
 import grpc
 import helm_python as helm
 import pytest
+from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from google.protobuf import duration_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.emulator.faults import Fault
 from gateway.emulator.server import EmulatorServer
 from gateway.emulator.state import EmulatorState
 from tests.helm.conftest import CHART_DIR, KUBE_VERSION, NAMESPACE, REQUIRED, Rendered, merged, validate_k8s
-from tests.support.gateway_harness import start_gateway, write_config
+from tests.support.gateway_harness import InProcessGateway, start_gateway, write_config
 from tests.support.redis_servers import RedisServer
 
 DASHBOARD_FILE = CHART_DIR / "dashboards" / "toloka-gateway.json"
@@ -235,43 +238,75 @@ def exported_from(text: str) -> Exported:
     return Exported(types, {name: frozenset(found) for name, found in labels.items()})
 
 
-QUOTA_CONFIG = """
+# Quotas for callers without their own: a second pool read in the hour is refused at once (the wait
+# would pass max_wait), a second task list in the second waits. The mesh caller's quota is a shadow
+# limit of the rate-limit service: it counts what it would refuse and admits.
+TRAFFIC_CONFIG = """
 [rate_limits]
-max_wait = "0s"
-default_caller = [{ name = "one_pool_read", kinds = ["get_pool"], capacity = 1, period = "1h" }]
+max_wait = "5s"
+default_caller = [
+  { name = "one_pool_read", kinds = ["get_pool"], capacity = 1, period = "1h" },
+  { name = "paced_task_list", kinds = ["list_tasks"], capacity = 1, period = "1s" },
+]
+[rate_limits.callers]
+mesh = [{ name = "mesh_quota", capacity = 1, period = "1h" }]
+[rls]
+shadow_limits = ["mesh_quota"]
 """
 
 
+async def grpc_calls(gw: InProcessGateway, emulator: EmulatorServer) -> None:
+    """A create and its replay, a wait whose first poll Toloka fails once (a retry), a bad request."""
+    req = pb.CreateTasksRequest(operation_id=str(uuid.uuid4()))
+    req.tasks.add(pool_id="1", overlap=1).input_values.update({"image": "a"})
+    created = await gw.stub.CreateTasks(req, metadata=gw.md())
+    await gw.stub.CreateTasks(req, metadata=gw.md())  # a replay
+    emulator.state.add_fault(Fault(method="GET", path="^/api/v1/operations/", times=1, status=503))
+    wait = pb.WaitOperationRequest(
+        operation_id=created.operation_id, timeout=duration_pb2.Duration(seconds=10)
+    )
+    assert (await gw.stub.WaitOperation(wait, metadata=gw.md())).done
+    with pytest.raises(grpc.aio.AioRpcError):
+        await gw.stub.CreateTasks(pb.CreateTasksRequest(), metadata=gw.md())
+    rls = rls_pb2_grpc.RateLimitServiceStub(gw.channel)
+    mesh_read = rls_pb2.RateLimitRequest(
+        domain="toloka",
+        descriptors=[
+            ratelimit_pb2.RateLimitDescriptor(
+                entries=[
+                    ratelimit_pb2.RateLimitDescriptor.Entry(key="kind", value="get_pool"),
+                    ratelimit_pb2.RateLimitDescriptor.Entry(key="caller", value="mesh"),
+                ]
+            )
+        ],
+    )
+    for _ in range(2):  # the second is over the shadow quota, and admitted
+        assert (await rls.ShouldRateLimit(mesh_read)).overall_code == rls_pb2.RateLimitResponse.OK
+
+
+async def rest_calls(http: aiohttp.ClientSession, base: str) -> None:
+    """Two pool reads (the second refused by a quota) and two task lists (the second waits)."""
+    statuses = []
+    for path in ("/pools/1", "/pools/1", "/tasks?pool_id=1", "/tasks?pool_id=1"):
+        async with http.get(f"{base}/api/v1{path}", headers={"x-caller-id": "tests"}) as resp:
+            statuses.append(resp.status)
+    assert statuses == [200, 429, 200, 200], statuses
+
+
 async def scrape_busy_gateway(redis_url: str, tmp_path: Path) -> str:
-    """/metrics of a gateway on real Redis after real calls: a create and its replay, a wait that
-    polls, REST reads of which the second is refused by a caller quota, and a bad request."""
+    """/metrics of a gateway on real Redis after real gRPC, REST and rate-limit service calls."""
     async with EmulatorServer(EmulatorState(operation_duration_s=0.2)) as emulator:
         gw = await start_gateway(
             toloka_url=emulator.url,
-            config_path=write_config(tmp_path, QUOTA_CONFIG),
+            config_path=write_config(tmp_path, TRAFFIC_CONFIG),
             redis_url=redis_url,
             env={"GATEWAY_METRICS_LISTEN": "127.0.0.1:0", "GATEWAY_REST_LISTEN": "127.0.0.1:0"},
         )
         try:
-            req = pb.CreateTasksRequest(operation_id=str(uuid.uuid4()))
-            req.tasks.add(pool_id="1", overlap=1).input_values.update({"image": "a"})
-            created = await gw.stub.CreateTasks(req, metadata=gw.md())
-            await gw.stub.CreateTasks(req, metadata=gw.md())  # a replay
-            wait = pb.WaitOperationRequest(
-                operation_id=created.operation_id, timeout=duration_pb2.Duration(seconds=10)
-            )
-            assert (await gw.stub.WaitOperation(wait, metadata=gw.md())).done
-            with pytest.raises(grpc.aio.AioRpcError):
-                await gw.stub.CreateTasks(pb.CreateTasksRequest(), metadata=gw.md())
-            rest = f"http://127.0.0.1:{gw.gateway.rest_port}/api/v1/pools/1"
-            async with aiohttp.ClientSession(headers={"x-caller-id": "tests"}) as http:
-                statuses = []
-                for _ in range(2):
-                    async with http.get(rest) as resp:
-                        statuses.append(resp.status)
-                assert statuses == [200, 429], statuses
-                metrics = f"http://127.0.0.1:{gw.gateway.metrics_port}/metrics"
-                async with http.get(metrics) as resp:
+            await grpc_calls(gw, emulator)
+            async with aiohttp.ClientSession() as http:
+                await rest_calls(http, f"http://127.0.0.1:{gw.gateway.rest_port}")
+                async with http.get(f"http://127.0.0.1:{gw.gateway.metrics_port}/metrics") as resp:
                     assert resp.status == 200
                     return await resp.text()
         finally:
@@ -330,6 +365,14 @@ def test_every_query_names_a_metric_the_gateway_exports_when_scraped(
     assert len(found) > 30
     problems = list(dict.fromkeys(p for where, q in found for p in exported.problems(where, q)))
     assert not problems, "\n".join(problems)
+
+
+def test_the_scrape_has_samples_of_every_metric_the_dashboard_reads_when_calls_were_made(
+    dashboard: dict[str, Any], exported: Exported
+) -> None:
+    """Labels are checked against samples: a metric without any would have its labels unchecked."""
+    read = {s.metric for _, q in queries(dashboard) for s in q.selectors}
+    assert sorted(m for m in read if m in exported.types and m not in exported.labels) == []
 
 
 def first_target(dashboard: dict[str, Any], metric: str) -> tuple[str, dict[str, Any]]:
