@@ -17,6 +17,7 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
 from gateway.prepared_create import PreparedCreate
+from gateway.quota import QuotaService, configured_kinds
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.rest import RestFront, SharedPaths
@@ -174,7 +175,8 @@ class Gateway:
             creates=PreparedCreate(toloka=self.toloka, dedupe=self.dedupe, operations=self.operations),
             max_tasks_per_request=s.server.max_tasks_per_request,
         )
-        servicer = TolokaGatewayServicer(service=service, rework=rework, imports=imports)
+        quota = QuotaService(limiter=limiter, configured_kinds=configured_kinds(s.limits))
+        servicer = TolokaGatewayServicer(service=service, rework=rework, imports=imports, quota=quota)
         self.metrics.watch(
             limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock
         )

@@ -37,6 +37,8 @@ class Call:
     # Correlates log lines; not a secret, so a cheap PRNG (no syscall per call) is enough.
     request_id: str = field(default_factory=lambda: f"{random.getrandbits(64):016x}")
     toloka_request_ids: list[str] = field(default_factory=list)
+    # Shadow limits that would have refused one of the call's Toloka requests (names, once each).
+    shadow_refusals: list[str] = field(default_factory=list)
     # What the call's work holds (its request's memory reservation): released when the call ends,
     # unless work that outlives the caller takes it over (`hand_over_held`).
     held: list[Releasable] = field(default_factory=list)

@@ -12,13 +12,17 @@ Unit = Literal["requests", "tasks"]
 
 @dataclass(frozen=True)
 class LimitSpec:
-    """One limit: at most `capacity` units of the listed kinds in any sliding `period_s`."""
+    """One limit: at most `capacity` units of the listed kinds in any sliding `period_s`.
+
+    A `shadow` limit is decided and reported on every path, but never refuses a request.
+    """
 
     name: str
     kinds: tuple[str, ...]
     capacity: int
     period_s: float
     unit: Unit = "requests"
+    shadow: bool = False
 
     def applies_to(self, kind: str) -> bool:
         """True when a request of `kind` counts against this limit."""

@@ -31,3 +31,28 @@ KIND_MESSAGE = "message"  # message threads: compose
 KIND_READ = "read"  # any other GET
 KIND_OTHER = "other"  # any other write
 ALL_KINDS = "*"
+
+# Every kind a request can have (ALL_KINDS is not one: it is what a limit counts).
+REQUEST_KINDS = frozenset(
+    {
+        KIND_CREATE_TASKS,
+        KIND_GET_OPERATION,
+        KIND_GET_OPERATION_LOG,
+        KIND_GET_POOL,
+        KIND_UPDATE_POOL,
+        KIND_UPDATE_POOL_OVERLAP,
+        KIND_POOL_ACTION,
+        KIND_LIST_TASKS,
+        KIND_CREATE_TASK_SUITES,
+        KIND_CREATE_POOL,
+        KIND_CREATE_PROJECT,
+        KIND_CLONE_POOL,
+        KIND_AGGREGATE,
+        KIND_SET_USER_SKILL,
+        KIND_CREATE_SKILL,
+        KIND_ISSUE_BONUS,
+        KIND_MESSAGE,
+        KIND_READ,
+        KIND_OTHER,
+    }
+)

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from gateway.cli import commands, help_text
 from gateway.cli.importing import import_tasks
+from gateway.cli.quota_command import QUOTA, QUOTA_EPILOG, add_arguments, quota
 
 __all__ = ["add_parser", "run"]
 
@@ -191,7 +192,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `client` and its subcommands to the `toloka-gateway` parser."""
     client = subparsers.add_parser(
         "client",
-        help="call a running gateway (create-tasks, import-tasks, wait, get-rework-rules, set-rework-rules)",
+        help="call a running gateway (create-tasks, import-tasks, wait, get-rework-rules, set-rework-rules, quota)",
         description=help_text.CLIENT,
         epilog=f"{help_text.CONNECTION_VARIABLES}\n\n{help_text.EXIT_CODES}",
         parents=[_connection(shown=True)],
@@ -211,10 +212,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     w.add_argument("--log", action="store_true", help="also print the per-task outcome")
     w.add_argument("--json", action="store_true", help="print the reply as JSON")
     _rules(sub)
+    q = _command(
+        sub,
+        "quota",
+        summary="show the rate limits that apply to you and what is left of them",
+        description=QUOTA,
+        epilog=QUOTA_EPILOG,
+    )
+    add_arguments(q)
     parser: argparse.ArgumentParser = client
     return parser
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run the parsed `client` subcommand."""
-    return commands.run(args, out, err, more={"import-tasks": import_tasks})
+    return commands.run(args, out, err, more={"import-tasks": import_tasks, "quota": quota})

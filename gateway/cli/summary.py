@@ -48,8 +48,11 @@ def _int64_as_numbers(message: Message, data: dict[str, Any]) -> None:
     for field in message.DESCRIPTOR.fields:
         if field.name not in data:
             continue
-        if field.is_repeated:
-            continue  # none of the replies has a repeated 64-bit integer
+        if field.is_repeated:  # no reply has a repeated 64-bit integer; lists of messages may hold them
+            if field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(data[field.name], list):
+                for item, item_data in zip(getattr(message, field.name), data[field.name], strict=True):
+                    _int64_as_numbers(item, item_data)
+            continue
         if field.type in _INT64:
             data[field.name] = int(data[field.name])
         elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(data[field.name], dict):

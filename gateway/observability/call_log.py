@@ -20,6 +20,7 @@ class CallFacts(Protocol):
     caller: str
     request_id: str
     toloka_request_ids: list[str]
+    shadow_refusals: list[str]
 
 
 def log_call(
@@ -34,17 +35,17 @@ def log_call(
     if metrics is not None:
         metrics.observe_call(method, status, elapsed)
     if CALLS.isEnabledFor(logging.INFO):
-        CALLS.info(
-            "call",
-            extra={
-                "method": method,
-                "caller": call.caller,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-                "request_id": call.request_id,
-                "toloka_request_ids": call.toloka_request_ids,
-            },
-        )
+        extra = {
+            "method": method,
+            "caller": call.caller,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "request_id": call.request_id,
+            "toloka_request_ids": call.toloka_request_ids,
+        }
+        if call.shadow_refusals:
+            extra["shadow_refusals"] = call.shadow_refusals
+        CALLS.info("call", extra=extra)
 
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}

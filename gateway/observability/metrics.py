@@ -198,18 +198,40 @@ class _ComponentCollector(Collector):
             for label, value in dict(getattr(stats, field, {})).items():
                 family.add_metric([label], float(value))
             yield family
+        shadow = CounterMetricFamily(
+            f"{PREFIX}_ratelimit_shadow_refusals",
+            "Requests a shadow limit would have refused (they were admitted: shadow limits never refuse)",
+            labels=["limit", "kind"],
+        )
+        for (label, kind), value in dict(getattr(stats, "shadow_refused", {})).items():
+            shadow.add_metric([label, kind], float(value))
+        yield shadow
+        yield from self._limit_gauges(stats)
+        yield CounterMetricFamily(
+            f"{PREFIX}_ratelimit_degraded_decisions", "Admissions decided by the local fallback",
+            value=float(getattr(stats, "degraded_decisions", 0)),
+        )  # fmt: skip
+
+    def _limit_gauges(self, stats: Any) -> Iterator[Metric]:
+        """Capacity (from settings) and what is left of each global limit, in the limit's unit."""
+        capacity = GaugeMetricFamily(
+            f"{PREFIX}_ratelimit_capacity",
+            "Configured capacity of each global limit per sliding window, in its unit (requests or tasks)",
+            labels=["limit"],
+        )
+        settings = getattr(self._limiter, "settings", None)
+        for spec in getattr(settings, "limits", ()):
+            capacity.add_metric([f"global/{spec.name}"], float(spec.capacity))
+        yield capacity
         remaining = GaugeMetricFamily(
             f"{PREFIX}_ratelimit_remaining",
-            "Budget left after the latest admission, by limit",
+            "Units left of each global limit as of this replica's latest decision on it (0 after a "
+            "refusal); global limits only: a caller's own quota would need the caller as a label",
             labels=["limit"],
         )
         for label, value in dict(getattr(stats, "remaining", {})).items():
             remaining.add_metric([label], float(value))
         yield remaining
-        yield CounterMetricFamily(
-            f"{PREFIX}_ratelimit_degraded_decisions", "Admissions decided by the local fallback",
-            value=float(getattr(stats, "degraded_decisions", 0)),
-        )  # fmt: skip
 
     def _dedupe_metrics(self) -> Iterator[Metric]:
         counters = getattr(self._dedupe, "counters", None)

@@ -7,6 +7,7 @@ from gateway.ratelimit.fallback_limiter import FallbackRateLimiter
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter
+from gateway.ratelimit.snapshot import LimitState, QuotaSnapshot
 from gateway.ratelimit.stats import LimiterStats
 
 __all__ = [
@@ -15,8 +16,10 @@ __all__ = [
     "FallbackRateLimiter",
     "Hit",
     "LimitRef",
+    "LimitState",
     "LimiterStats",
     "LocalRateLimiter",
+    "QuotaSnapshot",
     "RateLimiter",
     "RedisRateLimiter",
     "Refusal",

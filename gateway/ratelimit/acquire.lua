@@ -25,6 +25,13 @@
 --                `units` to the bucket of time now_us - age_us, unchecked (buckets that have
 --                already left the span are skipped)
 -- Returns        {now_us}
+--
+-- Peek mode (GetQuota: read every limit, change nothing):
+-- ARGV[2]        "peek"
+-- ARGV[3]        n, the number of limits (KEYS as above; KEYS[1] and KEYS[2] are not read)
+-- ARGV[4..]      3 values per limit i: capacity, bucket width µs, span
+-- Returns        {now_us, used_1, wait_us_1, ..., used_n, wait_us_n}: the units counted, and the
+--                µs until one more unit fits (0 when one fits now; as an admission's retry_after)
 
 local function fmt(n)
   return string.format('%d', n)
@@ -38,17 +45,17 @@ local function clock_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- Drop buckets older than `lo`; return the units still counted. Every write sets "o" to the
--- writer's `lo`, so live buckets always lie in [o, o + span - 1].
-local function evict(key, lo, span)
+-- The units still counted at `lo`, read without writing, and what eviction must drop: nothing
+-- (nil), the whole key ('all'), or the listed fields of buckets older than `lo`. Every write
+-- sets "o" to the writer's `lo`, so live buckets always lie in [o, o + span - 1].
+local function live(key, lo, span)
   local head = redis.call('HMGET', key, 's', 'o')
   local total, oldest = tonumber(head[1]) or 0, tonumber(head[2])
   if oldest == nil or oldest >= lo then
-    return total
+    return total, nil
   end
   if lo - oldest >= span then
-    redis.call('DEL', key)
-    return 0
+    return 0, 'all'
   end
   local fields = {}
   for b = oldest, lo - 1 do
@@ -60,8 +67,18 @@ local function evict(key, lo, span)
       total = total - tonumber(counts[k])
     end
   end
-  redis.call('HDEL', key, unpack(fields))
-  redis.call('HSET', key, 's', fmt(total), 'o', fmt(lo))
+  return total, fields
+end
+
+-- Drop buckets older than `lo`; return the units still counted.
+local function evict(key, lo, span)
+  local total, gone = live(key, lo, span)
+  if gone == 'all' then
+    redis.call('DEL', key)
+  elseif gone then
+    redis.call('HDEL', key, unpack(gone))
+    redis.call('HSET', key, 's', fmt(total), 'o', fmt(lo))
+  end
   return total
 end
 
@@ -131,8 +148,31 @@ local function debit()
   return {now}
 end
 
+local function peek()
+  local now = clock_us()
+  local out = {now}
+  for i = 1, tonumber(ARGV[3]) do
+    local a = 4 + 3 * (i - 1)
+    local cap, width, span = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local key = KEYS[i + 2]
+    local current = math.floor(now / width)
+    local lo = current - span + 1
+    local used = live(key, lo, span)
+    local wait = 0
+    if used + 1 > cap then
+      wait = retry_after(key, lo, current, used + 1 - cap, width, span, now)
+    end
+    out[#out + 1] = used
+    out[#out + 1] = wait
+  end
+  return out
+end
+
 if ARGV[2] == 'debit' then
   return debit()
+end
+if ARGV[2] == 'peek' then
+  return peek()
 end
 
 local now = clock_us()

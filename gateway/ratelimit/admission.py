@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 
 from gateway.call import Call
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -28,6 +29,7 @@ from gateway.ratelimit.decision import (
     cooldown_scope,
     hits_cooldown_kind,
 )
+from gateway.ratelimit.snapshot import QuotaSnapshot
 from gateway.ratelimit.stats import LimiterStats
 from gateway.settings import RateLimitSettings
 
@@ -48,7 +50,8 @@ class AdmissionLimiter(ABC):
 
     async def decide(self, kind: str, *, tasks: int, caller: str) -> Decision:
         """One decision for one request: check every limit and the cool-down, debit all or none."""
-        return await self._decide(kind, self.planner.charges(kind, tasks=tasks, caller=caller))
+        charges = self.planner.charges(kind, tasks=tasks, caller=caller)
+        return _with_shadow(await self._decide(kind, charges), charges)
 
     async def decide_hits(
         self, hits: Sequence[Hit], *, shadow: frozenset[str] = frozenset(), within_s: float | None = None
@@ -58,7 +61,17 @@ class AdmissionLimiter(ABC):
         says when each limit frees its next unit (`Decision.frees_in`). Never waits; `within_s`
         bounds a shared store's round trip (RedisUnavailable past it)."""
         charges = self.planner.combined(hits, shadow)
-        return await self._decide(hits_cooldown_kind(hits), charges, frees=True, within_s=within_s)
+        decision = await self._decide(hits_cooldown_kind(hits), charges, frees=True, within_s=within_s)
+        return _with_shadow(decision, charges)
+
+    async def peek(self, *, caller: str, kind: str | None = None) -> QuotaSnapshot:
+        """Every limit that applies to `caller` (or only those that count `kind`) as of now:
+        what is left and when the next unit frees. Debits nothing; one round trip."""
+        return await self._peek(self.planner.quota_charges(caller, kind))
+
+    @abstractmethod
+    async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
+        """Read every charge's window (cost 1) without changing it."""
 
     @abstractmethod
     async def _decide(
@@ -104,8 +117,13 @@ class AdmissionLimiter(ABC):
         while True:
             decision = await self.decide(kind, tasks=tasks, caller=call.caller)
             self.stats.decisions += 1
+            self.record(decision, kind)
             if decision.admitted:
-                self._count_admitted(decision)
+                for ref, _ in decision.remaining:
+                    self.stats.admitted[ref.stats_label] += 1
+                for ref in decision.shadow_refusals:
+                    if ref.name not in call.shadow_refusals:
+                        call.shadow_refusals.append(ref.name)
                 return decision
             retry_after = decision.retry_after
             now = self.clock.now()
@@ -117,10 +135,21 @@ class AdmissionLimiter(ABC):
                     self.stats.waited[_label(refusal)] += 1
             await self.clock.sleep(min(retry_after + WAKE_MARGIN_S, max(0.0, give_up_at - now)))
 
-    def _count_admitted(self, decision: Decision) -> None:
-        for ref, remaining in decision.remaining:
-            self.stats.admitted[ref.stats_label] += 1
-            self.stats.remaining[ref.stats_label] = remaining
+    def record(self, decision: Decision, kind: str) -> None:
+        """Keep what a decision on a request of `kind` says of the global limits (what is left:
+        0 for one that refused) and count the shadow limits that would have refused it."""
+        remaining = self.stats.remaining
+        if decision.admitted:
+            shadow = dict(decision.shadow_left)
+            for ref, left in decision.remaining:
+                if ref.caller is None:
+                    remaining[ref.stats_label] = max(0, shadow[ref]) if ref in shadow else left
+            for ref in decision.shadow_refusals:
+                self.stats.shadow_refused[ref.stats_label, kind] += 1
+            return
+        for refusal in decision.refusals:
+            if refusal.limit is not None and refusal.limit.caller is None:
+                remaining[refusal.limit.stats_label] = 0
 
     def _refuse(self, decision: Decision, retry_after: float | None) -> RateLimited:
         for refusal in decision.refusals:
@@ -137,6 +166,15 @@ class AdmissionLimiter(ABC):
             metadata=metadata,
             retry_after=retry_after,
         )
+
+
+def _with_shadow(decision: Decision, charges: tuple[Charge, ...]) -> Decision:
+    """`decision` with what is left of each shadow limit, when it admitted a request that has any."""
+    if not decision.admitted or not any(c.shadow for c in charges):
+        return decision
+    pairs = zip(charges, decision.remaining, strict=True)
+    left = tuple((c.ref, c.left(remaining)) for c, (_, remaining) in pairs if c.shadow)
+    return replace(decision, shadow_left=left)
 
 
 def _label(refusal: Refusal) -> str:

@@ -77,9 +77,19 @@ class Charge:
         """True for a limit decided in shadow mode (it never refuses)."""
         return self.capacity >= SHADOW_CAPACITY
 
+    @property
+    def measured_capacity(self) -> int:
+        """The capacity the limit is measured against: its own for a shadow charge."""
+        return self.spec.capacity if self.shadow else self.capacity
+
     def would_refuse(self, remaining: int) -> bool:
         """For a shadow charge that admitted with `remaining` left: would the limit have refused?"""
-        return SHADOW_CAPACITY - remaining > self.spec.capacity
+        return self.left(remaining) < 0
+
+    def left(self, remaining: int) -> int:
+        """What is left of the limit itself, given the `remaining` a decision reported for this
+        charge (for a shadow charge, negative when the limit would have refused)."""
+        return self.spec.capacity - (SHADOW_CAPACITY - remaining) if self.shadow else remaining
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,14 @@ class Decision:
     # When asked for (`decide_hits`): per `remaining` entry, seconds until that limit's sliding
     # window frees its next unit (the oldest counted bucket leaves it).
     frees_in: tuple[float, ...] = ()
+    # Per shadow limit of an admitted request: what is left of the limit itself (negative: it
+    # would have refused). Its `remaining` entry is counted against SHADOW_CAPACITY.
+    shadow_left: tuple[tuple[LimitRef, int], ...] = ()
+
+    @property
+    def shadow_refusals(self) -> tuple[LimitRef, ...]:
+        """The shadow limits that would have refused this (admitted) request."""
+        return tuple(ref for ref, left in self.shadow_left if left < 0)
 
     @property
     def retry_after(self) -> float | None:
@@ -169,6 +187,7 @@ class ChargePlanner:
         self._hit_cache: dict[tuple[Hit, frozenset[str]], tuple[Charge, ...]] = {}
 
     def _charge(self, spec: LimitSpec, tasks: int, caller: str | None, shadow: bool = False) -> Charge:
+        shadow = shadow or spec.shadow
         geometry = self._geometry.get(spec.period_s)
         if geometry is None:
             geometry = self._geometry[spec.period_s] = Geometry.for_period(spec.period_s)
@@ -198,9 +217,20 @@ class ChargePlanner:
         ]
         return tuple(found)
 
+    def quota_charges(self, caller: str, kind: str | None = None) -> tuple[Charge, ...]:
+        """The limits that apply to `caller` (global ones first), or only those that count `kind`;
+        each charged as a request of one task."""
+        found = [
+            self._charge(s, 1, c)
+            for c, specs in ((None, self._settings.limits), (caller, self._settings.quota_for(caller)))
+            for s in specs
+            if kind is None or s.applies_to(kind)
+        ]
+        return tuple(found)
+
     def hit_charges(self, hit: Hit, shadow: frozenset[str] = frozenset()) -> tuple[Charge, ...]:
         """The global limits that count `hit.kind` and, when it names a caller, that caller's
-        quota's; limits named in `shadow` are decided with SHADOW_CAPACITY."""
+        quota's; limits named in `shadow`, and shadow limits, are decided with SHADOW_CAPACITY."""
         cache_key = (hit, shadow)
         found = self._hit_cache.get(cache_key)
         if found is None:

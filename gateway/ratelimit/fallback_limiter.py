@@ -25,12 +25,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from gateway.clock import Clock
 from gateway.ratelimit.admission import AdmissionLimiter
 from gateway.ratelimit.decision import PLAN_CACHE_SIZE, Charge, Decision, Hit
 from gateway.ratelimit.local_limiter import LocalRateLimiter
 from gateway.ratelimit.redis_limiter import RedisRateLimiter
+from gateway.ratelimit.snapshot import QuotaSnapshot
 from gateway.shared_state import RedisUnavailable
 
 log = logging.getLogger(__name__)
@@ -146,6 +148,19 @@ class FallbackRateLimiter(AdmissionLimiter):
 
     async def _set_cooldown(self, scope: str, length_s: float) -> None:
         # Never called: report_throttled() routes to both backends.
+        raise NotImplementedError
+
+    async def peek(self, *, caller: str, kind: str | None = None) -> QuotaSnapshot:
+        """Redis's counters, or this replica's local share of each limit while Redis is unreachable."""
+        if not self.health.down:
+            try:
+                return await self.primary.peek(caller=caller, kind=kind)
+            except RedisUnavailable:
+                pass  # the guard tripped the health
+        return replace(await self.fallback.peek(caller=caller, kind=kind), degraded=True)
+
+    async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
+        # Never called: peek() routes to a backend.
         raise NotImplementedError
 
     async def report_throttled(self, retry_after: float, *, kind: str) -> None:

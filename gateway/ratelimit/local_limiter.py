@@ -12,6 +12,7 @@ import math
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.ratelimit.admission import AdmissionLimiter
 from gateway.ratelimit.decision import ACCOUNT_WIDE, Charge, Decision, Refusal, scaled_capacity
+from gateway.ratelimit.snapshot import LimitState, QuotaSnapshot, limit_state
 from gateway.ratelimit.window import US, Debit, SlidingWindow
 from gateway.settings import RateLimitSettings
 
@@ -63,6 +64,21 @@ class LocalRateLimiter(AdmissionLimiter):
         remaining = tuple((c.ref, c.capacity - w.total) for c, w in zip(charges, windows, strict=True))
         frees_in = tuple(w.next_free_us(now_us) / US for w in windows) if frees else ()
         return Decision(True, now, remaining=remaining, frees_in=frees_in)
+
+    async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
+        """Read every charge's window at one instant (nothing is counted, no window is made)."""
+        now = self.clock.now()
+        now_us = round(now * US)
+        return QuotaSnapshot(at=now, limits=tuple(self._state(c, now_us) for c in charges))
+
+    def _state(self, charge: Charge, now_us: int) -> LimitState:
+        window = self._windows.get(charge.key)
+        if window is None or window.geometry != charge.geometry:
+            return limit_state(charge, 0, 0.0)
+        used = window.used(now_us)
+        capacity = charge.measured_capacity
+        wait_us = window.retry_after_us(now_us, 1, capacity) if used + 1 > capacity else 0
+        return limit_state(charge, used, wait_us / US)
 
     async def _set_cooldown(self, scope: str, length_s: float) -> None:
         """Hold back this process's requests of `scope` for `length_s` seconds."""

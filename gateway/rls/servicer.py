@@ -16,8 +16,7 @@ import grpc
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from gateway.observability.metrics import GatewayMetrics
-from gateway.ratelimit import AdmissionLimiter, Decision, Hit
-from gateway.ratelimit.decision import Charge
+from gateway.ratelimit import AdmissionLimiter, Hit
 from gateway.rls.answer import Status, response, statuses
 from gateway.rls.descriptors import hits_for
 from gateway.settings import RlsSettings
@@ -55,8 +54,11 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[
         per_hit = [self._limiter.planner.hit_charges(hit, self._shadow) for hit in hits]
         found = statuses(decision, per_hit)
         self._count(self._settings.domain, hits, found)
-        self._count_shadow(decision, per_hit)
+        # The gateway-wide counters (what is left, shadow refusals) take the first descriptor's kind.
+        self._limiter.record(decision, self._kind_label(hits[0].kind))
         if self._metrics is not None:
+            for ref in decision.shadow_refusals:
+                self._metrics.rls_shadow_refusals.labels(self._settings.domain, ref.name).inc()
             self._metrics.rls_seconds.observe(time.perf_counter() - start)
         return response(found, headers=self._settings.response_headers)
 
@@ -64,7 +66,7 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[
         if self._metrics is None:
             return
         for hit, status in zip(hits, found, strict=True):
-            kind = hit.kind if hit.kind in self._known_kinds else OTHER
+            kind = self._kind_label(hit.kind)
             near = (
                 not status.over
                 and status.charge is not None
@@ -74,14 +76,8 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[
             code = "OVER_LIMIT" if status.over else "OK"
             self._metrics.observe_rls(domain, kind, code, near_limit=near)
 
-    def _count_shadow(self, decision: Decision, per_hit: Sequence[tuple[Charge, ...]]) -> None:
-        if self._metrics is None or not decision.admitted or not self._shadow:
-            return
-        left = dict(decision.remaining)
-        shadows = {c.ref: c for charges in per_hit for c in charges if c.shadow}
-        for ref, charge in shadows.items():
-            if ref in left and charge.would_refuse(left[ref]):
-                self._metrics.rls_shadow_refusals.labels(self._settings.domain, ref.name).inc()
+    def _kind_label(self, kind: str) -> str:
+        return kind if kind in self._known_kinds else OTHER
 
 
 def add_to_server(servicer: RateLimitServicer, server: grpc.aio.Server) -> None:

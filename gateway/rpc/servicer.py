@@ -13,17 +13,21 @@ from collections.abc import AsyncIterator
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.bulk_import import ImportService
 from gateway.call import Call
+from gateway.quota import QuotaService
 from gateway.rework.service import ReworkService
 from gateway.service import GatewayService
 
 
 class TolokaGatewayServicer:
-    """Adapts each RPC to GatewayService, ImportService or ReworkService."""
+    """Adapts each RPC to GatewayService, ImportService, ReworkService or QuotaService."""
 
-    def __init__(self, *, service: GatewayService, rework: ReworkService, imports: ImportService) -> None:
+    def __init__(
+        self, *, service: GatewayService, rework: ReworkService, imports: ImportService, quota: QuotaService
+    ) -> None:
         self._service = service
         self._rework = rework
         self._imports = imports
+        self._quota = quota
 
     async def CreateTasks(self, request: pb.CreateTasksRequest, call: Call) -> pb.CreateTasksResponse:
         return await self._service.create_tasks(request, call)
@@ -53,3 +57,6 @@ class TolokaGatewayServicer:
         self, request: pb.GetReworkRulesRequest, call: Call
     ) -> pb.GetReworkRulesResponse:
         return await self._rework.get_rework_rules(request, call)
+
+    async def GetQuota(self, request: pb.GetQuotaRequest, call: Call) -> pb.GetQuotaResponse:
+        return await self._quota.get_quota(request, call)

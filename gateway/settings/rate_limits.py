@@ -45,12 +45,16 @@ def _limit_from(item: Mapping[str, Any], where: str) -> LimitSpec:
         unit = item.get("unit", "requests")
         if unit not in ("requests", "tasks"):
             raise SettingsError(f"{where}.unit: {unit!r} is not 'requests' or 'tasks'")
+        shadow = item.get("shadow", False)
+        if not isinstance(shadow, bool):
+            raise SettingsError(f"{where}.shadow: {shadow!r} is not true or false")
         spec = LimitSpec(
             name=str(item["name"]),
             kinds=tuple(str(k) for k in ([kinds] if isinstance(kinds, str) else kinds)),
             capacity=int(item["capacity"]),
             period_s=parse_duration(item["period"], name=f"{where}.period"),
             unit=unit,
+            shadow=shadow,
         )
     except KeyError as e:
         raise SettingsError(f"{where}: missing key {e.args[0]!r}") from None

@@ -20,6 +20,7 @@ COMMANDS = {
     "wait": ["client", "wait"],
     "get-rework-rules": ["client", "get-rework-rules"],
     "set-rework-rules": ["client", "set-rework-rules"],
+    "quota": ["client", "quota"],
 }
 # What each command's help must name besides a description: the variables it reads.
 VARIABLES = {
@@ -31,6 +32,7 @@ VARIABLES = {
     "wait": ("GATEWAY_TARGET", "GATEWAY_CALLER", "GATEWAY_TOKEN"),
     "get-rework-rules": ("GATEWAY_TARGET", "GATEWAY_CALLER", "GATEWAY_TOKEN"),
     "set-rework-rules": ("GATEWAY_TARGET", "GATEWAY_CALLER", "GATEWAY_TOKEN"),
+    "quota": ("GATEWAY_TARGET", "GATEWAY_CALLER", "GATEWAY_TOKEN"),
 }
 
 
