@@ -4,15 +4,27 @@ never refuses but counts exactly what it would have refused."""
 
 from __future__ import annotations
 
+import uuid
+from typing import cast
+
 import pytest
 
 from gateway.call import Call
 from gateway.errors import RateLimited
 from gateway.limit_spec import LimitSpec
-from gateway.ratelimit import AdmissionLimiter, Hit, QuotaSnapshot
+from gateway.ratelimit import (
+    AdmissionLimiter,
+    FallbackRateLimiter,
+    Hit,
+    LocalRateLimiter,
+    QuotaSnapshot,
+    RedisRateLimiter,
+)
 from gateway.request_kinds import ALL_KINDS, KIND_CREATE_TASKS, KIND_GET_POOL
 from gateway.settings import RateLimitSettings
+from gateway.shared_state import AnyRedis, SharedRedis, connect_redis
 from tests.ratelimit.conftest import T0, MakeLimiter
+from tests.ratelimit.test_degraded_fleet import Partition
 from tests.support.clock import ManualClock
 
 ACCOUNT = LimitSpec("account", (ALL_KINDS,), 10, 1.0)
@@ -132,3 +144,41 @@ async def test_a_shadow_limit_reports_what_it_would_have_refused_on_the_rate_lim
     decisions = [await limiter.decide_hits([Hit(KIND_GET_POOL, caller="svc")]) for _ in range(3)]
     assert all(d.admitted for d in decisions)
     assert [[r.subject for r in d.shadow_refusals] for d in decisions] == [[], [], ["caller:svc/trial"]]
+
+
+async def test_peek_reads_the_local_share_and_says_degraded_while_redis_is_cut_off(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cut = Partition(connect_redis(redis_url))
+    limits = RateLimitSettings(
+        limits=(ACCOUNT,), key_prefix=f"tgw-{uuid.uuid4().hex[:8]}", degraded_share=0.5
+    )
+    limiter = FallbackRateLimiter(
+        primary=RedisRateLimiter(
+            shared=SharedRedis(cast(AnyRedis, cut), clock=clock.never_waking()),
+            settings=limits,
+            clock=clock,
+            server_time=clock.now,
+        ),
+        fallback=LocalRateLimiter(settings=limits, clock=clock, share=0.5),
+    )
+    try:
+        await limiter.acquire(KIND_GET_POOL, tasks=1, call=Call(caller="svc"))
+        on_redis = await limiter.peek(caller="svc")
+        assert (on_redis.backend, on_redis.degraded, by_name(on_redis)) == (
+            "redis",
+            False,
+            {"account": (9, 0.0)},
+        )
+        cut.down = True
+        local = await limiter.peek(caller="svc")
+        # The local share is 5 of 10, seeded from the 9 Redis said were left: min(5, floor(0.5 * 9)) = 4.
+        assert (local.backend, local.degraded, by_name(local)) == ("local", True, {"account": (4, 0.0)})
+        admitted, retry_after = await flood(limiter, clock)
+        assert admitted == 4
+        assert by_name(await limiter.peek(caller="svc")) == {
+            "account": (0, pytest.approx(retry_after, abs=1e-6))
+        }
+    finally:
+        await limiter.close()
+        await cut.client.aclose()
