@@ -9,7 +9,7 @@ from envoy.service.ratelimit.v3 import rls_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway.rls import RLS_SERVICE_NAME
-from tests.rls.conftest import StartGateway, request, rls
+from tests.rls.conftest import LIMITS, StartGateway, request, rls
 from tests.support.redis_servers import RedisServer
 
 Response = rls_pb2.RateLimitResponse
@@ -135,6 +135,22 @@ async def test_shadow_limit_admits_and_counts_what_it_would_have_refused(
     assert sample(gw, "rls_shadow_refusals_total", domain="toloka", limit="svc_quota") == 2
     enforced = await rls(gw).ShouldRateLimit(request({"kind": "get_pool"}))
     assert enforced.statuses[0].limit_remaining == 0  # the account limit counted all of them
+
+
+async def test_a_limit_with_shadow_true_is_shadow_for_the_mesh_without_being_listed(
+    make_gateway: StartGateway, redis_url: str
+) -> None:
+    shadowed = LIMITS.replace('capacity = 2, period = "1m" }', 'capacity = 2, period = "1m", shadow = true }')
+    assert shadowed != LIMITS
+    gw = await make_gateway(redis_url=redis_url, limits=shadowed)
+    replies = [
+        await rls(gw).ShouldRateLimit(request({"kind": "get_pool", "caller": "svc"})) for _ in range(4)
+    ]
+    assert [r.overall_code for r in replies] == [OK] * 4
+    assert replies[3].statuses[0].current_limit.name == "account"  # shadow limits are not reported
+    assert sample(gw, "rls_shadow_refusals_total", domain="toloka", limit="svc_quota") == 2
+    assert sample(gw, "ratelimit_shadow_refusals_total", limit="caller/svc_quota", kind="other") == 2
+    assert sample(gw, "ratelimit_remaining", limit="global/account") == 1  # 4 of 5 spent by the mesh
 
 
 async def test_service_is_unimplemented_when_disabled(make_gateway: StartGateway) -> None:
