@@ -95,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     from gateway import settings as settings_mod
     from gateway.app import Gateway
     from gateway.observability.call_log import configure_logging
+    from gateway.settings.tracing import tracing_from
 
     try:
+        tracing = tracing_from()
         settings = settings_mod.load(
             config_path=args.config,
             listen=args.listen,
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.observability.log_level)
     try:
-        event_loop.run(Gateway(settings).run_until_signalled())
+        event_loop.run(Gateway(settings, tracing_settings=tracing).run_until_signalled())
     except OSError as e:
         print(f"toloka-gateway: {e}", file=sys.stderr)
         return 1

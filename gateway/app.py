@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from gateway.bulk_import import ImportService
 from gateway.dedupe import build_deduplicator
 from gateway.dedupe.store import Deduplicator
+from gateway.observability import tracing
 from gateway.observability.metrics import GatewayMetrics
 from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
@@ -28,6 +29,7 @@ from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
 from gateway.service import GatewayService
 from gateway.settings import Settings
+from gateway.settings.tracing import TracingSettings
 from gateway.shared_state import SharedRedis, connect_redis
 from gateway.startup_summary import local_target, log_startup
 from gateway.toloka.client import TolokaClient
@@ -41,8 +43,10 @@ REDIS_HEALTH_SERVICE = "toloka.gateway.v1.TolokaGateway/redis"
 class Gateway:
     """One gateway replica: Toloka client, limiter, dedupe, poller, gRPC server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracing_settings: TracingSettings | None = None) -> None:
         self.settings = settings
+        self._tracing = tracing_settings or TracingSettings()
+        self.tracer_provider: Any = None  # the SDK's, when the OTEL_* variables turned tracing on
         self.port = 0
         self._emulator: Any = None
         self.shared: SharedRedis | None = None
@@ -151,6 +155,7 @@ class Gateway:
     async def start(self) -> None:
         """Build every layer and start serving; logs what it runs on."""
         s = self.settings
+        self._start_tracing()
         base_url = await self._toloka_url()
         shared = self.shared = await self._connect_redis(s.redis_url) if s.redis_url else None
         limiter = self.limiter = build_rate_limiter(s.limits, shared)
@@ -198,6 +203,23 @@ class Gateway:
         log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
         self._log_rest()
 
+    def _start_tracing(self) -> None:
+        """Install the tracer provider the `OTEL_*` variables ask for (before any layer is built)."""
+        provider = self.tracer_provider = tracing.build_provider(self._tracing)
+        if provider is not None:
+            tracing.install(provider)
+            log.info(
+                f"tracing on: spans exported with {self._tracing.exporter} (OTEL_* variables)",
+                extra={"traces_exporter": self._tracing.exporter},
+            )
+
+    async def _stop_tracing(self) -> None:
+        """Flush the spans still buffered, then make no more (the export may wait for the collector)."""
+        provider, self.tracer_provider = self.tracer_provider, None
+        if provider is not None:
+            tracing.uninstall()
+            await asyncio.to_thread(provider.shutdown)
+
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls (health NOT_SERVING), let in-flight calls finish, close everything."""
         if self._health is not None:
@@ -219,6 +241,7 @@ class Gateway:
             update.cancel()
         if self._emulator is not None:
             await self._emulator.__aexit__(None, None, None)
+        await self._stop_tracing()
 
     async def run_until_signalled(self) -> None:
         """Serve until SIGTERM or SIGINT, then drain: NOT_SERVING for the shutdown delay, then stop.

@@ -39,6 +39,8 @@ class Call:
     toloka_request_ids: list[str] = field(default_factory=list)
     # Shadow limits that would have refused one of the call's Toloka requests (names, once each).
     shadow_refusals: list[str] = field(default_factory=list)
+    # The trace the call's spans belong to (32 hex digits), or "" when tracing is off.
+    trace_id: str = ""
     # What the call's work holds (its request's memory reservation): released when the call ends,
     # unless work that outlives the caller takes it over (`hand_over_held`).
     held: list[Releasable] = field(default_factory=list)

@@ -47,6 +47,7 @@ from gateway.dedupe.records import (
 )
 from gateway.dedupe.store import DedupeCounters, Produce
 from gateway.dedupe.wakeups import WakeupHub
+from gateway.observability import tracing
 from gateway.settings import DedupeSettings
 from gateway.shared_state.client import RedisUnavailable
 
@@ -106,6 +107,16 @@ class ClaimingDeduplicator(ABC):
         fp = fingerprint_digest(fingerprint)
         token = self._new_token()
         self._before_run()
+        if tracing.enabled:
+            with tracing.span("dedupe.claim", {"gateway.dedupe.key": key}) as span:
+                reply, waited = await self._claimed(key, fp, token, call)
+                _describe(span, reply, waited)
+        else:
+            reply, waited = await self._claimed(key, fp, token, call)
+        return await self._settle(reply, key, fp, token, produce, waited=waited, call=call)
+
+    async def _claimed(self, key: str, fp: bytes, token: bytes, call: Call) -> tuple[Reply, bool]:
+        """The claim's answer once it is not Busy (after waiting for another holder, or not)."""
         # Registered before the first attempt, so a wake-up sent while it is in flight is kept.
         with self._hub.watch(key) as woken:
             waited = False
@@ -124,7 +135,7 @@ class ClaimingDeduplicator(ABC):
                     timeout = min(poll, reply.lease_left_s + _LEASE_MARGIN_S)
                     poll = min(poll * 2, _POLL_MAX_S)
                 await _wait(woken, timeout, call, key, reply.lease_left_s)
-        return await self._settle(reply, key, fp, token, produce, waited=waited, call=call)
+        return reply, waited
 
     async def _settle(
         self,
@@ -296,6 +307,18 @@ class ClaimingDeduplicator(ABC):
     @abstractmethod
     async def _renew(self, key: str, fp: bytes, token: bytes) -> bool:
         """Extend the lease if `token` still holds the claim; False when it does not."""
+
+
+def _describe(span: tracing.Span, reply: Reply, waited: bool) -> None:
+    """Name the claim's span by what it came to: a replay, a reuse refused, or a claim (taken over)."""
+    if isinstance(reply, Done):
+        span.update_name("dedupe.replay")
+        outcome = "replayed"
+    elif reply is MISMATCH:
+        outcome = "reused"
+    else:
+        outcome = "taken_over" if waited else "claimed"
+    span.set_attributes({"gateway.dedupe.outcome": outcome, "gateway.dedupe.waited": waited})
 
 
 class _Holding:

@@ -75,6 +75,7 @@ def _record(state: EmulatorState, request: web.Request, scheme: str | None) -> N
             body_size=request.content_length or 0,
             operation_id=query.get("operation_id"),
             auth_scheme=scheme,
+            traceparent=request.headers.get("traceparent"),
         )
     )
 

@@ -50,6 +50,7 @@ class RecordedRequest:
     body_size: int
     operation_id: str | None
     auth_scheme: str | None
+    traceparent: str | None = None  # W3C trace context, when the request carried one
 
     def to_json(self) -> JSON:
         """A JSON view for the control API."""

@@ -21,6 +21,7 @@ class CallFacts(Protocol):
     request_id: str
     toloka_request_ids: list[str]
     shadow_refusals: list[str]
+    trace_id: str
 
 
 def log_call(
@@ -43,6 +44,8 @@ def log_call(
             "request_id": call.request_id,
             "toloka_request_ids": call.toloka_request_ids,
         }
+        if call.trace_id:
+            extra["trace_id"] = call.trace_id
         if call.shadow_refusals:
             extra["shadow_refusals"] = call.shadow_refusals
         CALLS.info("call", extra=extra)

@@ -17,6 +17,7 @@ from typing import Any
 from gateway import errors
 from gateway.call import Call
 from gateway.clock import Clock
+from gateway.observability import tracing
 from gateway.operations.operation_state import Operation, OperationBoard, OperationEntry
 from gateway.operations.poll_schedule import PollSchedule
 from gateway.operations.tracker import FetchOperation
@@ -246,6 +247,13 @@ class TrackerBase:
         return await asyncio.shield(entry.inflight)
 
     async def _fetch_and_publish(self, entry: OperationEntry, call: Call) -> Operation:
+        if not tracing.enabled:
+            return await self._read_and_publish(entry, call)
+        attributes = {"gateway.operation_id": entry.operation_id, "gateway.poll.waiters": entry.waiters}
+        with tracing.span("operation.poll", attributes):
+            return await self._read_and_publish(entry, call)
+
+    async def _read_and_publish(self, entry: OperationEntry, call: Call) -> Operation:
         self.polls += 1
         try:
             op = await self._fetch(entry.operation_id, call)

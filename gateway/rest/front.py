@@ -18,12 +18,14 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.call import Call
+from gateway.observability import tracing
 from gateway.observability.call_log import log_call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.rest.errors import error_response, http_error_response, toloka_error
 from gateway.rest.passthrough import FORWARDED_METHODS, passthrough
 from gateway.rest.relay_protocol import Relay
-from gateway.rest.routes import API_ROOT, template_of
+from gateway.rest.request_span import request_span
+from gateway.rest.routes import API_ROOT, template_of_path
 from gateway.rest.shared_paths import SharedPaths
 from gateway.settings import RestSettings, SettingsError, parse_duration
 
@@ -95,7 +97,9 @@ class RestFront:
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
         self.port = 0
-        self.app = web.Application(middlewares=[self._around], client_max_size=settings.max_body_bytes)
+        # The span middleware only while tracing is on: off, a request never passes through it.
+        middlewares = [request_span, self._around] if tracing.enabled else [self._around]
+        self.app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
     async def start(self) -> int:
@@ -135,6 +139,8 @@ class RestFront:
     async def _around(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         call = Call()
+        if tracing.enabled:
+            call.trace_id = tracing.current_trace_id()
         request[CALL_KEY] = call
         try:
             self._admit(request, call)
@@ -159,10 +165,3 @@ class RestFront:
     def _log(self, request: web.Request, call: Call, status: int, started: float) -> None:
         method = f"{request.method} {template_of_path(request.path)}"
         log_call(method, str(status), started, call, self._metrics)
-
-
-def template_of_path(path: str) -> str:
-    """The template a log line and the metrics name a request by (paths outside the API: one label)."""
-    if not path.startswith(API_ROOT + "/"):
-        return "(not an API path)"
-    return API_ROOT + template_of(path[len(API_ROOT) :])

@@ -104,6 +104,13 @@ def template_of(tail: str) -> str:
     return "/" + "/".join(_segment(p) for p in parts)
 
 
+def template_of_path(path: str) -> str:
+    """The template a log line, the metrics and a span name a request by (one label outside the API)."""
+    if not path.startswith(API_ROOT + "/"):
+        return "(not an API path)"
+    return API_ROOT + template_of(path[len(API_ROOT) :])
+
+
 def classify(method: str, tail: str, body: Any) -> Route:
     """The route of `method` on `tail` (the path under /api/v1) with its parsed JSON `body`."""
     template = template_of(tail)

@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
 
 from gateway import errors
 from gateway.call import Call
+from gateway.observability import tracing
 from gateway.observability.call_log import log_call
 from gateway.observability.metrics import GatewayMetrics
 from gateway.rpc.auth import CallerAuth, pools_of
@@ -33,6 +34,7 @@ log = logging.getLogger("gateway.calls")
 Unary = Callable[[Any, Call], Awaitable[Any]]
 Streaming = Callable[[Any, Call], AsyncIterator[Any]]
 Requests = AsyncIterator[Incoming[Any]]
+_TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
 
 
@@ -122,18 +124,21 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         the call is released, logged and counted once."""
         started = time.perf_counter()
         code = "OK"
-        try:
-            yield
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception as exc:
-            code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
-            await self._fail(context, call, exc)
-            raise  # unreachable: abort raises
-        finally:
-            call.release_held()
-            self._log(method, call, code, started)
+        with _server_span(self._prefix + method, context, call) as span:
+            try:
+                yield
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as exc:
+                code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
+                await self._fail(context, call, exc)
+                raise  # unreachable: abort raises
+            finally:
+                call.release_held()
+                if span is not None:
+                    tracing.end_call(span, code, {"rpc.grpc.status_code": grpc.StatusCode[code].value[0]})
+                self._log(method, call, code, started)
 
     def _admit(self, method: str, incoming: Incoming[Any], context: Context, call: Call) -> Any:
         """The request, once the caller is identified and allowed to call (no quota is spent before).
@@ -160,6 +165,27 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _log(self, method: str, call: Call, code: str, started: float) -> None:
         log_call(method, code, started, call, self._metrics)
+
+
+def _server_span(path: str, context: Context, call: Call) -> contextlib.AbstractContextManager[Any]:
+    """The call's server span, continuing the caller's `traceparent` (metadata); None when tracing is off."""
+    if not tracing.enabled:
+        return contextlib.nullcontext()
+    carrier = {
+        key: value
+        for key, value in context.invocation_metadata() or ()
+        if key in _TRACE_KEYS and isinstance(value, str)
+    }
+    service, _, method = path.strip("/").partition("/")
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+    return _traced(tracing.server_span(path.lstrip("/"), carrier, attributes), call)
+
+
+@contextlib.contextmanager
+def _traced(span: contextlib.AbstractContextManager[tracing.Span], call: Call) -> Iterator[tracing.Span]:
+    with span as current:
+        call.trace_id = tracing.trace_id(current)
+        yield current
 
 
 async def _messages(requests: Requests) -> AsyncIterator[Any]:

@@ -38,6 +38,7 @@ import orjson
 
 from gateway import errors
 from gateway.call import Call
+from gateway.observability import tracing
 from gateway.observability.metrics import GatewayMetrics
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.request_kinds import (
@@ -225,10 +226,16 @@ class TolokaClient:
         attempt = 0
         while True:
             attempt += 1
-            await self._limiter.acquire(request.kind, tasks=request.cost, call=call)
+            if tracing.enabled:
+                await self._acquire_traced(request, call)
+            else:
+                await self._limiter.acquire(request.kind, tasks=request.cost, call=call)
             if idempotency.before_send is not None and attempt == 1:
                 await idempotency.before_send()
-            outcome = await self._attempt(request, call)
+            if tracing.enabled:
+                outcome = await self._attempt_traced(request, call, attempt)
+            else:
+                outcome = await self._attempt(request, call)
             if isinstance(outcome, Reply):
                 self._retry.budget.on_success()
                 return outcome
@@ -245,15 +252,34 @@ class TolokaClient:
                 self._metrics.toloka_retries.labels(request.kind).inc()
             await self._retry.pause(delay)
 
-    async def _attempt(self, request: TolokaRequest, call: Call) -> Reply | Failure:
+    async def _acquire_traced(self, request: TolokaRequest, call: Call) -> None:
+        """The limiter's admission inside its span (a refusal marks the span an error)."""
+        attributes = {"gateway.request_kind": request.kind, "gateway.cost": request.cost}
+        with tracing.span("ratelimit.wait", attributes):
+            await self._limiter.acquire(request.kind, tasks=request.cost, call=call)
+
+    async def _attempt_traced(self, request: TolokaRequest, call: Call, attempt: int) -> Reply | Failure:
+        """`_attempt` inside its client span, whose context goes to Toloka as `traceparent`."""
+        attributes = {
+            "http.request.method": request.method,
+            "url.path": request.path,
+            "http.request.resend_count": attempt - 1,
+            "gateway.request_kind": request.kind,
+        }
+        with tracing.span(f"toloka {request.kind}", attributes, client=True):
+            return await self._attempt(request, call, tracing.outgoing_headers())
+
+    async def _attempt(
+        self, request: TolokaRequest, call: Call, trace_headers: Mapping[str, str] | None = None
+    ) -> Reply | Failure:
         """One HTTP exchange: a Reply, or a Failure a retry might fix; other failures are raised."""
         timeout = self._retry.attempt_timeout(call.remaining(), cut_at_deadline=request.cut_at_deadline)
         sent_at = time.perf_counter()
         try:
             if request.relay:
-                status, data, headers, relayed = await self._exchange_relayed(request, timeout)
+                status, data, headers, relayed = await self._exchange_relayed(request, timeout, trace_headers)
             else:
-                status, data, headers = await self._exchange(request, timeout)
+                status, data, headers = await self._exchange(request, timeout, trace_headers)
                 relayed = None
         except (OSError, TimeoutError) as exc:
             self._observe(request.kind, "network", sent_at)
@@ -289,7 +315,9 @@ class TolokaClient:
         assert self._pool is not None
         return self._pool
 
-    async def _exchange(self, request: TolokaRequest, limit_s: float) -> tuple[int, Any, Mapping[str, str]]:
+    async def _exchange(
+        self, request: TolokaRequest, limit_s: float, trace_headers: Mapping[str, str] | None
+    ) -> tuple[int, Any, Mapping[str, str]]:
         """One HTTP request: status, parsed JSON body (None when empty or not JSON) and headers."""
         pool = await self._connected()
         async with asyncio.timeout(limit_s):
@@ -298,6 +326,7 @@ class TolokaClient:
                 request.url(pool.prefix),
                 body=request.body,
                 content_type=_type_of(request.body),
+                headers=trace_headers,
             )
             try:
                 raw = await resp.read()
@@ -306,7 +335,7 @@ class TolokaClient:
         return resp.status, _json_or_none(raw), resp.headers
 
     async def _exchange_relayed(
-        self, request: TolokaRequest, limit_s: float
+        self, request: TolokaRequest, limit_s: float, trace_headers: Mapping[str, str] | None
     ) -> tuple[int, Any, Mapping[str, str], Relayed]:
         """One relayed HTTP request: a large 2xx body is left in the connection, any other is read.
 
@@ -320,6 +349,7 @@ class TolokaClient:
                 request.url(pool.prefix),
                 body=request.body,
                 content_type=_type_of(request.body),
+                headers=trace_headers,
             )
             relayed = Relayed(resp.status, end_to_end_headers(resp.headers), read_timeout_s=limit_s)
             length = resp.content_length
@@ -341,6 +371,8 @@ class TolokaClient:
     def _observe(self, kind: str, outcome: str, sent_at: float) -> None:
         if self._metrics is not None:
             self._metrics.observe_toloka(kind, outcome, time.perf_counter() - sent_at)
+        if tracing.enabled:
+            tracing.record_attempt(outcome)
 
 
 def _type_of(body: bytes | None) -> str | None:

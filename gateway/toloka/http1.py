@@ -51,15 +51,20 @@ class ConnectionDropped(OSError):
     """The request was (or may have been) sent, and the answer did not arrive whole."""
 
 
-def _check_request(method: str, target: str, content_type: str | None) -> None:
-    """ValueError for what would break the request's head: an unsupported method, or a target or
-    content type with a control character (or, in the target, a space)."""
+def _check_request(
+    method: str, target: str, content_type: str | None, headers: Mapping[str, str] | None = None
+) -> None:
+    """ValueError for what would break the request's head: an unsupported method, or a target,
+    content type or extra header with a control character (or, in the target, a space)."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one this client sends")
     if not (target.isascii() and target.isprintable()) or " " in target:
         raise ValueError("request target holds a space or a control character")
     if content_type is not None and not (content_type.isascii() and content_type.isprintable()):
         raise ValueError("content type holds a control character")
+    for name, value in (headers or {}).items():
+        if not (f"{name}{value}".isascii() and f"{name}{value}".isprintable()) or ":" in name or " " in name:
+            raise ValueError("an extra header holds a control character, or its name a colon or space")
 
 
 class _Connection(asyncio.Protocol):
@@ -305,16 +310,20 @@ class Http1Pool:
         body: bytes | None = None,
         content_type: str | None = None,
         timeout_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Send one request (`target`: path and query, as encoded) and wait for its status and headers.
 
-        `timeout_s` bounds connecting and the wait for the answer's head. The caller reads the body
-        and then calls `release()` (or reads nothing and releases: the connection is closed).
+        `timeout_s` bounds connecting and the wait for the answer's head; `headers` are sent besides
+        the pool's own (a trace's `traceparent`). The caller reads the body and then calls
+        `release()` (or reads nothing and releases: the connection is closed).
         """
-        _check_request(method, target, content_type)
+        _check_request(method, target, content_type, headers)
         head = f"{method} {target} HTTP/1.1\r\n{self._head}"
         if content_type is not None:
             head += f"Content-Type: {content_type}\r\n"
+        if headers:
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         if body is not None or method in ("POST", "PUT", "PATCH"):
             head += f"Content-Length: {len(body or b'')}\r\n"
         data = head.encode("latin-1") + b"\r\n"

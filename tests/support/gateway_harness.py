@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from gateway import settings as settings_mod
 from gateway.api.toloka.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from gateway.app import Gateway
+from gateway.settings.tracing import tracing_from
 from tests.support.redis_servers import free_port
 
 FAST_TOLOKA = """
@@ -67,7 +68,7 @@ async def start_gateway(
         toloka_url=toloka_url,
         redis_url=redis_url,
     )
-    gw = Gateway(s)
+    gw = Gateway(s, tracing_settings=tracing_from(full_env))
     await gw.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{gw.port}")
     return InProcessGateway(gateway=gw, channel=channel, stub=pb_grpc.TolokaGatewayStub(channel))
