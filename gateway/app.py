@@ -109,7 +109,7 @@ class Gateway:
         shared.health.subscribe(self._report_degraded)
         return shared
 
-    async def _start_rest(self, service: GatewayService, auth: CallerAuth) -> None:
+    async def _start_rest(self, service: GatewayService, auth: CallerAuth, quota: QuotaService) -> None:
         """The REST front, when `[rest] listen` is set: listening before health says SERVING."""
         s = self.settings
         if not s.rest.listen or self.toloka is None or self.operations is None or self.dedupe is None:
@@ -123,6 +123,7 @@ class Gateway:
                 tasks=service, operations=self.operations, dedupe=self.dedupe, toloka=self.toloka
             ),
             metrics=self.metrics,
+            quota=quota,
         )
         self.rest_port = await self.rest.start()
 
@@ -197,7 +198,7 @@ class Gateway:
             credentials=server_credentials(s.auth),
             rls=RateLimitServicer(limiter=limiter, settings=s.rls, metrics=self.metrics) if rls else None,
         )
-        await self._start_rest(service, auth)
+        await self._start_rest(service, auth, quota)
         await self._server.start()
         await self._report_serving(shared)
         log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)

@@ -21,8 +21,10 @@ from gateway.call import Call
 from gateway.observability import tracing
 from gateway.observability.call_log import log_call
 from gateway.observability.metrics import GatewayMetrics
+from gateway.quota import QuotaService
 from gateway.rest.errors import error_response, http_error_response, toloka_error
 from gateway.rest.passthrough import FORWARDED_METHODS, passthrough
+from gateway.rest.quota_route import QUOTA_PATH, check_quota_request, quota_response
 from gateway.rest.relay_protocol import Relay
 from gateway.rest.request_span import request_span
 from gateway.rest.routes import API_ROOT, template_of_path
@@ -65,7 +67,10 @@ def request_deadline(call: Call, header: str | None) -> float | None:
 
 
 def _check_path(request: web.Request) -> None:
-    """NotFound for a path outside /api/v1 or one with `.`/`..` segments (never forwarded)."""
+    """NotFound for a path outside /api/v1 or one with `.`/`..` segments (never forwarded), but
+    the gateway's own quota path."""
+    if request.path == QUOTA_PATH:
+        return check_quota_request(request)
     raw = request.rel_url.raw_path
     segments = request.path.split("/")
     if not raw.startswith(API_ROOT + "/") or "." in segments or ".." in segments or "%2e" in raw.lower():
@@ -88,8 +93,10 @@ class RestFront:
         caller_header: str,
         shared: SharedPaths | None = None,
         metrics: GatewayMetrics | None = None,
+        quota: QuotaService | None = None,
     ) -> None:
         self._settings = settings
+        self._quota = quota
         self._auth = auth
         self._toloka = toloka
         self._shared = shared
@@ -123,6 +130,8 @@ class RestFront:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == QUOTA_PATH:
+            return await quota_response(request, request[CALL_KEY], self._quota)
         return await passthrough(request, request[CALL_KEY], self._toloka, self._shared)
 
     def _admit(self, request: web.Request, call: Call) -> None:
@@ -163,5 +172,6 @@ class RestFront:
         return response
 
     def _log(self, request: web.Request, call: Call, status: int, started: float) -> None:
-        method = f"{request.method} {template_of_path(request.path)}"
+        path = request.path if request.path == QUOTA_PATH else template_of_path(request.path)
+        method = f"{request.method} {path}"
         log_call(method, str(status), started, call, self._metrics)
