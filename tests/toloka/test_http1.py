@@ -243,6 +243,43 @@ async def test_raises_value_error_and_sends_nothing_when_target_would_break_requ
     assert upstream.accepted == 1
 
 
+async def test_sends_extra_headers_of_one_request_only_when_given(rig: Rig) -> None:
+    upstream = await rig.upstream()
+    pool = rig.pool(upstream.url, headers={"X-K": "v"})
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    await fetch(pool, "GET", "/traced", headers={"traceparent": traceparent})
+    await fetch(pool, "GET", "/plain")
+
+    traced, plain = upstream.requests
+    assert f"traceparent: {traceparent}".encode() in traced.header_lines
+    assert not any(line.lower().startswith(b"traceparent") for line in plain.header_lines)
+    assert b"X-K: v" in traced.header_lines and b"X-K: v" in plain.header_lines
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"traceparent": "00-a\r\nX-Injected: 1"},
+        {"trace\nparent": "x"},
+        {"X-A: b": "c"},
+        {"X A": "b"},
+        {"X": "\x7f"},
+    ],
+)
+async def test_raises_value_error_and_sends_nothing_when_an_extra_header_would_break_the_head(
+    rig: Rig, headers: dict[str, str]
+) -> None:
+    upstream = await rig.upstream()
+    pool = rig.pool(upstream.url)
+
+    with pytest.raises(ValueError, match="extra header"):
+        await pool.request("GET", "/x", headers=headers)
+
+    await fetch(pool, "GET", "/after")
+    assert [r.request_line for r in upstream.requests] == [b"GET /after HTTP/1.1"]
+
+
 async def test_release_closes_connection_when_body_unread_and_keeps_it_when_read_whole(rig: Rig) -> None:
     upstream = await rig.upstream()
     pool = rig.pool(upstream.url, max_connections=1)
