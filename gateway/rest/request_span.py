@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.observability import tracing
+from gateway.rest.quota_route import QUOTA_PATH
 from gateway.rest.routes import template_of_path
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -23,7 +24,7 @@ async def request_span(request: web.Request, handler: Handler) -> web.StreamResp
     carrier = {
         key: value for key in ("traceparent", "tracestate") if (value := request.headers.get(key)) is not None
     }
-    template = template_of_path(request.path)
+    template = QUOTA_PATH if request.path == QUOTA_PATH else template_of_path(request.path)
     attributes = {"http.request.method": request.method, "http.route": template}
     with tracing.server_span(f"{request.method} {template}", carrier, attributes) as span:
         response = await handler(request)

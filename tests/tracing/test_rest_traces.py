@@ -82,6 +82,16 @@ async def test_a_relayed_request_is_traced_to_toloka_when_traceparent_sent(
     assert hex_ids(attempt)[0] == CALLER_TRACE
 
 
+async def test_the_gateways_own_quota_route_is_a_server_span_in_the_callers_trace(
+    front: Front, spans: Spans
+) -> None:
+    assert await rest_call(front, "GET", "/gateway/v1/quota", {"traceparent": TRACEPARENT}) == 200
+
+    [server] = spans.named("GET /gateway/v1/quota")
+    assert hex_ids(server)[0] == CALLER_TRACE
+    assert spans.children_of(server) == []  # answered from the limiter's state: no Toloka request
+
+
 @pytest.mark.parametrize(
     "traceparent",
     ["00-abc", f"00-{CALLER_TRACE}-{'0' * 16}-01", f"00-{CALLER_TRACE}-{CALLER_SPAN}-01-extra", " " * 600],
