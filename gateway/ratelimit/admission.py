@@ -140,7 +140,7 @@ class AdmissionLimiter(ABC):
         0 for one that refused) and count the shadow limits that would have refused it."""
         remaining = self.stats.remaining
         if decision.admitted:
-            shadow = dict(decision.shadow_left)
+            shadow = dict(decision.shadow_left) if decision.shadow_left else {}
             for ref, left in decision.remaining:
                 if ref.caller is None:
                     remaining[ref.stats_label] = max(0, shadow[ref]) if ref in shadow else left

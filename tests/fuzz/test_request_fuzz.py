@@ -22,7 +22,7 @@ from tests.fuzz.conftest import ServedGateway
 
 METADATA = (("x-caller-id", "fuzz"),)
 SERVICE = "/toloka.gateway.v1.TolokaGateway/"
-UNARY = ("CreateTasks", "GetOperation", "WaitOperation", "SetReworkRules", "GetReworkRules")
+UNARY = ("CreateTasks", "GetOperation", "WaitOperation", "SetReworkRules", "GetReworkRules", "GetQuota")
 METHODS = (*UNARY, "WatchOperation")
 FORBIDDEN = (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
 MAX_DETAILS = 8 * 1024
@@ -202,6 +202,10 @@ messages: dict[str, st.SearchStrategy[Message]] = {
     "WatchOperation": st.builds(pb.WatchOperationRequest, operation_id=operation_ids),
     "SetReworkRules": rework_requests(),
     "GetReworkRules": st.builds(pb.GetReworkRulesRequest, pool_id=pool_ids),
+    "GetQuota": st.builds(
+        pb.GetQuotaRequest,
+        kind=st.text(max_size=300) | st.sampled_from(["", "create_tasks", "*", "get_pool\n", "x" * 100_000]),
+    ),
 }
 
 

@@ -80,7 +80,9 @@ async def test_undecodable_create_tasks_is_invalid_argument_when_sent_as_raw_byt
     assert (await gw.stub.CreateTasks(create_request(), metadata=gw.md(), timeout=10)).operation_id
 
 
-@pytest.mark.parametrize("method", ["GetOperation", "WaitOperation", "SetReworkRules", "GetReworkRules"])
+@pytest.mark.parametrize(
+    "method", ["GetOperation", "WaitOperation", "SetReworkRules", "GetReworkRules", "GetQuota"]
+)
 async def test_undecodable_request_is_invalid_argument_when_sent_to_any_unary_method(
     start: Start, caplog: pytest.LogCaptureFixture, method: str
 ) -> None:
