@@ -9,7 +9,9 @@
 -- ARGV[1]        a time in µs to use instead of redis TIME (tests only), or "" for TIME
 -- ARGV[2]        n, the number of limits
 -- ARGV[3..]      4 values per limit i, in KEYS order: capacity, cost, bucket width µs, span
---                (how many buckets, the current one included, a decision counts)
+--                (how many buckets, the current one included, a decision counts); a negative
+--                capacity -C is a trial shadow limit of capacity C: it never refuses, and is debited
+--                only when the cost fits (its remaining is negative, and it is not debited, when not)
 -- ARGV[4n+3]     optional "1": an admission also reports, per limit, the µs until its window
 --                frees its next unit (the oldest counted bucket leaves the span)
 -- Returns        admitted: {1, now_us, remaining_1, ..., remaining_n}  (all limits debited),
@@ -192,8 +194,13 @@ for i = 1, n do
   local current = math.floor(now / width)
   local lo = current - span + 1
   local total = evict(KEYS[i + 2], lo, span)
-  plan[i] = {cap, cost, width, span, current, lo, total}
-  if total + cost > cap then
+  local trial = cap < 0
+  if trial then
+    cap = -cap
+  end
+  local fits = total + cost <= cap
+  plan[i] = {cap, cost, width, span, current, lo, total, fits}
+  if not fits and not trial then
     local wait = -1
     if cost <= cap then
       wait = retry_after(KEYS[i + 2], lo, current, total + cost - cap, width, span, now)
@@ -210,9 +217,11 @@ local admitted = {1, now}
 for i = 1, n do
   local p, key = plan[i], KEYS[i + 2]
   local cap, cost, width, span, current, lo, total = p[1], p[2], p[3], p[4], p[5], p[6], p[7]
-  redis.call('HINCRBY', key, fmt(current), cost)
-  redis.call('HSET', key, 's', fmt(total + cost), 'o', fmt(lo))
-  redis.call('PEXPIRE', key, math.ceil(span * width / 1000) + 1)
+  if p[8] then
+    redis.call('HINCRBY', key, fmt(current), cost)
+    redis.call('HSET', key, 's', fmt(total + cost), 'o', fmt(lo))
+    redis.call('PEXPIRE', key, math.ceil(span * width / 1000) + 1)
+  end
   admitted[#admitted + 1] = cap - total - cost
 end
 if ARGV[4 * n + 3] == '1' then

@@ -16,6 +16,14 @@ COOLDOWN_SUBJECT = "toloka"
 PLAN_CACHE_SIZE = 4096
 # The capacity a shadow limit is decided with: it never refuses, but counts what is admitted, and
 # what it would have done is read off the `remaining` it reports (`would_refuse`).
+# Two kinds of shadow charge share it:
+# - a limit named in `[rls] shadow_limits` is shadow for the rate-limit service only, and enforced
+#   for the gateway's own calls in the same window: that window counts every request sent (the mesh's
+#   included), as the enforcing side must;
+# - a limit with `shadow = true` (a "trial": shadow on every path, nothing enforces it) counts only
+#   the requests it would have admitted, so its window, what it reports and its shadow refusals are
+#   those the limit would have had if it were enforced (a request it would have refused is sent, but
+#   not counted in it). The backends decide such a charge against `trial_capacity`.
 SHADOW_CAPACITY = 2**50
 
 # Cool-downs after a Toloka 429 (see `cooldown_scope`). A 429 pauses at most this long, whatever
@@ -71,6 +79,9 @@ class Charge:
     cost: int
     geometry: Geometry
     key: str  # where the counters live (Redis key; also the in-process map key)
+    # A trial (a limit with `shadow = true`): the capacity it is decided against, never refusing
+    # (its own, or this process's share of it); 0 for any other charge.
+    trial_capacity: int = 0
 
     @property
     def shadow(self) -> bool:
@@ -78,9 +89,21 @@ class Charge:
         return self.capacity >= SHADOW_CAPACITY
 
     @property
+    def trial(self) -> bool:
+        """True for a shadow limit whose window counts only what it would have admitted."""
+        return self.trial_capacity > 0
+
+    @property
     def measured_capacity(self) -> int:
         """The capacity the limit is measured against: its own for a shadow charge."""
+        if self.trial:
+            return self.trial_capacity
         return self.spec.capacity if self.shadow else self.capacity
+
+    @property
+    def script_capacity(self) -> int:
+        """The capacity a backend decides with; negative for a trial (admit always, count if it fits)."""
+        return -self.trial_capacity if self.trial else self.capacity
 
     def would_refuse(self, remaining: int) -> bool:
         """For a shadow charge that admitted with `remaining` left: would the limit have refused?"""
@@ -88,8 +111,11 @@ class Charge:
 
     def left(self, remaining: int) -> int:
         """What is left of the limit itself, given the `remaining` a decision reported for this
-        charge (for a shadow charge, negative when the limit would have refused)."""
-        return self.spec.capacity - (SHADOW_CAPACITY - remaining) if self.shadow else remaining
+        charge (for a shadow charge, negative when the limit would have refused). A trial's
+        `remaining` is already that: negative when the request did not fit (and was not counted)."""
+        if self.shadow and not self.trial:
+            return self.spec.capacity - (SHADOW_CAPACITY - remaining)
+        return remaining
 
 
 @dataclass(frozen=True)
@@ -198,6 +224,7 @@ class ChargePlanner:
             capacity=SHADOW_CAPACITY if shadow else scaled_capacity(spec.capacity, self._share),
             cost=spec.cost(tasks),
             geometry=geometry,
+            trial_capacity=scaled_capacity(spec.capacity, self._share) if spec.shadow else 0,
         )
 
     def charges(self, kind: str, *, tasks: int, caller: str) -> tuple[Charge, ...]:

@@ -53,17 +53,25 @@ class LocalRateLimiter(AdmissionLimiter):
         )
         if refusals:
             return Decision(False, now, refusals=refusals)
-        for charge, window in zip(charges, windows, strict=True):
-            window.add(now_us, charge.cost)
-            if self.record_admissions:
-                journal = self._journal.get(charge.key)
-                if journal is None or journal.geometry != charge.geometry:
-                    journal = self._journal[charge.key] = SlidingWindow(charge.geometry)
-                journal.add(now_us, charge.cost)
+        remaining = tuple((c.ref, self._count(c, w, now_us)) for c, w in zip(charges, windows, strict=True))
         self._maybe_sweep(now_us)
-        remaining = tuple((c.ref, c.capacity - w.total) for c, w in zip(charges, windows, strict=True))
         frees_in = tuple(w.next_free_us(now_us) / US for w in windows) if frees else ()
         return Decision(True, now, remaining=remaining, frees_in=frees_in)
+
+    def _count(self, charge: Charge, window: SlidingWindow, now_us: int) -> int:
+        """Count an admitted request in one charge's window (and journal); returns what is left.
+        A trial that it does not fit is not counted: what is left is then negative."""
+        if charge.trial:
+            left = charge.trial_capacity - window.used(now_us) - charge.cost
+            if left < 0:
+                return left
+        window.add(now_us, charge.cost)
+        if self.record_admissions:
+            journal = self._journal.get(charge.key)
+            if journal is None or journal.geometry != charge.geometry:
+                journal = self._journal[charge.key] = SlidingWindow(charge.geometry)
+            journal.add(now_us, charge.cost)
+        return (charge.trial_capacity if charge.trial else charge.capacity) - window.total
 
     async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
         """Read every charge's window at one instant (nothing is counted, no window is made)."""

@@ -50,7 +50,7 @@ class RedisRateLimiter(AdmissionLimiter):
         keys = [self._cooldown(ACCOUNT_WIDE), self._cooldown(kind), *(c.key for c in charges)]
         args: list[int | str] = [self._time_override(), len(charges)]
         for c in charges:
-            args += [c.capacity, c.cost, c.geometry.width_us, c.geometry.span]
+            args += [c.script_capacity, c.cost, c.geometry.width_us, c.geometry.span]
         if frees:
             args.append(1)
         reply = await self._run(self._acquire_script, keys, args, within_s)

@@ -137,6 +137,27 @@ async def test_a_shadow_limit_never_refuses_and_counts_exactly_what_it_would_hav
     assert fresh.shadow_refusals == []
 
 
+async def test_a_shadow_limit_counts_only_what_it_would_have_admitted_when_demand_stays_over_it(
+    make_limiter: MakeLimiter, clock: ManualClock
+) -> None:
+    limiter = make_limiter(settings(ACCOUNT, TRIAL))  # the trial: 2 get_pool per second
+
+    async def burst(at: float, n: int) -> list[bool]:
+        await clock.advance_to(T0 + at)
+        calls = [Call(caller="svc") for _ in range(n)]
+        for call in calls:
+            await limiter.acquire(KIND_GET_POOL, tasks=1, call=call)
+        return [bool(call.shadow_refusals) for call in calls]
+
+    assert await burst(0.0, 2) == [False, False]
+    assert await burst(0.5, 2) == [True, True]  # enforced, it refuses both: they are not counted in it
+    # T0's two have left the window; the two it would have refused were never in it.
+    assert await burst(1.01, 2) == [False, False]
+    assert limiter.stats.shadow_refused == {("global/trial", KIND_GET_POOL): 2}
+    # Its bucket (10 ms from T0 + 1.01 s) leaves the 101-bucket span at T0 + 2.02 s.
+    assert by_name(await limiter.peek(caller="svc"))["trial"] == (0, pytest.approx(1.01, abs=1e-6))
+
+
 async def test_a_shadow_limit_reports_what_it_would_have_refused_on_the_rate_limit_service_path(
     make_limiter: MakeLimiter,
 ) -> None:
