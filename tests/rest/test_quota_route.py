@@ -3,6 +3,7 @@ answers over gRPC, in JSON; bad input gets Toloka-shaped errors."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,16 @@ async def test_quota_refuses_bad_input_in_tolokas_shape(limited: Front) -> None:
         assert r.status == 401
     status, body = await get(limited, "/gateway/v1/quota/x")
     assert status == 404
+
+
+async def test_a_shadow_limit_never_refuses_a_rest_request_and_its_metric_and_log_say_it_would_have(
+    limited: Front, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.calls")
+    statuses = [(await get(limited, "/api/v1/pools/1"))[0] for _ in range(3)]
+    assert statuses == [200, 200, 200]  # reader_trial (1 an hour) is shadow
+    registry = limited.gateway.gateway.metrics.registry
+    labels = {"limit": "caller/reader_trial", "kind": "get_pool"}
+    assert registry.get_sample_value("toloka_gateway_ratelimit_shadow_refusals_total", labels) == 2
+    lines = [r for r in caplog.records if getattr(r, "method", "") == "GET /api/v1/pools/{id}"]
+    assert [getattr(r, "shadow_refusals", None) for r in lines] == [None, ["reader_trial"], ["reader_trial"]]
