@@ -66,8 +66,11 @@ _POOL_ID = _TASK_FIELDS["pool_id"].number
 _INPUT_VALUES = _TASK_FIELDS["input_values"].number
 _OVERLAP = _TASK_FIELDS["overlap"].number
 _INFINITE_OVERLAP = _TASK_FIELDS["infinite_overlap"].number
-_KNOWN_SOLUTIONS = _TASK_FIELDS["known_solutions"].number
-_BASELINE_SOLUTIONS = _TASK_FIELDS["baseline_solutions"].number
+_SOLUTION_WEIGHTS = {  # a solution list's field number: the name of its solutions' weight
+    _TASK_FIELDS["known_solutions"].number: "correctness_weight",
+    _TASK_FIELDS["baseline_solutions"].number: "confidence_weight",
+}
+_WITH_INFINITE = "cannot be set together with infinite_overlap"
 _LOCALIZATION_CONFIG = _TASK_FIELDS["localization_config"].number
 _MESSAGE_ON_UNKNOWN_SOLUTION = _TASK_FIELDS["message_on_unknown_solution"].number
 _TOLOKER_LISTS = frozenset(_TASK_FIELDS[name].number for name in ("reserved_for", "unavailable_for"))
@@ -95,14 +98,10 @@ def _struct_at(value: Any, path: str, name: str, problems: ViolationList) -> dic
 def task_to_json(  # noqa: PLR0912 - a hot path, inlined on purpose (see the docstring)
     task: pb.Task, index: int, problems: ViolationList, tally: RequestTally
 ) -> dict[str, Any]:
-    """Task `index` of a request as Toloka's JSON object, with overlap serialised exactly as Toloka
-    expects; its violations are recorded under `tasks[index]`.
-
-    Walks only the fields that are set (one `ListFields` call, dispatch on field number, the
-    common fields first), with the common checks inline and the field path built only when
-    needed: this runs 10,000 times per large request, and a helper call per task costs about 1%
-    of the translation. Raises OverBudget (see `RequestTally`).
-    """
+    """Task `index` of a request as Toloka's JSON object, overlap serialised exactly as Toloka expects;
+    violations are recorded under `tasks[index]`. Raises OverBudget (see `RequestTally`). Walks only
+    the fields that are set (one `ListFields` call, dispatch on field number, common fields first),
+    checks inline, field paths built only when needed: this runs 10,000 times per request."""
     out: dict[str, Any] = {}
     pool_id = ""
     overlap: int | None = None
@@ -120,14 +119,9 @@ def task_to_json(  # noqa: PLR0912 - a hot path, inlined on purpose (see the doc
             pool_id = value
         elif number == _INFINITE_OVERLAP:
             infinite = value
-        elif number == _KNOWN_SOLUTIONS:
-            out[fd.name] = _solutions(
-                value, "correctness_weight", f"tasks[{index}].{fd.name}", problems, tally
-            )
-        elif number == _BASELINE_SOLUTIONS:
-            out[fd.name] = _solutions(
-                value, "confidence_weight", f"tasks[{index}].{fd.name}", problems, tally
-            )
+        elif number in _SOLUTION_WEIGHTS:
+            weight = _SOLUTION_WEIGHTS[number]
+            out[fd.name] = _solutions(value, weight, f"tasks[{index}].{fd.name}", problems, tally)
         elif number in _FREE_FIELDS:
             _free_field(fd, value, f"tasks[{index}]", out, problems=problems, tally=tally)
     out["pool_id"] = pool_id
@@ -141,9 +135,7 @@ def task_to_json(  # noqa: PLR0912 - a hot path, inlined on purpose (see the doc
         problems.add(f"tasks[{index}].input_values", "is required and must not be empty", "REQUIRED")
     if infinite:
         if overlap is not None:
-            problems.add(
-                f"tasks[{index}].overlap", "cannot be set together with infinite_overlap", "CONFLICT"
-            )
+            problems.add(f"tasks[{index}].overlap", _WITH_INFINITE, "CONFLICT")
         out["overlap"] = None
         out["infinite_overlap"] = True
     elif overlap is not None:
