@@ -218,3 +218,32 @@ async def test_write_back_counts_local_admissions_at_the_time_they_were_made(
     await clock.advance(0.71)
     decisions = [await redis.decide(KIND_CREATE_TASKS, tasks=1, caller="anonymous") for _ in range(5)]
     assert [d.admitted for d in decisions] == [True] * 4 + [False]
+
+
+async def test_peek_on_one_replica_sees_what_every_replica_admitted_on_standalone_and_cluster(
+    fleet_url: str, clients: list[SharedRedis]
+) -> None:
+    clock = ManualClock(T0)
+    quota = LimitSpec("quota", (ALL_KINDS,), 3, 60.0)
+    settings = RateLimitSettings(
+        limits=(LimitSpec("fleet_peek", (KIND_CREATE_TASKS,), 10, 60.0, "tasks"),),
+        caller_quotas={"svc": (quota,)},
+        key_prefix=f"tgw-{uuid.uuid4().hex[:8]}",
+    )
+    replicas = []
+    for _ in range(3):
+        clients.append(SharedRedis(connect_redis(fleet_url)))
+        replicas.append(
+            RedisRateLimiter(shared=clients[-1], settings=settings, clock=clock, server_time=clock.now)
+        )
+    for i, replica in enumerate(replicas):
+        await replica.admit(KIND_CREATE_TASKS, tasks=i + 1, call=Call(caller="svc"))  # 1 + 2 + 3 tasks
+    seen = await replicas[0].peek(caller="svc")
+    assert [(s.charge.ref.subject, s.remaining) for s in seen.limits] == [
+        ("fleet_peek", 4),
+        ("caller:svc/quota", 0),
+    ]
+    # T0 falls in the 0.6 s bucket [T0 - 0.4, T0 + 0.2), which leaves the 101-bucket span at T0 + 60.2 s.
+    assert seen.limits[1].next_unit_in == pytest.approx(60.2, abs=1e-6)
+    for replica in replicas[1:]:
+        assert [s.remaining for s in (await replica.peek(caller="svc")).limits] == [4, 0]
