@@ -137,7 +137,8 @@ class AdmissionLimiter(ABC):
 
     def record(self, decision: Decision, kind: str) -> None:
         """Keep what a decision on a request of `kind` says of the global limits (what is left:
-        0 for one that refused) and count the shadow limits that would have refused it."""
+        0 for one that refused, unless the cost can never fit) and count the shadow limits that
+        would have refused it."""
         remaining = self.stats.remaining
         if decision.admitted:
             shadow = dict(decision.shadow_left) if decision.shadow_left else {}
@@ -148,8 +149,8 @@ class AdmissionLimiter(ABC):
                 self.stats.shadow_refused[ref.stats_label, kind] += 1
             return
         for refusal in decision.refusals:
-            if refusal.limit is not None and refusal.limit.caller is None:
-                remaining[refusal.limit.stats_label] = 0
+            if refusal.limit is not None and refusal.limit.caller is None and refusal.retry_after is not None:
+                remaining[refusal.limit.stats_label] = 0  # less than the cost is left
 
     def _refuse(self, decision: Decision, retry_after: float | None) -> RateLimited:
         for refusal in decision.refusals:

@@ -115,6 +115,20 @@ async def test_a_task_counted_limit_reports_tasks_left(make_limiter: MakeLimiter
     assert left == 0 and next_unit_in == pytest.approx(refused.value.retry_after, abs=1e-6)
 
 
+async def test_the_remaining_gauge_holds_global_limits_only_and_reads_0_after_a_refusal(
+    make_limiter: MakeLimiter, clock: ManualClock
+) -> None:
+    limiter = make_limiter(settings(ACCOUNT, TASKS, quota=(QUOTA,)))
+    await limiter.acquire(KIND_CREATE_TASKS, tasks=30, call=Call(caller="svc"))
+    assert limiter.stats.remaining == {"global/account": 9, "global/tasks_per_minute": 70}
+    with pytest.raises(RateLimited):  # 101 tasks never fit in 100: that says nothing of what is left
+        await limiter.acquire(KIND_CREATE_TASKS, tasks=101, call=Call(caller="svc", deadline=clock.now()))
+    assert limiter.stats.remaining == {"global/account": 9, "global/tasks_per_minute": 70}
+    with pytest.raises(RateLimited):  # 71 do not fit now
+        await limiter.acquire(KIND_CREATE_TASKS, tasks=71, call=Call(caller="svc", deadline=clock.now()))
+    assert limiter.stats.remaining == {"global/account": 9, "global/tasks_per_minute": 0}
+
+
 async def test_a_shadow_limit_never_refuses_and_counts_exactly_what_it_would_have_refused(
     make_limiter: MakeLimiter, clock: ManualClock
 ) -> None:
