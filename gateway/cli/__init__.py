@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from gateway.cli import commands, help_text
 from gateway.cli.importing import import_tasks
-from gateway.cli.quota_command import QUOTA, QUOTA_EPILOG, add_arguments, quota
+from gateway.cli.quota_command import add_arguments, quota
 
 __all__ = ["add_parser", "run"]
 
@@ -216,8 +216,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         sub,
         "quota",
         summary="show the rate limits that apply to you and what is left of them",
-        description=QUOTA,
-        epilog=QUOTA_EPILOG,
+        description=help_text.QUOTA,
+        epilog=help_text.QUOTA_EPILOG,
     )
     add_arguments(q)
     parser: argparse.ArgumentParser = client

@@ -67,6 +67,7 @@ examples:
   toloka-gateway client wait OPERATION_ID --log
   toloka-gateway client get-rework-rules 1 --json > rules.json
   toloka-gateway client set-rework-rules 1 rules.json
+  toloka-gateway client quota --kind create_tasks
 
 Any of --tls-ca, --tls-cert, --tls-key switches to a TLS channel:
 
@@ -132,6 +133,20 @@ SET_RULES_EPILOG = """\
 examples:
   echo '{"rules": [{"restriction": {}, "delta": 1}]}' | toloka-gateway client set-rework-rules 1 -
   toloka-gateway client set-rework-rules 1 rules.json --refuse-if-open
+
+"""
+
+
+QUOTA = """\
+Show every rate limit that applies to you (the caller --caller or --token names): the global limits
+and your own quota, each with its capacity per sliding window, what is left of it now and, for a
+limit with nothing left, when its window frees the next unit. Nothing is spent. --kind shows only
+the limits that count that request kind (create_tasks, get_operation, get_pool, ...)."""
+
+QUOTA_EPILOG = """\
+examples:
+  toloka-gateway client quota
+  toloka-gateway client quota --kind create_tasks --json
 
 """
 

@@ -11,19 +11,6 @@ from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.cli import summary
 from gateway.cli.commands import OK, connected, fail
 
-QUOTA = """\
-Show every rate limit that applies to you (the caller --caller or --token names): the global limits
-and your own quota, each with its capacity per sliding window, what is left of it now and, for a
-limit with nothing left, when its window frees the next unit. Nothing is spent. --kind shows only
-the limits that count that request kind (create_tasks, get_operation, get_pool, ...)."""
-
-QUOTA_EPILOG = """\
-examples:
-  toloka-gateway client quota
-  toloka-gateway client quota --kind create_tasks --json
-
-"""
-
 _UNITS = {pb.LIMIT_UNIT_REQUESTS: "requests", pb.LIMIT_UNIT_TASKS: "tasks"}
 HEADER = ("LIMIT", "KINDS", "UNIT", "CAPACITY", "PER", "REMAINING", "NEXT UNIT IN")
 
