@@ -48,7 +48,9 @@ class QuotaService:
         """The gRPC answer for the calling caller."""
         snapshot = await self.read(request.kind, call)
         return pb.GetQuotaResponse(
-            limits=[_limit_proto(state) for state in snapshot.limits], degraded=snapshot.degraded
+            limits=[_limit_proto(state) for state in snapshot.limits],
+            degraded=snapshot.degraded,
+            toloka_cooldown=_duration(snapshot.cooldown),
         )
 
     async def read(self, kind: str, call: Call) -> QuotaSnapshot:
@@ -71,7 +73,8 @@ class QuotaService:
 
 
 def as_json(snapshot: QuotaSnapshot) -> dict[str, Any]:
-    """The REST answer: the gRPC message's fields, durations in seconds (`period_s`, `next_unit_in_s`)."""
+    """The REST answer: the gRPC message's fields, durations in seconds (`period_s`, `next_unit_in_s`,
+    `toloka_cooldown_s`)."""
     return {
         "limits": [
             {
@@ -88,6 +91,7 @@ def as_json(snapshot: QuotaSnapshot) -> dict[str, Any]:
             for s in snapshot.limits
         ],
         "degraded": snapshot.degraded,
+        "toloka_cooldown_s": round(snapshot.cooldown, 6),
     }
 
 

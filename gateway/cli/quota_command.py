@@ -52,6 +52,9 @@ def table(reply: pb.GetQuotaResponse) -> list[str]:
         lines.append("(no limit applies)")
     if any(limit.shadow for limit in reply.limits):
         lines.append("(shadow): decided and counted, never refuses")
+    cooldown = reply.toloka_cooldown.ToTimedelta().total_seconds()
+    if cooldown > 0:
+        lines.append(f"Toloka answered 429: requests are held back for {_seconds(cooldown)} more")
     if reply.degraded:
         lines.append("degraded: Redis is unreachable; REMAINING is this replica's local share")
     return lines

@@ -28,12 +28,13 @@
 --                already left the span are skipped)
 -- Returns        {now_us}
 --
--- Peek mode (GetQuota: read every limit, change nothing):
+-- Peek mode (GetQuota: read every limit and the cool-downs, change nothing):
 -- ARGV[2]        "peek"
--- ARGV[3]        n, the number of limits (KEYS as above; KEYS[1] and KEYS[2] are not read)
+-- ARGV[3]        n, the number of limits (KEYS as above)
 -- ARGV[4..]      3 values per limit i: capacity, bucket width µs, span
--- Returns        {now_us, used_1, wait_us_1, ..., used_n, wait_us_n}: the units counted, and the
---                µs until one more unit fits (0 when one fits now; as an admission's retry_after)
+-- Returns        {now_us, cooldown_us, used_1, wait_us_1, ..., used_n, wait_us_n}: the µs left of
+--                the later cool-down (0: none), then per limit the units counted and the µs until
+--                one more unit fits (0 when one fits now; as an admission's retry_after)
 
 local function fmt(n)
   return string.format('%d', n)
@@ -152,7 +153,9 @@ end
 
 local function peek()
   local now = clock_us()
-  local out = {now}
+  local cooldowns = redis.call('MGET', KEYS[1], KEYS[2])
+  local cooldown_until = math.max(tonumber(cooldowns[1] or '0'), tonumber(cooldowns[2] or '0'))
+  local out = {now, math.max(0, cooldown_until - now)}
   for i = 1, tonumber(ARGV[3]) do
     local a = 4 + 3 * (i - 1)
     local cap, width, span = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])

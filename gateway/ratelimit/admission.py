@@ -19,6 +19,7 @@ from gateway.call import Call
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import QuotaViolation, RateLimited
 from gateway.ratelimit.decision import (
+    ACCOUNT_WIDE,
     COOLDOWN_SUBJECT,
     Charge,
     ChargePlanner,
@@ -66,12 +67,13 @@ class AdmissionLimiter(ABC):
 
     async def peek(self, *, caller: str, kind: str | None = None) -> QuotaSnapshot:
         """Every limit that applies to `caller` (or only those that count `kind`) as of now:
-        what is left and when the next unit frees. Debits nothing; one round trip."""
-        return await self._peek(self.planner.quota_charges(caller, kind))
+        what is left and when the next unit frees, and the Toloka cool-down `kind` honours (the
+        account-wide one without `kind`). Debits nothing; one round trip."""
+        return await self._peek(self.planner.quota_charges(caller, kind), kind or ACCOUNT_WIDE)
 
     @abstractmethod
-    async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
-        """Read every charge's window (cost 1) without changing it."""
+    async def _peek(self, charges: tuple[Charge, ...], kind: str) -> QuotaSnapshot:
+        """Read every charge's window (cost 1) and the cool-downs `kind` honours, changing nothing."""
 
     @abstractmethod
     async def _decide(

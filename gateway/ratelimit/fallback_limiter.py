@@ -159,7 +159,7 @@ class FallbackRateLimiter(AdmissionLimiter):
                 pass  # the guard tripped the health
         return replace(await self.fallback.peek(caller=caller, kind=kind), degraded=True)
 
-    async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
+    async def _peek(self, charges: tuple[Charge, ...], kind: str) -> QuotaSnapshot:
         # Never called: peek() routes to a backend.
         raise NotImplementedError
 

@@ -73,11 +73,13 @@ class LocalRateLimiter(AdmissionLimiter):
             journal.add(now_us, charge.cost)
         return (charge.trial_capacity if charge.trial else charge.capacity) - window.total
 
-    async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
+    async def _peek(self, charges: tuple[Charge, ...], kind: str) -> QuotaSnapshot:
         """Read every charge's window at one instant (nothing is counted, no window is made)."""
         now = self.clock.now()
         now_us = round(now * US)
-        return QuotaSnapshot(at=now, limits=tuple(self._state(c, now_us) for c in charges))
+        cooldown = max(self._cooldown_until.get(ACCOUNT_WIDE, 0.0), self._cooldown_until.get(kind, 0.0))
+        states = tuple(self._state(c, now_us) for c in charges)
+        return QuotaSnapshot(at=now, limits=states, cooldown=max(0.0, cooldown - now))
 
     def _state(self, charge: Charge, now_us: int) -> LimitState:
         window = self._windows.get(charge.key)

@@ -61,16 +61,19 @@ class RedisRateLimiter(AdmissionLimiter):
         length_us = max(0, round(length_s * US))
         await self._run(self._cooldown_script, [self._cooldown(scope)], [length_us, self._time_override()])
 
-    async def _peek(self, charges: tuple[Charge, ...]) -> QuotaSnapshot:
-        """One EVALSHA in acquire.lua's peek mode: every charge's window read, none changed."""
-        keys = [self._cooldown(ACCOUNT_WIDE), self._cooldown(ACCOUNT_WIDE), *(c.key for c in charges)]
+    async def _peek(self, charges: tuple[Charge, ...], kind: str) -> QuotaSnapshot:
+        """One EVALSHA in acquire.lua's peek mode: every charge's window and the cool-downs of
+        `kind` read, nothing changed."""
+        keys = [self._cooldown(ACCOUNT_WIDE), self._cooldown(kind), *(c.key for c in charges)]
         args: list[int | str] = [self._time_override(), "peek", len(charges)]
         for c in charges:
             args += [c.measured_capacity, c.geometry.width_us, c.geometry.span]
         reply = await self._run(self._acquire_script, keys, args)
-        pairs = zip(charges, reply[1::2], reply[2::2], strict=True)
+        pairs = zip(charges, reply[2::2], reply[3::2], strict=True)
         states = tuple(limit_state(c, int(used), int(wait) / US) for c, used, wait in pairs)
-        return QuotaSnapshot(at=int(reply[0]) / US, limits=states, backend="redis")
+        return QuotaSnapshot(
+            at=int(reply[0]) / US, limits=states, backend="redis", cooldown=int(reply[1]) / US
+        )
 
     async def write_back(self, debits: list[Debit]) -> None:
         """Debit units admitted without Redis into the limits' buckets of the times they were

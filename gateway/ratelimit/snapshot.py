@@ -24,6 +24,7 @@ class QuotaSnapshot:
     limits: tuple[LimitState, ...]
     backend: str = "local"  # "redis" or "local"
     degraded: bool = False  # the local share answered because Redis is unreachable
+    cooldown: float = 0.0  # seconds a Toloka 429 still holds back the requests read for (0: none)
 
 
 def limit_state(charge: Charge, used: int, wait_s: float) -> LimitState:

@@ -3,7 +3,8 @@
 The caller is the one the request's gateway token names, identified and authorised as for its
 `/api/v1` requests (a `rest` rule must allow `GET /gateway/v1/quota`; `"GET"` does). The body:
 `{"limits": [{name, caller, kinds, unit, capacity, period_s, remaining, next_unit_in_s, shadow}],
-"degraded"}` (`gateway.quota.as_json`); an unknown kind is a 400 VALIDATION_ERROR naming it.
+"degraded", "toloka_cooldown_s"}` (`gateway.quota.as_json`); an unknown kind is a 400
+VALIDATION_ERROR naming it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from google.protobuf import duration_pb2
 
+from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
+from gateway.cli.quota_command import table
 from gateway.emulator.server import EmulatorServer
 from tests.cli.conftest import run_cli
 from tests.support.gateway_harness import InProcessGateway, start_gateway, write_config
@@ -66,3 +69,15 @@ async def test_quota_exits_1_naming_the_field_when_the_kind_is_unknown(gw_limits
     result = await run_cli("quota", "--kind", "create_task", target=target_of(gw_limits))
     assert result.code == 1
     assert "INVALID_ARGUMENT" in result.err and "kind" in result.err
+
+
+def test_the_table_says_when_toloka_holds_requests_back_and_when_the_gateway_is_degraded() -> None:
+    reply = pb.GetQuotaResponse(
+        degraded=True, toloka_cooldown=duration_pb2.Duration(seconds=12, nanos=500_000_000)
+    )
+    assert table(reply) == [
+        "LIMIT  KINDS  UNIT  CAPACITY  PER  REMAINING  NEXT UNIT IN",
+        "(no limit applies)",
+        "Toloka answered 429: requests are held back for 12.5s more",
+        "degraded: Redis is unreachable; REMAINING is this replica's local share",
+    ]

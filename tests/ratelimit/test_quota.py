@@ -104,6 +104,23 @@ async def test_peek_lists_global_limits_then_the_callers_quota_narrowed_to_a_kin
     assert [s.charge.ref.subject for s in pools.limits] == ["account", "caller:svc/quota"]
 
 
+async def test_peek_says_how_long_a_toloka_cooldown_holds_back_the_kind_asked_for(
+    make_limiter: MakeLimiter, clock: ManualClock
+) -> None:
+    limiter = make_limiter(settings(ACCOUNT, TASKS))
+    await limiter.report_throttled(5.0, kind=KIND_CREATE_TASKS)  # task creation's own cool-down
+    await clock.advance_to(T0 + 1.0)
+    assert (await limiter.peek(caller="svc", kind=KIND_CREATE_TASKS)).cooldown == pytest.approx(4.0, abs=1e-6)
+    assert (await limiter.peek(caller="svc", kind=KIND_GET_POOL)).cooldown == 0.0
+    assert (await limiter.peek(caller="svc")).cooldown == 0.0  # without a kind: the account-wide one
+    with pytest.raises(RateLimited) as refused:
+        await limiter.acquire(KIND_CREATE_TASKS, tasks=1, call=Call(caller="svc", deadline=clock.now()))
+    assert refused.value.retry_after == pytest.approx(4.0, abs=1e-6)
+    await limiter.report_throttled(2.0, kind=KIND_GET_POOL)  # account-wide
+    assert (await limiter.peek(caller="svc")).cooldown == pytest.approx(2.0, abs=1e-6)
+    assert (await limiter.peek(caller="svc", kind=KIND_CREATE_TASKS)).cooldown == pytest.approx(4.0, abs=1e-6)
+
+
 async def test_a_task_counted_limit_reports_tasks_left(make_limiter: MakeLimiter, clock: ManualClock) -> None:
     limiter = make_limiter(settings(TASKS))
     await limiter.acquire(KIND_CREATE_TASKS, tasks=60, call=Call(caller="svc"))

@@ -62,6 +62,7 @@ async def test_quota_answers_the_callers_limits_after_its_requests_spent_them(li
              "shadow": True},
         ],
         "degraded": False,
+        "toloka_cooldown_s": 0.0,
     }  # fmt: skip
     assert 3599 < body["limits"][2]["next_unit_in_s"] <= 3636
     # A caller over gRPC (token mode: the same token) reads the same numbers.
