@@ -1,9 +1,9 @@
 """The CreateTasks use case for a request already translated: a planned body, created once.
 
-`GatewayService.create_tasks` translates a CreateTasks message and then does what `create` does
-here: the dedupe's `once`, Toloka's `POST /tasks` (rate limit, retries, settling by reading the
-operation) and the shared operation record with its pools. An import translates each task as it
-arrives and holds its batches as JSON bytes, so its batches come here planned.
+`create` is the dedupe's `once` around Toloka's `POST /tasks` (rate limit, retries, settling by
+reading the operation) and the shared operation record with its pools. `GatewayService.create_tasks`
+plans a CreateTasks message and hands the plan here; an import translates each task as it arrives and
+holds its batches as JSON bytes, so its batches come here planned too.
 """
 
 from __future__ import annotations

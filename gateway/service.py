@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
-from gateway.dedupe.once import once
-from gateway.dedupe.store import Deduplicator, HeldClaim
+from gateway.dedupe.store import Deduplicator
 from gateway.operations.tracker import OperationTracker
+from gateway.prepared_create import PreparedCreate
 from gateway.settings import PollerSettings, ServerSettings
 from gateway.toloka.protocol import Toloka
 from gateway.translate.ids import check_operation_id
 from gateway.translate.operations import is_final, operation_from_json
-from gateway.translate.tasks import batch_from_log, create_tasks_response, plan_create_tasks
+from gateway.translate.tasks import batch_from_log, plan_create_tasks
 from gateway.translate.values import json_to_struct
 
 TASK_BATCH_CREATE = "TASK.BATCH_CREATE"
@@ -60,8 +60,8 @@ class GatewayService:
         poller: PollerSettings,
     ) -> None:
         self._toloka = toloka
-        self._dedupe = dedupe
         self._operations = operations
+        self._creates = PreparedCreate(toloka=toloka, dedupe=dedupe, operations=operations)
         self._server = server
         self._poller = poller
 
@@ -71,25 +71,7 @@ class GatewayService:
             req, max_tasks=self._server.max_tasks_per_request, new_operation_id=lambda: new_operation_id(call)
         )
 
-        async def produce(claim: HeldClaim) -> pb.CreateTasksResponse:
-            # Toloka performs an async operation_id once, so only a sync create marks its claim
-            # sent: from then on no duplicate, retry or other replica re-sends it blind.
-            reply = await self._toloka.create_tasks(
-                plan, call=call, before_send=None if plan.is_async else claim.sending
-            )
-            if plan.is_async and isinstance(reply.data, dict):
-                await self._operations.remember(reply.data, pools={t.pool_id for t in req.tasks})
-            return create_tasks_response(plan, reply.data)
-
-        return await once(
-            self._dedupe,
-            namespace="tasks",
-            operation_id=plan.operation_id,
-            fingerprint=plan.fingerprint,
-            produce=produce,
-            parse=pb.CreateTasksResponse.FromString,
-            call=call,
-        )
+        return await self._creates.create(plan, pools={t.pool_id for t in req.tasks}, call=call)
 
     async def _readable_operation_id(self, operation_id: str, call: Call) -> str:
         """The checked operation id, or PermissionDenied when the caller may not read it.
