@@ -39,10 +39,20 @@ venv: check-python
 	  { $(PYTHON) -m venv $(VENV) && $(PIP) install --upgrade pip; } || { rm -rf $(VENV); exit 1; }; \
 	fi
 
+# xds-protos (Envoy's rate-limit service protos) ships an old copy of opentelemetry-proto's modules
+# under the same paths, and whichever wheel pip unpacks last wins: without opentelemetry-proto's own,
+# the OTLP exporter cannot import. Re-unpacking it after every install makes the outcome not depend on
+# pip's order. $(1): the venv's python.
+define OTEL_PROTO_OWN_FILES
+$(1) -m pip -qq --disable-pip-version-check install --force-reinstall --no-deps --no-cache-dir \
+  "opentelemetry-proto==$$($(1) -c 'from importlib.metadata import version; print(version("opentelemetry-proto"))')"
+endef
+
 # The package (editable) and its runtime dependencies: what `make run` needs.
 $(RUNTIME_STAMP): pyproject.toml | venv
 	@echo "make: installing the gateway's runtime dependencies into $(VENV)"
 	@$(PIP) install -e .
+	@$(call OTEL_PROTO_OWN_FILES,$(PY))
 	@touch $@
 
 # Installs the package and its development tools into $(VENV), then generates the protobuf code.
@@ -52,6 +62,7 @@ install: $(INSTALL_STAMP) proto
 $(INSTALL_STAMP): pyproject.toml $(RUNTIME_STAMP)
 	@echo "make: installing the development tools into $(VENV)"
 	@$(PIP) install -e '.[dev]'
+	@$(call OTEL_PROTO_OWN_FILES,$(PY))
 	@touch $@
 
 # The Dockerfile's build step: the CI install (dev tools + codegen) in $(VENV), then the package itself,
@@ -60,6 +71,7 @@ install-runtime: install
 	$(PYTHON) -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet --no-cache-dir .
+	$(call OTEL_PROTO_OWN_FILES,$(RUNTIME_VENV)/bin/python)
 
 # Generated code lands in gateway/api/ (the path under -I protos is the import path); never edited.
 # protoc comes from grpcio-tools: .venv's own with the dev tools, else the release matching .venv's
