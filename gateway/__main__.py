@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from gateway import settings as settings_mod
     from gateway.app import Gateway
+    from gateway.malloc_tuning import return_large_blocks_to_the_system
     from gateway.observability.call_log import configure_logging
     from gateway.settings.tracing import tracing_from
 
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"toloka-gateway: configuration error: {e}", file=sys.stderr)
         return 2
     configure_logging(settings.observability.log_level)
+    return_large_blocks_to_the_system()
     try:
         event_loop.run(Gateway(settings, tracing_settings=tracing).run_until_signalled())
     except OSError as e:

@@ -35,6 +35,9 @@ _HANDLER_KINDS: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler[Any,
 }
 
 
+STREAM_WINDOW_BYTES = 1 << 20
+
+
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     """Channel options: message size for 10,000-task requests; keepalive a service mesh tolerates.
 
@@ -51,6 +54,11 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
         ("grpc.max_connection_age_grace_ms", int(settings.grace_s * 1000)),
+        # A fixed 1 MiB receive window per stream instead of one that BDP probing grows with
+        # throughput: a streaming caller (ImportTasks) the gateway has stopped reading (backpressure)
+        # can then park at most 1 MiB in the gateway, not as much as the link carried lately.
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
     ]
 
 
