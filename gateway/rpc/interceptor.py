@@ -123,22 +123,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         """Around one call, unary or streaming: an error becomes its status (the abort raises), and
         the call is released, logged and counted once."""
         started = time.perf_counter()
-        code = "OK"
         with _server_span(self._prefix + method, context, call) as span:
-            try:
-                yield
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception as exc:
-                code = grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL"
-                await self._fail(context, call, exc)
-                raise  # unreachable: abort raises
-            finally:
+
+            def finish(code: str) -> None:
                 call.release_held()
                 if span is not None:
                     tracing.end_call(span, code, {"rpc.grpc.status_code": grpc.StatusCode[code].value[0]})
                 self._log(method, call, code, started)
+
+            try:
+                yield
+            except (asyncio.CancelledError, GeneratorExit):  # the caller went away; a stream closed
+                finish("CANCELLED")
+                raise
+            except Exception as exc:
+                # Logged and counted before the abort: it sends the status at once, and the caller
+                # may look at the call's metrics as soon as it has the status.
+                finish(grpc_code(exc).name if isinstance(exc, errors.GatewayError) else "INTERNAL")
+                await self._fail(context, call, exc)
+                raise  # unreachable: abort raises
+            finish("OK")
 
     def _admit(self, method: str, incoming: Incoming[Any], context: Context, call: Call) -> Any:
         """The request, once the caller is identified and allowed to call (no quota is spent before).
