@@ -492,3 +492,38 @@ def test_rendering_fails_with_a_clear_message_when_auth_secrets_are_missing_or_u
 ) -> None:
     with pytest.raises(helm.HelmError, match=re.escape(message)):
         render(merged(REQUIRED, {"auth": auth}))
+
+
+def test_tracing_env_is_set_only_when_an_otlp_endpoint_is_given(render: Any) -> None:
+    assert not [name for name in render(REQUIRED).env() if name.startswith("OTEL_")]
+    tracing = {
+        "otlpEndpoint": "http://otel-collector.observability:4317",
+        "sampleRatio": 0.05,
+        "headersSecret": {"name": "otlp", "key": "headers"},
+    }
+    rendered = render(merged(REQUIRED, {"tracing": tracing}))
+    validate_k8s(rendered.one("Deployment"))
+    env = rendered.env()
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == tracing["otlpEndpoint"]
+    assert (env["OTEL_TRACES_SAMPLER"]["value"], env["OTEL_TRACES_SAMPLER_ARG"]["value"]) == (
+        "parentbased_traceidratio",
+        "0.05",
+    )
+    assert env["OTEL_EXPORTER_OTLP_HEADERS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "otlp",
+        "key": "headers",
+    }
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL" not in env  # the gateway exports over gRPC only
+    names = [e["name"] for e in rendered.container["env"]]
+    # $(POD_NAME) and $(POD_NAMESPACE) expand only when defined earlier in the list.
+    assert names.index("POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+    assert names.index("POD_NAMESPACE") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+    assert "k8s.pod.name=$(POD_NAME)" in env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+
+
+@pytest.mark.parametrize(
+    "tracing", [{"otlpEndpoint": "otel-collector:4317"}, {"sampleRatio": 2}, {"exporter": "zipkin"}]
+)
+def test_rendering_fails_when_tracing_values_are_wrong(render: Any, tracing: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError):
+        render(merged(REQUIRED, {"tracing": tracing}))
