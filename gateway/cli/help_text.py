@@ -38,6 +38,7 @@ environment (flags win over variables, variables over the --config file):
   GATEWAY_LISTEN        gRPC address              GATEWAY_METRICS_LISTEN  Prometheus address
   GATEWAY_CONFIG        TOML config file          GATEWAY_SHUTDOWN_DELAY  drain time after SIGTERM
   GATEWAY_LOG_LEVEL     log level (INFO)          GATEWAY_AUTH_MODE       metadata, token or mtls
+  OTEL_EXPORTER_OTLP_ENDPOINT  an OTLP/gRPC collector: turns tracing on (docs/tracing.md)
   Every flag, variable and config key: docs/configuration.md."""
 
 EMULATOR = """\
