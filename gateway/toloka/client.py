@@ -52,7 +52,7 @@ from gateway.request_kinds import (
 )
 from gateway.settings import TolokaSettings
 from gateway.toloka import error_map
-from gateway.toloka.http1 import ConnectFailed, Http1Pool
+from gateway.toloka.http1 import ConnectFailed, Http1Pool, Response
 from gateway.toloka.relay import Relayed, end_to_end_headers, redact
 from gateway.toloka.request import BeforeSend, Idempotency, Reply, Settle, TolokaRequest
 from gateway.toloka.retry_budget import RetryBudget
@@ -315,19 +315,23 @@ class TolokaClient:
         assert self._pool is not None
         return self._pool
 
+    async def _request(self, request: TolokaRequest, trace_headers: Mapping[str, str] | None) -> Response:
+        """Send `request` on a pooled connection; its answer's head has arrived, the body not yet."""
+        pool = await self._connected()
+        return await pool.request(
+            request.method,
+            request.url(pool.prefix),
+            body=request.body,
+            content_type=_type_of(request.body),
+            headers=trace_headers,
+        )
+
     async def _exchange(
         self, request: TolokaRequest, limit_s: float, trace_headers: Mapping[str, str] | None
     ) -> tuple[int, Any, Mapping[str, str]]:
         """One HTTP request: status, parsed JSON body (None when empty or not JSON) and headers."""
-        pool = await self._connected()
         async with asyncio.timeout(limit_s):
-            resp = await pool.request(
-                request.method,
-                request.url(pool.prefix),
-                body=request.body,
-                content_type=_type_of(request.body),
-                headers=trace_headers,
-            )
+            resp = await self._request(request, trace_headers)
             try:
                 raw = await resp.read()
             finally:
@@ -342,15 +346,8 @@ class TolokaClient:
         `limit_s` bounds connecting, the wait for the answer's head and each wait for more of a
         large body, not the whole body: a large page streams for as long as it keeps coming.
         """
-        pool = await self._connected()
         async with asyncio.timeout(limit_s):  # one timer for the head and, when read here, the body
-            resp = await pool.request(
-                request.method,
-                request.url(pool.prefix),
-                body=request.body,
-                content_type=_type_of(request.body),
-                headers=trace_headers,
-            )
+            resp = await self._request(request, trace_headers)
             relayed = Relayed(resp.status, end_to_end_headers(resp.headers), read_timeout_s=limit_s)
             length = resp.content_length
             if resp.status < 300 and (length is None or length > SMALL_RELAYED_BODY):
