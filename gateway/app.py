@@ -189,7 +189,9 @@ class Gateway:
         self.metrics.watch_retry_budget(self.toloka.retry_budget)
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
-        auth = CallerAuth(settings=s.auth, metadata_key=s.server.caller_metadata_key)
+        auth = CallerAuth(
+            settings=s.auth, metadata_key=s.server.caller_metadata_key, account=s.toloka_accounts.default
+        )
         self._server, self._health, self.port = build_server(
             servicer=servicer,
             auth=auth,

@@ -31,6 +31,8 @@ class Call:
     deadline: float | None = None
     # The pools the caller may use, or None for every pool (set once the caller is authorised).
     pools: frozenset[str] | None = None
+    # The Toloka account the call goes to (set once the caller is authorised).
+    account: str = ""
     # An id the caller's infrastructure keeps across retries of this request (a mesh's x-request-id),
     # or "": a create without operation_id derives its id from it, so a mesh retry is a duplicate.
     retry_key: str = ""

@@ -34,6 +34,7 @@ from gateway.settings import RestSettings, SettingsError, parse_duration
 log = logging.getLogger("gateway.calls")
 CALL_KEY = web.RequestKey("call", Call)
 TIMEOUT_HEADER = "X-Request-Timeout"
+ACCOUNT_HEADER = "X-Toloka-Account"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -50,6 +51,10 @@ class HttpAuth(Protocol):
 
     def allowed_pools(self, caller: str) -> frozenset[str] | None:
         """The pools the caller may use, or None for every pool."""
+        ...
+
+    def account_for(self, caller: str, requested: str) -> str:
+        """The Toloka account the request goes to (`X-Toloka-Account`, or the caller's default)."""
         ...
 
 
@@ -141,6 +146,7 @@ class RestFront:
         )
         self._auth.authorize_http(call.caller, request.method, request.path)
         call.pools = self._auth.allowed_pools(call.caller)
+        call.account = self._auth.account_for(call.caller, request.headers.get(ACCOUNT_HEADER, ""))
         _check_path(request)
         call.deadline = request_deadline(call, request.headers.get(TIMEOUT_HEADER))
 

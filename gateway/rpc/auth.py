@@ -16,8 +16,10 @@ import grpc
 
 from gateway import errors
 from gateway.settings import ALL, AuthSettings, SettingsError
+from gateway.settings.accounts import DEFAULT_ACCOUNT
 
 ANONYMOUS = "anonymous"
+ACCOUNT_METADATA = "x-toloka-account"  # the REST front reads the header of the same name
 
 
 def load_tokens(path: str) -> dict[str, bytes]:
@@ -44,10 +46,35 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
 class CallerAuth:
     """Identifies the caller of each RPC and checks its permissions."""
 
-    def __init__(self, *, settings: AuthSettings, metadata_key: str) -> None:
+    def __init__(self, *, settings: AuthSettings, metadata_key: str, account: str = DEFAULT_ACCOUNT) -> None:
         self._settings = settings
         self._metadata_key = metadata_key.lower()
         self._tokens = load_tokens(settings.tokens_file) if settings.mode == "token" else {}
+        self._account = account  # the Toloka account this gateway serves
+
+    def account(self, context: grpc.aio.ServicerContext[Any, Any], caller: str) -> str:
+        """The Toloka account of a gRPC call (`account_for` with its `x-toloka-account` metadata)."""
+        return self.account_for(caller, _metadata(context, ACCOUNT_METADATA))
+
+    def account_for(self, caller: str, requested: str) -> str:
+        """The Toloka account a call goes to: the one it names (`x-toloka-account` metadata or the
+        `X-Toloka-Account` header), or the caller's default; PermissionDenied, naming the account,
+        for one the caller may not use or this gateway does not serve."""
+        perms = self._settings.permissions_for(caller)
+        allowed = (perms.accounts if perms is not None else None) or (self._account,)
+        if not requested:
+            requested = allowed[0]
+        if requested in allowed and requested == self._account:
+            return requested
+        shown = requested[:64]
+        why = (
+            f"caller {caller!r} may not use Toloka account {shown!r} (its accounts: {', '.join(allowed)})"
+            if requested not in allowed
+            else f"Toloka account {shown!r} is not served by this gateway (it serves {self._account!r})"
+        )
+        raise errors.PermissionDenied(
+            why, reason="ACCOUNT_NOT_ALLOWED", metadata={"caller": caller, "account": shown}
+        )
 
     def identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         """The caller's name, or Unauthenticated when the mode demands proof and there is none."""

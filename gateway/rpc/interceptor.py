@@ -104,6 +104,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 call.caller = self._auth.identify(context)
                 self._auth.authorize(call.caller, method, ())
                 call.pools = self._auth.allowed_pools(call.caller)
+                call.account = self._auth.account(context, call.caller)
                 return behaviour(_messages(requests), call)
 
             async for reply in self._stream(method, context, call, replies):
@@ -156,6 +157,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             raise incoming.refusal or errors.InvalidArgument("the request is empty")
         self._auth.authorize(call.caller, method, pools_of(incoming.message))
         call.pools = self._auth.allowed_pools(call.caller)
+        call.account = self._auth.account(context, call.caller)
         return incoming.message
 
     async def _fail(self, context: Context, call: Call, exc: Exception) -> None:
