@@ -73,7 +73,7 @@ class GatewayService:
 
         return await self._creates.create(plan, pools={t.pool_id for t in req.tasks}, call=call)
 
-    async def _readable_operation_id(self, operation_id: str, call: Call) -> str:
+    async def readable_operation_id(self, operation_id: str, call: Call) -> str:
         """The checked operation id, or PermissionDenied when the caller may not read it.
 
         A caller limited to some pools may read only operations the gateway created in those
@@ -94,14 +94,14 @@ class GatewayService:
 
     async def get_operation(self, req: pb.GetOperationRequest, call: Call) -> pb.GetOperationResponse:
         """The operation's current state."""
-        op = await self._operations.get(await self._readable_operation_id(req.operation_id, call), call=call)
+        op = await self._operations.get(await self.readable_operation_id(req.operation_id, call), call=call)
         resp = pb.GetOperationResponse()
         operation_from_json(op, resp.operation)
         return resp
 
     async def wait_operation(self, req: pb.WaitOperationRequest, call: Call) -> pb.WaitOperationResponse:
         """Wait for the end of an operation, or return its latest state when time runs out."""
-        operation_id = await self._readable_operation_id(req.operation_id, call)
+        operation_id = await self.readable_operation_id(req.operation_id, call)
         if req.HasField("timeout"):
             seconds = req.timeout.ToTimedelta().total_seconds()
             if seconds < 0:
@@ -132,7 +132,7 @@ class GatewayService:
         self, req: pb.WatchOperationRequest, call: Call
     ) -> AsyncIterator[pb.WatchOperationResponse]:
         """Each change of status or progress, until the operation is finished."""
-        operation_id = await self._readable_operation_id(req.operation_id, call)
+        operation_id = await self.readable_operation_id(req.operation_id, call)
         async for op in self._operations.watch(operation_id, call=call):
             resp = pb.WatchOperationResponse()
             operation_from_json(op, resp.operation)

@@ -21,7 +21,6 @@ import orjson
 from aiohttp import web
 from google.protobuf import json_format
 
-from gateway import errors
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.call import Call
 from gateway.dedupe.store import Deduplicator
@@ -35,11 +34,15 @@ _CREATE_FLAGS = ("allow_defaults", "open_pool", "skip_invalid_items")
 _CREATE_QUERY = frozenset({"operation_id", "async_mode", *_CREATE_FLAGS})
 
 
-class TaskCreator(Protocol):
-    """The CreateTasks use case (`gateway.service.GatewayService`)."""
+class UseCases(Protocol):
+    """The gRPC use cases the REST front shares (`gateway.service.GatewayService`)."""
 
     async def create_tasks(self, req: pb.CreateTasksRequest, call: Call) -> pb.CreateTasksResponse:
         """Create tasks once per operation_id."""
+        ...
+
+    async def readable_operation_id(self, operation_id: str, call: Call) -> str:
+        """The checked operation id, or PermissionDenied when the caller may not read it."""
         ...
 
 
@@ -84,7 +87,7 @@ class SharedPaths:
     """The REST requests answered by the gateway's own use cases instead of a plain relay."""
 
     def __init__(
-        self, *, tasks: TaskCreator, operations: OperationTracker, dedupe: Deduplicator, toloka: Relay
+        self, *, tasks: UseCases, operations: OperationTracker, dedupe: Deduplicator, toloka: Relay
     ) -> None:
         self._tasks = tasks
         self._operations = operations
@@ -106,16 +109,7 @@ class SharedPaths:
 
     async def operation(self, operation_id: str, call: Call) -> web.Response:
         """The operation's state from the shared poller (PermissionDenied for pools the caller may not use)."""
-        operation_id = operation_id.lower()
-        if call.pools is not None:
-            pools = await self._operations.pools_of(operation_id)
-            if pools is None or not pools <= call.pools:
-                raise errors.PermissionDenied(
-                    f"caller {call.caller!r} may not read operation {operation_id}: it was not created "
-                    "through this gateway in a pool the caller may use",
-                    reason="OPERATION_NOT_ALLOWED",
-                    metadata={"caller": call.caller},
-                )
+        operation_id = await self._tasks.readable_operation_id(operation_id, call)
         return json_response(await self._operations.get(operation_id, call=call))
 
 
