@@ -51,7 +51,6 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.reused = False
         self.got_bytes = False
-        self._header_name = b""
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -75,12 +74,6 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.response is not None:
             self.response.lost()
-
-    def pause_writing(self) -> None:  # a large request body: the transport buffers it
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
