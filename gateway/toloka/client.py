@@ -95,7 +95,13 @@ class TolokaClient:
         self._retry = retry or RetryPolicy.from_settings(settings)
         self._pool: Http1Pool | None = None
         self._metrics = metrics
-        self._headers = {"Accept": "application/json", "User-Agent": "toloka-gateway"}
+        # Identity: without Accept-Encoding a server may use any coding, and bodies are parsed,
+        # redacted and relayed as they arrive (the pool decodes no content coding).
+        self._headers = {
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+            "User-Agent": "toloka-gateway",
+        }
         if settings.api_key:
             self._headers["Authorization"] = authorization_header(settings.api_key)
         elif settings.uses_emulator:

@@ -17,8 +17,9 @@ from gateway.toloka.http1 import Response
 
 REDACTED = b"<redacted>"
 # RFC 9110 7.6.1 hop-by-hop headers, and the ones the relay recomputes: the body is re-framed
-# (length, encoding: aiohttp decompresses), and `Retry-After` is never relayed because toloka-kit
-# 1.2.3 crashes on a 429 that carries one (the gateway's own 429 says it in the body instead).
+# (its length; a content coding, had Toloka used one despite `Accept-Encoding: identity`, is relayed
+# with the body as it came), and `Retry-After` is never relayed because toloka-kit 1.2.3 crashes on
+# a 429 that carries one (the gateway's own 429 says it in the body instead).
 NOT_RELAYED = frozenset(
     {
         "connection",
@@ -32,7 +33,6 @@ NOT_RELAYED = frozenset(
         "transfer-encoding",
         "upgrade",
         "content-length",
-        "content-encoding",
         "retry-after",
         "server",
         "date",

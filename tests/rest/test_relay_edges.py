@@ -69,6 +69,13 @@ def test_hop_by_hop_headers_are_dropped_when_relayed() -> None:
             "Transfer-Encoding": "chunked",
             "Retry-After": "30",
             "X-Toloka-Thing": "kept",
+            "Content-Length": "12",
         }
     )
     assert relayed == {"Content-Type": "application/json", "X-Toloka-Thing": "kept"}
+
+
+def test_content_coding_goes_with_the_body_when_relayed() -> None:
+    """The pool decodes no content coding: the body is relayed as it came, so its coding must be too."""
+    relayed = end_to_end_headers({"Content-Encoding": "gzip", "Content-Length": "20", "Content-Type": "a/b"})
+    assert relayed == {"Content-Encoding": "gzip", "Content-Type": "a/b"}
