@@ -7,7 +7,6 @@ that decides how much a gateway process can relay, whatever the emulator costs).
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from bench.load import count_calls
 from gateway import event_loop
 from gateway.toloka.http1 import Http1Pool
 from tests.support.redis_servers import free_port
@@ -30,23 +30,8 @@ JSON = {"Content-Type": "application/json"}
 async def _drive(post: Any, seconds: float) -> tuple[float, float]:
     """Requests/s and this process's CPU microseconds per request."""
     cpu = time.process_time()
-    done, took = await _count(post, seconds)
+    done, took = await count_calls(post, seconds, CONCURRENCY)
     return done / took, (time.process_time() - cpu) / done * 1e6
-
-
-async def _count(post: Any, seconds: float) -> tuple[int, float]:
-    done = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < stop_at:
-            await post()
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return done, time.perf_counter() - started
 
 
 async def _http1_rate(url: str, seconds: float) -> tuple[float, float]:

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.load import count_calls
 from bench.proc_status import cpu_seconds, memory_kib, reset_peak
 from gateway import event_loop
 from tests.support.redis_servers import free_port
@@ -91,19 +92,12 @@ async def _count(url: str, seconds: float) -> tuple[int, float]:
     headers = {"Authorization": f"OAuth {KEY}"}
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(headers=headers, connector=connector) as s:
-        done = 0
-        stop_at = time.perf_counter() + seconds
 
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < stop_at:
-                async with s.get(f"{url}/api/v1/pools/1") as r:
-                    await r.read()
-                done += 1
+        async def get() -> None:
+            async with s.get(f"{url}/api/v1/pools/1") as r:
+                await r.read()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return done, time.perf_counter() - started
+        return await count_calls(get, seconds, CONCURRENCY)
 
 
 async def _latencies(url: str, count: int) -> list[float]:

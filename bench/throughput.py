@@ -6,7 +6,6 @@ concurrent callers over one channel for a fixed time. The emulator is the Toloka
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from bench.load import count_calls
 from gateway import event_loop
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from tests.support.gateway_harness import GatewayProcess
@@ -73,18 +73,8 @@ async def _measure(call: Any, make_request: Any, seconds: float, pids: dict[str,
 
 
 async def _drive(call: Any, make_request: Any, seconds: float) -> float:
-    done = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < stop_at:
-            await call(make_request())
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return done / (time.perf_counter() - started)
+    done, took = await count_calls(lambda: call(make_request()), seconds, CONCURRENCY)
+    return done / took
 
 
 async def echo_rate(seconds: float) -> dict[str, float]:
