@@ -56,6 +56,11 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _RESENDABLE = frozenset({"GET", "PUT", "DELETE"})
 
 
+def _plain(text: str) -> bool:
+    """Printable ASCII only: nothing that could end a line of the request's head."""
+    return text.isascii() and text.isprintable()
+
+
 def _check_request(
     method: str, target: str, content_type: str | None, headers: Mapping[str, str] | None = None
 ) -> None:
@@ -63,14 +68,13 @@ def _check_request(
     content type or extra header with a control character (or, in the target, a space)."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one this client sends")
-    if not (target.isascii() and target.isprintable()) or " " in target:
+    if not _plain(target) or " " in target:
         raise ValueError("request target holds a space or a control character")
-    if content_type is not None and not (content_type.isascii() and content_type.isprintable()):
+    if content_type is not None and not _plain(content_type):
         raise ValueError("content type holds a control character")
     if headers:  # only when tracing is on: nothing more to check per request when it is off
         for name, value in headers.items():
-            text = name + value
-            if not (text.isascii() and text.isprintable()) or ":" in name or " " in name:
+            if not _plain(name + value) or ":" in name or " " in name:
                 raise ValueError("an extra header holds a control character, or its name a colon or space")
 
 
