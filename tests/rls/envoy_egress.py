@@ -1,8 +1,9 @@
 """A real Envoy as the mesh's egress proxy to Toloka, its HTTP rate-limit filter calling the gateway.
 
 The config is the one docs/operating.md shows ("Mesh-side enforcement"), on free ports: every
-request to Toloka is described by its request kind (from method and path) and its caller (the
-`x-caller-id` header, when present); the filter asks the gateway's ShouldRateLimit, denies when the
+request to Toloka is described by its request kind (from method and path), its caller (the
+`x-caller-id` header, when present) and its Toloka account (the `x-toloka-account` header, when
+present); the filter asks the gateway's ShouldRateLimit, denies when the
 service cannot be asked (`failure_mode_deny`), and answers 429 when it says OVER_LIMIT.
 """
 
@@ -28,6 +29,8 @@ KIND_ROUTES = (  # (method, path prefix, request kind); the last one matches eve
 )
 # The caller says how many tasks a request carries; the rate-limit service spends them in tasks.
 TASKS_HEADER = "x-toloka-tasks"
+# The Toloka account whose limits a request spends (descriptor entry `account`); absent: the default.
+ACCOUNT_HEADER = "x-toloka-account"
 
 
 def _cluster(name: str, port: int, *, http2: bool) -> dict[str, Any]:
@@ -63,6 +66,13 @@ def _route(method: str | None, prefix: str, kind: str) -> dict[str, Any]:
             "request_headers": {
                 "header_name": "x-caller-id",
                 "descriptor_key": "caller",
+                "skip_if_absent": True,
+            }
+        },
+        {
+            "request_headers": {
+                "header_name": ACCOUNT_HEADER,
+                "descriptor_key": "account",
                 "skip_if_absent": True,
             }
         },
