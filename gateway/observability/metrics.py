@@ -3,12 +3,17 @@
 Call and Toloka-request metrics are updated where they happen (servicer, Toloka client).
 The limiter, dedupe store and poller keep plain counters; a collector reads them at scrape
 time, so those layers never import Prometheus.
+
+Every series that belongs to one Toloka account carries an `account` label (its last label): the
+Toloka requests, retries and retry budget, and the limiter's, dedupe store's, poller's and pool
+lock's series. One collector reads every account's layers, so each family is exposed once.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
+
+from gateway.settings.accounts import DEFAULT_ACCOUNT
 
 PREFIX = "toloka_gateway"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -40,20 +47,20 @@ class GatewayMetrics:
         self.toloka_requests = Counter(
             f"{PREFIX}_toloka_requests",
             "Toloka HTTP requests by kind and outcome (HTTP status, or 'network')",
-            ["kind", "outcome"],
+            ["kind", "outcome", "account"],
             registry=r,
         )
         self.toloka_seconds = Histogram(
             f"{PREFIX}_toloka_request_duration_seconds",
             "Toloka HTTP request latency",
-            ["kind"],
+            ["kind", "account"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.toloka_retries = Counter(
             f"{PREFIX}_toloka_retries",
             "Toloka requests re-sent after a retryable failure",
-            ["kind"],
+            ["kind", "account"],
             registry=r,
         )
         self.rls_decisions = Counter(
@@ -83,8 +90,9 @@ class GatewayMetrics:
         self._runner: web.AppRunner | None = None
         self._call_children: dict[tuple[str, str], Any] = {}
         self._latency_children: dict[str, Any] = {}
-        self._toloka_children: dict[tuple[str, str], Any] = {}
-        self._toloka_latency_children: dict[str, Any] = {}
+        self._toloka_children: dict[tuple[str, str, str], Any] = {}
+        self._toloka_latency_children: dict[tuple[str, str], Any] = {}
+        self._accounts: _AccountsCollector | None = None
 
     def observe_call(self, method: str, code: str, seconds: float) -> None:
         """Count one finished gRPC call and its latency (label children cached: this is per call)."""
@@ -98,17 +106,22 @@ class GatewayMetrics:
         counter.inc()
         histogram.observe(seconds)
 
-    def observe_toloka(self, kind: str, outcome: str, seconds: float) -> None:
-        """Count one Toloka HTTP attempt and its latency."""
-        key = (kind, outcome)
+    def observe_toloka(self, kind: str, outcome: str, seconds: float, account: str = DEFAULT_ACCOUNT) -> None:
+        """Count one Toloka HTTP attempt of `account` and its latency (label children cached)."""
+        key = (kind, outcome, account)
         counter = self._toloka_children.get(key)
         if counter is None:
-            counter = self._toloka_children[key] = self.toloka_requests.labels(kind, outcome)
-        histogram = self._toloka_latency_children.get(kind)
+            counter = self._toloka_children[key] = self.toloka_requests.labels(kind, outcome, account)
+        latency_key = (kind, account)
+        histogram = self._toloka_latency_children.get(latency_key)
         if histogram is None:
-            histogram = self._toloka_latency_children[kind] = self.toloka_seconds.labels(kind)
+            histogram = self._toloka_latency_children[latency_key] = self.toloka_seconds.labels(kind, account)
         counter.inc()
         histogram.observe(seconds)
+
+    def observe_toloka_retry(self, kind: str, account: str = DEFAULT_ACCOUNT) -> None:
+        """Count one Toloka request of `account` re-sent after a retryable failure."""
+        self.toloka_retries.labels(kind, account).inc()
 
     def observe_rls(self, domain: str, kind: str, code: str, *, near_limit: bool) -> None:
         """Count one rate-limit service descriptor's answer."""
@@ -116,19 +129,46 @@ class GatewayMetrics:
         if near_limit:
             self.rls_near_limit.labels(domain, kind).inc()
 
+    def watch_account(
+        self,
+        account: str,
+        *,
+        limiter: Any,
+        dedupe: Any,
+        operations: Any,
+        pool_lock: Any = None,
+        retry_budget: Any = None,
+    ) -> None:
+        """Export the counters one account's limiter, dedupe store and poller keep, its degraded
+        flags and its Toloka client's retry budget, labelled `account`; once per account."""
+        accounts = self._account_collector().accounts
+        if account in accounts:
+            raise ValueError(f"metrics: account {account!r} is watched already")
+        accounts[account] = _Watched(limiter, dedupe, operations, pool_lock, retry_budget)
+
     def watch(self, *, limiter: Any, dedupe: Any, operations: Any, pool_lock: Any = None) -> None:
-        """Export the counters the limiter, dedupe store and poller keep, and every degraded flag."""
-        self.registry.register(
-            _ComponentCollector(limiter=limiter, dedupe=dedupe, operations=operations, pool_lock=pool_lock)
-        )
+        """`watch_account` for the account `default` (kept until the gateway watches every account)."""
+        watched = self._watched(DEFAULT_ACCOUNT)
+        watched.limiter, watched.dedupe, watched.operations = limiter, dedupe, operations
+        watched.pool_lock = pool_lock
 
     def watch_retry_budget(self, budget: Any) -> None:
-        """Export the Toloka client's retry budget (tokens left; retries stop at half or fewer)."""
-        self.registry.register(_RetryBudgetCollector(budget))
+        """The account `default`'s retry budget (kept until the gateway watches every account)."""
+        self._watched(DEFAULT_ACCOUNT).retry_budget = budget
 
     def watch_request_budget(self, budget: Any) -> None:
         """Export the request memory budget: bytes reserved by requests in flight, capacity, refusals."""
         self.registry.register(_RequestBudgetCollector(budget))
+
+    def _account_collector(self) -> _AccountsCollector:
+        """The one collector of every account's layers, registered on first use."""
+        if self._accounts is None:
+            self._accounts = _AccountsCollector()
+            self.registry.register(self._accounts)
+        return self._accounts
+
+    def _watched(self, account: str) -> _Watched:
+        return self._account_collector().accounts.setdefault(account, _Watched())
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
@@ -158,114 +198,149 @@ class GatewayMetrics:
             self._runner = None
 
 
-class _ComponentCollector(Collector):
-    """Reads the layers' own counters at scrape time."""
+@dataclass
+class _Watched:
+    """One account's layers, read at scrape time (any of them may be missing)."""
 
-    def __init__(self, *, limiter: Any, dedupe: Any, operations: Any, pool_lock: Any) -> None:
-        self._limiter = limiter
-        self._dedupe = dedupe
-        self._operations = operations
-        self._pool_lock = pool_lock
+    limiter: Any = None
+    dedupe: Any = None
+    operations: Any = None
+    pool_lock: Any = None
+    retry_budget: Any = None
+
+
+class _AccountsCollector(Collector):
+    """Reads every account's layers' own counters at scrape time: each family once, with the samples
+    of every account (labelled `account`, the last label)."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, _Watched] = {}
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._limiter_metrics()
-        yield from self._dedupe_metrics()
-        yield from self._operation_metrics()
+        accounts = list(self.accounts.items())
+        yield from _limiter_metrics(accounts)
+        yield from _dedupe_metrics(accounts)
+        yield from _operation_metrics(accounts)
         degraded = GaugeMetricFamily(
             f"{PREFIX}_degraded", "1 while a shared Redis backend is unreachable and a local fallback decides",
-            labels=["component"],
+            labels=["component", "account"],
         )  # fmt: skip
-        for name, part in (
-            ("ratelimit", self._limiter),
-            ("dedupe", self._dedupe),
-            ("operations", self._operations),
-            ("pool_lock", self._pool_lock),
-        ):
-            with contextlib.suppress(Exception):
-                degraded.add_metric([name], 1.0 if getattr(part, "degraded", False) else 0.0)
+        budget = GaugeMetricFamily(
+            f"{PREFIX}_toloka_retry_budget_tokens",
+            "Retry tokens left; the gateway stops retrying Toloka while half or fewer are left",
+            labels=["account"],
+        )
+        for account, parts in accounts:
+            for name, part in (
+                ("ratelimit", parts.limiter),
+                ("dedupe", parts.dedupe),
+                ("operations", parts.operations),
+                ("pool_lock", parts.pool_lock),
+            ):
+                with contextlib.suppress(Exception):
+                    degraded.add_metric([name, account], 1.0 if getattr(part, "degraded", False) else 0.0)
+            if parts.retry_budget is not None:
+                budget.add_metric([account], float(parts.retry_budget.tokens))
         yield degraded
+        yield budget
 
-    def _limiter_metrics(self) -> Iterator[Metric]:
-        stats = getattr(self._limiter, "stats", None)
-        if stats is None:
-            return
-        for field, help_text in (
-            ("admitted", "Toloka requests admitted by the rate limiter, by limit"),
-            ("waited", "Admissions that had to wait for capacity, by limit"),
-            ("refused", "Calls refused with RESOURCE_EXHAUSTED, by limit"),
-        ):
-            family = CounterMetricFamily(f"{PREFIX}_ratelimit_{field}", help_text, labels=["limit"])
-            for label, value in dict(getattr(stats, field, {})).items():
-                family.add_metric([label], float(value))
-            yield family
-        shadow = CounterMetricFamily(
-            f"{PREFIX}_ratelimit_shadow_refusals",
-            "Requests a shadow limit would have refused (they were admitted: shadow limits never refuse)",
-            labels=["limit", "kind"],
-        )
-        for (label, kind), value in dict(getattr(stats, "shadow_refused", {})).items():
-            shadow.add_metric([label, kind], float(value))
-        yield shadow
-        yield from self._limit_gauges(stats)
-        yield CounterMetricFamily(
-            f"{PREFIX}_ratelimit_degraded_decisions", "Admissions decided by the local fallback",
-            value=float(getattr(stats, "degraded_decisions", 0)),
-        )  # fmt: skip
 
-    def _limit_gauges(self, stats: Any) -> Iterator[Metric]:
-        """Capacity (from settings) and what is left of each global limit, in the limit's unit."""
-        capacity = GaugeMetricFamily(
-            f"{PREFIX}_ratelimit_capacity",
-            "Configured capacity of each global limit per sliding window, in its unit (requests or tasks)",
-            labels=["limit"],
-        )
-        settings = getattr(self._limiter, "settings", None)
+def _limiter_metrics(accounts: list[tuple[str, _Watched]]) -> Iterator[Metric]:
+    stats = [(account, getattr(parts.limiter, "stats", None)) for account, parts in accounts]
+    stats = [(account, s) for account, s in stats if s is not None]
+    for field, help_text in (
+        ("admitted", "Toloka requests admitted by the rate limiter, by limit"),
+        ("waited", "Admissions that had to wait for capacity, by limit"),
+        ("refused", "Calls refused with RESOURCE_EXHAUSTED, by limit"),
+    ):
+        family = CounterMetricFamily(f"{PREFIX}_ratelimit_{field}", help_text, labels=["limit", "account"])
+        for account, s in stats:
+            for label, value in dict(getattr(s, field, {})).items():
+                family.add_metric([label, account], float(value))
+        yield family
+    shadow = CounterMetricFamily(
+        f"{PREFIX}_ratelimit_shadow_refusals",
+        "Requests a shadow limit would have refused (they were admitted: shadow limits never refuse)",
+        labels=["limit", "kind", "account"],
+    )
+    for account, s in stats:
+        for (label, kind), value in dict(getattr(s, "shadow_refused", {})).items():
+            shadow.add_metric([label, kind, account], float(value))
+    yield shadow
+    yield from _limit_gauges(accounts)
+    degraded = CounterMetricFamily(
+        f"{PREFIX}_ratelimit_degraded_decisions", "Admissions decided by the local fallback",
+        labels=["account"],
+    )  # fmt: skip
+    for account, s in stats:
+        degraded.add_metric([account], float(getattr(s, "degraded_decisions", 0)))
+    yield degraded
+
+
+def _limit_gauges(accounts: list[tuple[str, _Watched]]) -> Iterator[Metric]:
+    """Capacity (from settings) and what is left of each global limit, in the limit's unit."""
+    capacity = GaugeMetricFamily(
+        f"{PREFIX}_ratelimit_capacity",
+        "Configured capacity of each global limit per sliding window, in its unit (requests or tasks)",
+        labels=["limit", "account"],
+    )
+    remaining = GaugeMetricFamily(
+        f"{PREFIX}_ratelimit_remaining",
+        "Units left of each global limit as of this replica's latest decision on it (0 after a "
+        "refusal); global limits only: a caller's own quota would need the caller as a label",
+        labels=["limit", "account"],
+    )
+    for account, parts in accounts:
+        settings = getattr(parts.limiter, "settings", None)
         for spec in getattr(settings, "limits", ()):
-            capacity.add_metric([f"global/{spec.name}"], float(spec.capacity))
-        yield capacity
-        remaining = GaugeMetricFamily(
-            f"{PREFIX}_ratelimit_remaining",
-            "Units left of each global limit as of this replica's latest decision on it (0 after a "
-            "refusal); global limits only: a caller's own quota would need the caller as a label",
-            labels=["limit"],
-        )
+            capacity.add_metric([f"global/{spec.name}", account], float(spec.capacity))
+        stats = getattr(parts.limiter, "stats", None)
         for label, value in dict(getattr(stats, "remaining", {})).items():
-            remaining.add_metric([label], float(value))
-        yield remaining
+            remaining.add_metric([label, account], float(value))
+    yield capacity
+    yield remaining
 
-    def _dedupe_metrics(self) -> Iterator[Metric]:
-        counters = getattr(self._dedupe, "counters", None)
+
+def _dedupe_metrics(accounts: list[tuple[str, _Watched]]) -> Iterator[Metric]:
+    family = CounterMetricFamily(
+        f"{PREFIX}_dedupe_events", "Operation-id dedupe events (claims, replays, waits, mismatches, ...)",
+        labels=["event", "account"],
+    )  # fmt: skip
+    errors = CounterMetricFamily(
+        f"{PREFIX}_dedupe_redis_errors", "Failed dedupe calls to Redis", labels=["account"]
+    )
+    for account, parts in accounts:
+        counters = getattr(parts.dedupe, "counters", None)
         if counters is None:
-            return
-        family = CounterMetricFamily(
-            f"{PREFIX}_dedupe_events", "Operation-id dedupe events (claims, replays, waits, mismatches, ...)",
-            labels=["event"],
-        )  # fmt: skip
+            continue
         for name, value in vars(counters).items():
             if name != "backend_errors":
-                family.add_metric([name], float(value))
-        yield family
-        errors = CounterMetricFamily(f"{PREFIX}_dedupe_redis_errors", "Failed dedupe calls to Redis")
-        errors.add_metric([], float(getattr(counters, "backend_errors", 0)))
-        yield errors
+                family.add_metric([name, account], float(value))
+        errors.add_metric([account], float(getattr(counters, "backend_errors", 0)))
+    yield family
+    yield errors
 
-    def _operation_metrics(self) -> Iterator[Metric]:
-        ops = self._operations
+
+def _operation_metrics(accounts: list[tuple[str, _Watched]]) -> Iterator[Metric]:
+    polls = CounterMetricFamily(
+        f"{PREFIX}_operation_polls", "Toloka operation polls made by this replica", labels=["account"]
+    )
+    active = GaugeMetricFamily(
+        f"{PREFIX}_operation_pollers", "Poll loops running in this replica", labels=["account"]
+    )
+    waiters = GaugeMetricFamily(
+        f"{PREFIX}_operation_waiters", "Calls waiting on operations in this replica", labels=["account"]
+    )
+    for account, parts in accounts:
+        ops = parts.operations
         if ops is None:
-            return
-        polls = CounterMetricFamily(
-            f"{PREFIX}_operation_polls", "Toloka operation polls made by this replica"
-        )
-        polls.add_metric([], float(getattr(ops, "polls", 0)))
-        yield polls
-        active = GaugeMetricFamily(f"{PREFIX}_operation_pollers", "Poll loops running in this replica")
-        active.add_metric([], float(getattr(ops, "active_pollers", 0)))
-        yield active
-        waiters = GaugeMetricFamily(
-            f"{PREFIX}_operation_waiters", "Calls waiting on operations in this replica"
-        )
-        waiters.add_metric([], float(getattr(ops, "waiters", 0)))
-        yield waiters
+            continue
+        polls.add_metric([account], float(getattr(ops, "polls", 0)))
+        active.add_metric([account], float(getattr(ops, "active_pollers", 0)))
+        waiters.add_metric([account], float(getattr(ops, "waiters", 0)))
+    yield polls
+    yield active
+    yield waiters
 
 
 class _RequestBudgetCollector(Collector):
@@ -289,17 +364,3 @@ class _RequestBudgetCollector(Collector):
             f"{PREFIX}_request_memory_refused", "Requests refused because the memory budget had no room",
             value=float(b.refused),
         )  # fmt: skip
-
-
-class _RetryBudgetCollector(Collector):
-    """Reads the Toloka client's retry budget at scrape time."""
-
-    def __init__(self, budget: Any) -> None:
-        self._budget = budget
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            f"{PREFIX}_toloka_retry_budget_tokens",
-            "Retry tokens left; the gateway stops retrying Toloka while half or fewer are left",
-            value=float(self._budget.tokens),
-        )

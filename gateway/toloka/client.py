@@ -51,6 +51,7 @@ from gateway.request_kinds import (
     KIND_UPDATE_POOL_OVERLAP,
 )
 from gateway.settings import TolokaSettings
+from gateway.settings.accounts import DEFAULT_ACCOUNT
 from gateway.toloka import error_map
 from gateway.toloka.http1 import ConnectFailed, Http1Pool, Response
 from gateway.toloka.relay import Relayed, end_to_end_headers, redact
@@ -88,6 +89,7 @@ class TolokaClient:
         limiter: RateLimiter,
         retry: RetryPolicy | None = None,
         metrics: GatewayMetrics | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         self._settings = settings
         self._base = base_url.rstrip("/") + "/api/v1"
@@ -95,6 +97,7 @@ class TolokaClient:
         self._retry = retry or RetryPolicy.from_settings(settings)
         self._pool: Http1Pool | None = None
         self._metrics = metrics
+        self._account = account  # the `account` label of every metric this client updates
         # Identity: without Accept-Encoding a server may use any coding, and bodies are parsed,
         # redacted and relayed as they arrive (the pool decodes no content coding).
         self._headers = {
@@ -255,7 +258,7 @@ class TolokaClient:
                     return settled
             delay = self._retry.delay(outcome.error, attempt, call.remaining())
             if self._metrics is not None:
-                self._metrics.toloka_retries.labels(request.kind).inc()
+                self._metrics.observe_toloka_retry(request.kind, self._account)
             await self._retry.pause(delay)
 
     async def _acquire_traced(self, request: TolokaRequest, call: Call) -> None:
@@ -373,7 +376,7 @@ class TolokaClient:
 
     def _observe(self, kind: str, outcome: str, sent_at: float) -> None:
         if self._metrics is not None:
-            self._metrics.observe_toloka(kind, outcome, time.perf_counter() - sent_at)
+            self._metrics.observe_toloka(kind, outcome, time.perf_counter() - sent_at, self._account)
         if tracing.enabled:
             tracing.record_attempt(outcome)
 

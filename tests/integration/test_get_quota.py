@@ -151,9 +151,8 @@ async def test_a_shadow_limit_never_refuses_and_its_metric_and_log_count_what_it
     caplog.set_level(logging.INFO, logger="gateway.calls")
     for _ in range(4):
         await gw.stub.CreateTasks(create(), metadata=gw.md("other"))  # no quota of its own
-    assert (
-        sample(gw, "ratelimit_shadow_refusals_total", limit="global/trial_creates", kind="create_tasks") == 2
-    )
+    trial_creates = {"limit": "global/trial_creates", "account": "default"}  # one account: `default`
+    assert sample(gw, "ratelimit_shadow_refusals_total", kind="create_tasks", **trial_creates) == 2
     lines = [r for r in caplog.records if getattr(r, "method", "") == "CreateTasks"]
     assert [getattr(r, "shadow_refusals", None) for r in lines] == [
         None,
@@ -164,7 +163,7 @@ async def test_a_shadow_limit_never_refuses_and_its_metric_and_log_count_what_it
     trial = limits(await gw.stub.GetQuota(pb.GetQuotaRequest(), metadata=gw.md("other")))["trial_creates"]
     assert (trial.shadow, trial.remaining) == (True, 0)
     assert 59 < trial.next_unit_in.ToTimedelta().total_seconds() <= 60.6
-    assert sample(gw, "ratelimit_capacity", limit="global/trial_creates") == 2
-    assert sample(gw, "ratelimit_remaining", limit="global/trial_creates") == 0
-    assert sample(gw, "ratelimit_remaining", limit="global/account") == 1000 - 4
-    assert sample(gw, "ratelimit_refused_total", limit="global/trial_creates") == 0
+    assert sample(gw, "ratelimit_capacity", **trial_creates) == 2
+    assert sample(gw, "ratelimit_remaining", **trial_creates) == 0
+    assert sample(gw, "ratelimit_remaining", limit="global/account", account="default") == 1000 - 4
+    assert sample(gw, "ratelimit_refused_total", **trial_creates) == 0

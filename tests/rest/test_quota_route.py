@@ -106,7 +106,7 @@ async def test_a_shadow_limit_never_refuses_a_rest_request_and_its_metric_and_lo
     statuses = [(await get(limited, "/api/v1/pools/1"))[0] for _ in range(3)]
     assert statuses == [200, 200, 200]  # reader_trial (1 an hour) is shadow
     registry = limited.gateway.gateway.metrics.registry
-    labels = {"limit": "caller/reader_trial", "kind": "get_pool"}
+    labels = {"limit": "caller/reader_trial", "kind": "get_pool", "account": "default"}
     assert registry.get_sample_value("toloka_gateway_ratelimit_shadow_refusals_total", labels) == 2
     lines = [r for r in caplog.records if getattr(r, "method", "") == "GET /api/v1/pools/{id}"]
     assert [getattr(r, "shadow_refusals", None) for r in lines] == [None, ["reader_trial"], ["reader_trial"]]
