@@ -42,9 +42,6 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 # Labels Prometheus adds to every scraped series: job and instance always, the rest with a ServiceMonitor.
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service", "endpoint", "container"})
-# The label the accounts feature (issue 17) is adding. Panels filter on it with account=~"$account",
-# whose All value matches series without it, so it may be missing from today's series.
-PLANNED_LABELS = frozenset({"account"})
 
 
 # --- reading PromQL ------------------------------------------------------------------------------
@@ -196,7 +193,7 @@ class Exported:
     def problems(self, where: str, query: Query) -> list[str]:
         """Why `query` would show nothing or nonsense: unknown metrics, rates of gauges, unknown labels."""
         out = []
-        known: set[str] = set(TARGET_LABELS | PLANNED_LABELS)
+        known: set[str] = set(TARGET_LABELS)
         for s in query.selectors:
             kind = self.types.get(s.metric)
             if kind is None:
@@ -206,7 +203,7 @@ class Exported:
                 out.append(f"{where}: rate-like function over {s.metric}, a {kind}")
             if s.metric not in self.labels:
                 continue  # no samples in the scrape: its labels are unknown, its name was checked
-            seen = self.labels[s.metric] | TARGET_LABELS | PLANNED_LABELS
+            seen = self.labels[s.metric] | TARGET_LABELS
             known |= seen
             out += [f"{where}: {s.metric} has no label {label!r}" for label in sorted(s.labels - seen)]
         if all(s.metric in self.labels for s in query.selectors):
@@ -443,7 +440,7 @@ def test_selectors_filter_by_release_and_account_when_all_matches_a_missing_labe
         variable = variables[name]
         assert variable["includeAll"] and re.fullmatch(variable["allValue"], ""), name
     account = parse_variable(variable_query(variables["account"]))
-    assert account.grouping == {"account"}  # label_values(..., account): empty until the label exists
+    assert account.grouping == {"account"}  # label_values(..., account)
     for panel in all_panels(dashboard["panels"]):
         for target in panel.get("targets", []):
             for s in parse(target["expr"]).selectors:
@@ -461,7 +458,7 @@ def test_per_account_panels_filter_on_account_when_they_read_budgets_refusals_to
 ) -> None:
     per_account = re.compile(
         r"toloka_gateway_(ratelimit_(capacity|remaining|admitted|waited|refused|shadow_refusals)"
-        r"|toloka_request|toloka_retries|dedupe_events|operation_)"
+        r"|toloka_request|toloka_retries|toloka_retry_budget|dedupe_events|operation_)"
     )
     checked = 0
     for panel in all_panels(dashboard["panels"]):
