@@ -10,25 +10,20 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from gateway.bulk_import import ImportService
-from gateway.dedupe import build_deduplicator
+from gateway.account_stack import AccountStack, AccountStacks, build_account_stack
 from gateway.dedupe.store import Deduplicator
 from gateway.observability import tracing
 from gateway.observability.metrics import GatewayMetrics
-from gateway.operations import build_operation_tracker
 from gateway.operations.tracker import OperationTracker
-from gateway.prepared_create import PreparedCreate
-from gateway.quota import QuotaService, configured_kinds
-from gateway.ratelimit.factory import build_rate_limiter
 from gateway.ratelimit.limiter import RateLimiter
-from gateway.rest import RestFront, SharedPaths
-from gateway.rework import ReworkService, build_rework_service
+from gateway.rest import RestFront
+from gateway.rework import ReworkService
 from gateway.rls import RateLimitServicer
 from gateway.rpc.auth import CallerAuth, server_credentials
 from gateway.rpc.server import SERVICE_NAME, build_server
 from gateway.rpc.servicer import TolokaGatewayServicer
-from gateway.service import GatewayService
 from gateway.settings import Settings
+from gateway.settings.accounts import Account
 from gateway.settings.tracing import TracingSettings
 from gateway.shared_state import SharedRedis, connect_redis
 from gateway.startup_summary import local_target, log_startup
@@ -41,22 +36,19 @@ REDIS_HEALTH_SERVICE = "toloka.gateway.v1.TolokaGateway/redis"
 
 
 class Gateway:
-    """One gateway replica: Toloka client, limiter, dedupe, poller, gRPC server."""
+    """One gateway replica: per Toloka account a Toloka client, limiter, dedupe, poller (`AccountStack`);
+    the gRPC server, REST front and metrics they share."""
 
     def __init__(self, settings: Settings, *, tracing_settings: TracingSettings | None = None) -> None:
         self.settings = settings
         self._tracing = tracing_settings or TracingSettings()
         self.tracer_provider: Any = None  # the SDK's, when the OTEL_* variables turned tracing on
         self.port = 0
-        self._emulator: Any = None
+        self._emulators: dict[str, Any] = {}  # in-process emulators, by the account that uses one
         self.shared: SharedRedis | None = None
         self._server: Any = None
         self._health: Any = None
-        self.limiter: RateLimiter | None = None
-        self.dedupe: Deduplicator | None = None
-        self.operations: OperationTracker | None = None
-        self.toloka: TolokaClient | None = None
-        self.rework: ReworkService | None = None
+        self.accounts: AccountStacks | None = None
         self.metrics = GatewayMetrics()
         self.metrics_port = 0
         self.rest: RestFront | None = None
@@ -67,6 +59,34 @@ class Gateway:
     def degraded(self) -> bool:
         """True while the shared state (Redis) is unreachable and every layer runs on its local twin."""
         return self.shared is not None and self.shared.health.down
+
+    def _default_part(self, name: str) -> Any:
+        return None if self.accounts is None else getattr(self.accounts.default, name)
+
+    @property
+    def toloka(self) -> TolokaClient | None:
+        """The default account's Toloka client (None before start)."""
+        return self._default_part("toloka")  # type: ignore[no-any-return]
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The default account's rate limiter."""
+        return self._default_part("limiter")  # type: ignore[no-any-return]
+
+    @property
+    def dedupe(self) -> Deduplicator | None:
+        """The default account's dedupe store."""
+        return self._default_part("dedupe")  # type: ignore[no-any-return]
+
+    @property
+    def operations(self) -> OperationTracker | None:
+        """The default account's operation poller."""
+        return self._default_part("operations")  # type: ignore[no-any-return]
+
+    @property
+    def rework(self) -> ReworkService | None:
+        """The default account's rework use cases."""
+        return self._default_part("rework")  # type: ignore[no-any-return]
 
     def _report_degraded(self, down: bool) -> None:
         """Keep the health service `REDIS_HEALTH_SERVICE` in step with the shared health.
@@ -86,14 +106,38 @@ class Gateway:
         self._health_updates.add(update)
         update.add_done_callback(self._health_updates.discard)
 
-    async def _toloka_url(self) -> str:
-        if not self.settings.toloka.uses_emulator:
-            return self.settings.toloka.url
+    async def _toloka_url(self, account: Account) -> str:
+        """The account's Toloka URL, or the URL of an in-process emulator of its own."""
+        if not account.toloka.uses_emulator:
+            return account.toloka.url
         from gateway.emulator.server import EmulatorServer
 
-        self._emulator = EmulatorServer()
-        await self._emulator.__aenter__()
-        return str(self._emulator.url)
+        emulator = self._emulators[account.name] = EmulatorServer()
+        await emulator.__aenter__()
+        return str(emulator.url)
+
+    async def _build_accounts(self, shared: SharedRedis | None) -> AccountStacks:
+        """One stack per configured account (each with its Toloka client started)."""
+        s = self.settings
+        accounts = s.toloka_accounts
+        stacks: dict[str, AccountStack] = {}
+        for name, account in accounts.accounts.items():
+            stacks[name] = stack = await build_account_stack(
+                account,
+                base_url=await self._toloka_url(account),
+                shared=shared,
+                server=s.server,
+                metrics=self.metrics,
+            )
+            self.metrics.watch_account(
+                name,
+                limiter=stack.limiter,
+                dedupe=stack.dedupe,
+                operations=stack.operations,
+                pool_lock=stack.rework.lock,
+                retry_budget=stack.toloka.retry_budget,
+            )
+        return AccountStacks(stacks, accounts.default)
 
     async def _connect_redis(self, url: str) -> SharedRedis:
         """The shared client, ready before concurrent use (a Cluster's slot map loaded).
@@ -109,21 +153,17 @@ class Gateway:
         shared.health.subscribe(self._report_degraded)
         return shared
 
-    async def _start_rest(self, service: GatewayService, auth: CallerAuth, quota: QuotaService) -> None:
+    async def _start_rest(self, accounts: AccountStacks, auth: CallerAuth) -> None:
         """The REST front, when `[rest] listen` is set: listening before health says SERVING."""
         s = self.settings
-        if not s.rest.listen or self.toloka is None or self.operations is None or self.dedupe is None:
+        if not s.rest.listen:
             return
         self.rest = RestFront(
             settings=s.rest,
             auth=auth,
-            toloka=self.toloka,
+            accounts=accounts.of,
             caller_header=s.server.caller_metadata_key,
-            shared=SharedPaths(
-                tasks=service, operations=self.operations, dedupe=self.dedupe, toloka=self.toloka
-            ),
             metrics=self.metrics,
-            quota=quota,
         )
         self.rest_port = await self.rest.start()
 
@@ -157,54 +197,52 @@ class Gateway:
         """Build every layer and start serving; logs what it runs on."""
         s = self.settings
         self._start_tracing()
-        base_url = await self._toloka_url()
         shared = self.shared = await self._connect_redis(s.redis_url) if s.redis_url else None
-        limiter = self.limiter = build_rate_limiter(s.limits, shared)
-        rls = s.rls.enabled  # Envoy's rate-limit service, answered from `limiter`
-        self.dedupe = build_deduplicator(s.dedupe, shared)
-        self.toloka = TolokaClient(
-            settings=s.toloka, base_url=base_url, limiter=self.limiter, metrics=self.metrics
-        )
-        await self.toloka.start()
-        self.operations = build_operation_tracker(s.poller, shared, self.toloka.get_operation)
-        service = GatewayService(
-            toloka=self.toloka,
-            dedupe=self.dedupe,
-            operations=self.operations,
-            server=s.server,
-            poller=s.poller,
-        )
-        rework = self.rework = build_rework_service(
-            s.rework, toloka=self.toloka, dedupe=self.dedupe, shared=shared
-        )
-        imports = ImportService(
-            creates=PreparedCreate(toloka=self.toloka, dedupe=self.dedupe, operations=self.operations),
-            max_tasks_per_request=s.server.max_tasks_per_request,
-        )
-        quota = QuotaService(limiter=limiter, configured_kinds=configured_kinds(s.limits))
-        servicer = TolokaGatewayServicer(service=service, rework=rework, imports=imports, quota=quota)
-        self.metrics.watch(
-            limiter=self.limiter, dedupe=self.dedupe, operations=self.operations, pool_lock=rework.lock
-        )
-        self.metrics.watch_retry_budget(self.toloka.retry_budget)
+        accounts = self.accounts = await self._build_accounts(shared)
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
         auth = CallerAuth(
-            settings=s.auth, metadata_key=s.server.caller_metadata_key, account=s.toloka_accounts.default
+            settings=s.auth,
+            metadata_key=s.server.caller_metadata_key,
+            accounts=[stack.name for stack in accounts],
+            default_account=accounts.default.name,
         )
+        rls = None
+        if s.rls.enabled:  # Envoy's rate-limit service, answered from each account's limiter
+            limiters = {stack.name: stack.limiter for stack in accounts}
+            rls = RateLimitServicer(
+                limiters=limiters, default_account=accounts.default.name, settings=s.rls, metrics=self.metrics
+            )
         self._server, self._health, self.port = build_server(
-            servicer=servicer,
+            servicer=TolokaGatewayServicer(accounts=accounts.of),
             auth=auth,
             settings=s.server,
             metrics=self.metrics,
             credentials=server_credentials(s.auth),
-            rls=RateLimitServicer(limiter=limiter, settings=s.rls, metrics=self.metrics) if rls else None,
+            rls=rls,
         )
-        await self._start_rest(service, auth, quota)
+        await self._start_rest(accounts, auth)
         await self._server.start()
         await self._report_serving(shared)
-        log_startup(log, s, base_url, self._emulator, port=self.port, metrics_port=self.metrics_port)
+        default = accounts.default
+        emulator = self._emulators.get(default.name)
+        log_startup(log, s, default.base_url, emulator, port=self.port, metrics_port=self.metrics_port)
+        self._log_accounts()
         self._log_rest()
+
+    def _log_accounts(self) -> None:
+        """With several Toloka accounts, one line naming each and where it goes."""
+        if self.accounts is None or len(self.accounts) < 2:
+            return
+        default = self.accounts.default.name
+        named = [
+            f"{stack.name}{' (default)' if stack.name == default else ''} at {stack.base_url}"
+            for stack in self.accounts
+        ]
+        log.info(
+            f"Toloka accounts: {'; '.join(named)} (callers pick one with x-toloka-account / X-Toloka-Account)",
+            extra={"accounts": [stack.name for stack in self.accounts]},
+        )
 
     def _start_tracing(self) -> None:
         """Install the tracer provider the `OTEL_*` variables ask for (before any layer is built)."""
@@ -231,19 +269,15 @@ class Gateway:
             await self._server.stop(self.settings.server.grace_s if grace is None else grace)
         if self.rest is not None:
             await self.rest.close()
-        lock = self.rework.lock if self.rework is not None else None
-        # Dedupe first: creates whose callers left still finish (and remember their operations).
-        for part in (self.dedupe, self.operations, lock, self.limiter, self.toloka):
-            if part is not None:
-                with contextlib.suppress(Exception):
-                    await part.close()
+        for stack in self.accounts or ():
+            await stack.close()
         await self.metrics.close()
         if self.shared is not None:
             await self.shared.close()  # the health's probe and the client, once, after every layer
         for update in list(self._health_updates):
             update.cancel()
-        if self._emulator is not None:
-            await self._emulator.__aexit__(None, None, None)
+        for emulator in self._emulators.values():
+            await emulator.__aexit__(None, None, None)
         await self._stop_tracing()
 
     async def run_until_signalled(self) -> None:
@@ -271,7 +305,7 @@ class Gateway:
             await asyncio.wait_for(signalled.wait(), server.shutdown_delay_s)
         log.info("shutting down: draining in-flight calls", extra={"grace_s": server.grace_s})
         # Waits end with the latest state only now: during the delay they were answered as usual.
-        if self.operations is not None:
-            await self.operations.drain()
+        for stack in self.accounts or ():
+            await stack.operations.drain()
         await self.stop()
         log.info("stopped")

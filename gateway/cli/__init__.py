@@ -43,6 +43,13 @@ def _flags() -> tuple[Flag, ...]:
             None,
         ),
         (
+            "--account",
+            os.environ.get("GATEWAY_ACCOUNT") or "",
+            "Toloka account to use, sent as x-toloka-account metadata (env GATEWAY_ACCOUNT; "
+            "default: your first account on the gateway)",
+            "NAME",
+        ),
+        (
             "--token",
             os.environ.get("GATEWAY_TOKEN") or "",
             "bearer token, sent as `authorization: Bearer <token>` metadata (env GATEWAY_TOKEN); "

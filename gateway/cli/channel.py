@@ -67,8 +67,12 @@ def open_channel(args: argparse.Namespace) -> grpc.Channel:
 
 
 def call_metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    """The caller id, and `authorization: Bearer <token>` when a token is given."""
+    """The caller id, the Toloka account when one is named, and `authorization: Bearer <token>`
+    when a token is given."""
     metadata: tuple[tuple[str, str], ...] = (("x-caller-id", args.caller),)
+    account = args.account.strip()
+    if account:
+        metadata += (("x-toloka-account", account),)
     token = (args.token or "").strip()
     if token:
         if any(c.isspace() for c in token):

@@ -10,9 +10,10 @@ environment:
   GATEWAY_TARGET   gateway address HOST:PORT (default 127.0.0.1:50051), like --target
   GATEWAY_CALLER   caller id sent as x-caller-id metadata (default toloka-gateway-cli), like --caller
   GATEWAY_TOKEN    bearer token (gateways in token auth mode), like --token
-  The connection flags --target, --caller, --token, --timeout and the TLS ones (--tls-ca, --tls-cert,
-  --tls-key, --tls-server-name) may come before or after the command; `toloka-gateway client --help`
-  describes them."""
+  GATEWAY_ACCOUNT  Toloka account (gateways serving several), like --account
+  The connection flags --target, --caller, --account, --token, --timeout and the TLS ones (--tls-ca,
+  --tls-cert, --tls-key, --tls-server-name) may come before or after the command;
+  `toloka-gateway client --help` describes them."""
 
 EXIT_CODES = """\
 exit codes: 0 done; 1 the call failed (gRPC error, or the operation ended FAIL); 2 bad usage or input
@@ -139,15 +140,17 @@ examples:
 
 
 QUOTA = """\
-Show every rate limit that applies to you (the caller --caller or --token names): the global limits
-and your own quota, each with its capacity per sliding window, what is left of it now and, for a
-limit with nothing left, when its window frees the next unit. Nothing is spent. --kind shows only
-the limits that count that request kind (create_tasks, get_operation, get_pool, ...)."""
+Show every rate limit that applies to you (the caller --caller or --token names) in your Toloka
+account (--account, or your first): the account's global limits and your own quota, each with its
+capacity per sliding window, what is left of it now and, for a limit with nothing left, when its
+window frees the next unit. Nothing is spent. --kind shows only the limits that count that request
+kind (create_tasks, get_operation, get_pool, ...)."""
 
 QUOTA_EPILOG = """\
 examples:
   toloka-gateway client quota
   toloka-gateway client quota --kind create_tasks --json
+  toloka-gateway client --account sandbox quota
 
 """
 

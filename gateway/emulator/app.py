@@ -76,6 +76,7 @@ def _record(state: EmulatorState, request: web.Request, scheme: str | None) -> N
             operation_id=query.get("operation_id"),
             auth_scheme=scheme,
             traceparent=request.headers.get("traceparent"),
+            act_under=request.headers.get("X-Act-Under-Account-ID"),
         )
     )
 

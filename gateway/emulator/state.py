@@ -51,6 +51,7 @@ class RecordedRequest:
     operation_id: str | None
     auth_scheme: str | None
     traceparent: str | None = None  # W3C trace context, when the request carried one
+    act_under: str | None = None  # X-Act-Under-Account-ID, when the request carried one
 
     def to_json(self) -> JSON:
         """A JSON view for the control API."""

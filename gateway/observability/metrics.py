@@ -146,16 +146,6 @@ class GatewayMetrics:
             raise ValueError(f"metrics: account {account!r} is watched already")
         accounts[account] = _Watched(limiter, dedupe, operations, pool_lock, retry_budget)
 
-    def watch(self, *, limiter: Any, dedupe: Any, operations: Any, pool_lock: Any = None) -> None:
-        """`watch_account` for the account `default` (kept until the gateway watches every account)."""
-        watched = self._watched(DEFAULT_ACCOUNT)
-        watched.limiter, watched.dedupe, watched.operations = limiter, dedupe, operations
-        watched.pool_lock = pool_lock
-
-    def watch_retry_budget(self, budget: Any) -> None:
-        """The account `default`'s retry budget (kept until the gateway watches every account)."""
-        self._watched(DEFAULT_ACCOUNT).retry_budget = budget
-
     def watch_request_budget(self, budget: Any) -> None:
         """Export the request memory budget: bytes reserved by requests in flight, capacity, refusals."""
         self.registry.register(_RequestBudgetCollector(budget))

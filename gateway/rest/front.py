@@ -1,4 +1,5 @@
-"""`RestFront`: Toloka's REST API (`/api/v1/...`) on its own listener, in front of the one choke point.
+"""`RestFront`: Toloka's REST API (`/api/v1/...`) on its own listener, in front of the one choke point
+of the request's Toloka account (`X-Toloka-Account`, or the caller's default).
 
 Around every request, in order: a `Call` (request id, deadline from `X-Request-Timeout`), the
 caller's identity (its gateway token in `Authorization`, checked as gRPC tokens are, then dropped)
@@ -58,6 +59,25 @@ class HttpAuth(Protocol):
         ...
 
 
+class AccountFront(Protocol):
+    """What the front needs of one Toloka account (`gateway.account_stack.AccountStack`)."""
+
+    @property
+    def toloka(self) -> Relay:
+        """The account's Toloka client: the choke point every relayed request goes through."""
+        ...
+
+    @property
+    def paths(self) -> SharedPaths:
+        """The requests the account's use cases answer instead of a relay."""
+        ...
+
+    @property
+    def quota(self) -> QuotaService:
+        """GetQuota of the account's limits."""
+        ...
+
+
 def request_deadline(call: Call, header: str | None) -> float | None:
     """The deadline an `X-Request-Timeout` (seconds, or a duration such as 500ms) gives, or None."""
     if not header:
@@ -94,17 +114,13 @@ class RestFront:
         *,
         settings: RestSettings,
         auth: HttpAuth,
-        toloka: Relay,
+        accounts: Callable[[Call], AccountFront],
         caller_header: str,
-        shared: SharedPaths | None = None,
         metrics: GatewayMetrics | None = None,
-        quota: QuotaService | None = None,
     ) -> None:
         self._settings = settings
-        self._quota = quota
         self._auth = auth
-        self._toloka = toloka
-        self._shared = shared
+        self._of = accounts
         self._caller_header = caller_header
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
@@ -135,9 +151,11 @@ class RestFront:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        call = request[CALL_KEY]
+        account = self._of(call)
         if request.path == QUOTA_PATH:
-            return await quota_response(request, request[CALL_KEY], self._quota)
-        return await passthrough(request, request[CALL_KEY], self._toloka, self._shared)
+            return await quota_response(request, call, account.quota)
+        return await passthrough(request, call, account.toloka, account.paths)
 
     def _admit(self, request: web.Request, call: Call) -> None:
         """Identify and authorise the caller, then check the path and the deadline."""

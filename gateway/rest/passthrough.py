@@ -120,17 +120,16 @@ async def _shared_answer(
 
 
 async def passthrough(
-    request: web.Request, call: Call, toloka: Relay, shared: SharedPaths | None = None
+    request: web.Request, call: Call, toloka: Relay, shared: SharedPaths
 ) -> web.StreamResponse:
     """Answer one `/api/v1` request: from a shared use case, or relayed to Toloka through the choke point."""
     raw_path = request.rel_url.raw_path
     tail = raw_path[len(API_ROOT) :]
     raw = await request.read() if request.body_exists else b""
     body = parse_body(raw)
-    if shared is not None:
-        answer = await _shared_answer(request, call, shared, tail, body)
-        if answer is not None:
-            return answer
+    answer = await _shared_answer(request, call, shared, tail, body)
+    if answer is not None:
+        return answer
     route = classify(request.method, tail, body)
     check_pools(call, tail, dict(request.query), body)
     if request.method == "PUT" and route.kind == KIND_UPDATE_POOL:

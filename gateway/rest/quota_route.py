@@ -32,9 +32,7 @@ def check_quota_request(request: web.Request) -> None:
         raise errors.InvalidArgument("kind may be given once")
 
 
-async def quota_response(request: web.Request, call: Call, quota: QuotaService | None) -> web.Response:
-    """The limits that apply to `call.caller` now, narrowed to `?kind=` when given."""
-    if quota is None:
-        raise errors.NotFound(f"{QUOTA_PATH} is not served here", reason="NOT_AN_API_PATH")
+async def quota_response(request: web.Request, call: Call, quota: QuotaService) -> web.Response:
+    """The limits that apply to `call.caller` in its account now, narrowed to `?kind=` when given."""
     snapshot = await quota.read(request.query.get(KIND_PARAM, ""), call)
     return json_response(as_json(snapshot))

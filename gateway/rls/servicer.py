@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any
 
 import grpc
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
@@ -44,7 +44,6 @@ RLS_SERVICE_NAME: str = rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"].
 NEAR_LIMIT = 0.8  # used / capacity from which an admission counts as near the limit
 OTHER = "other"  # the metrics label of a kind no limit names, or of a domain not ours
 UNKNOWN_ACCOUNT = "unknown_account"  # the metrics kind label of a descriptor naming no served account
-LEGACY_ACCOUNT = "default"  # the account the older `limiter=` argument stands for
 _WARNED_NAMES_MAX = 64  # unknown account names warned about, each once; past that, only counted
 
 
@@ -70,7 +69,6 @@ def _known_kinds(limiter: AdmissionLimiter) -> frozenset[str]:
 class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[misc]
     """Answers ShouldRateLimit for `settings.domain`, each descriptor from its account's limiter."""
 
-    @overload
     def __init__(
         self,
         *,
@@ -78,30 +76,9 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[
         default_account: str,
         settings: RlsSettings,
         metrics: GatewayMetrics | None = None,
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self, *, limiter: AdmissionLimiter, settings: RlsSettings, metrics: GatewayMetrics | None = None
-    ) -> None: ...
-
-    def __init__(
-        self,
-        *,
-        limiters: Mapping[str, AdmissionLimiter] | None = None,
-        default_account: str | None = None,
-        settings: RlsSettings,
-        metrics: GatewayMetrics | None = None,
-        limiter: AdmissionLimiter | None = None,
     ) -> None:
         """`limiters`: one per served account, by name; `default_account` decides descriptors
-        without an `account` entry. `limiter=` (older form, to be removed) is `{"default": limiter}`."""
-        if limiter is not None:
-            if limiters is not None or default_account is not None:
-                raise TypeError("give limiters= and default_account=, or limiter= alone")
-            limiters, default_account = {LEGACY_ACCOUNT: limiter}, LEGACY_ACCOUNT
-        if limiters is None or default_account is None:
-            raise TypeError("RateLimitServicer needs limiters= and default_account=")
+        without an `account` entry."""
         if default_account not in limiters:
             raise ValueError(f"the default account {default_account!r} is not among the limiters")
         self._accounts = {name: _Account(name, lim, _known_kinds(lim)) for name, lim in limiters.items()}

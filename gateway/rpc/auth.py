@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,19 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
 class CallerAuth:
     """Identifies the caller of each RPC and checks its permissions."""
 
-    def __init__(self, *, settings: AuthSettings, metadata_key: str, account: str = DEFAULT_ACCOUNT) -> None:
+    def __init__(
+        self,
+        *,
+        settings: AuthSettings,
+        metadata_key: str,
+        accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
+        default_account: str = "",
+    ) -> None:
         self._settings = settings
         self._metadata_key = metadata_key.lower()
         self._tokens = load_tokens(settings.tokens_file) if settings.mode == "token" else {}
-        self._account = account  # the Toloka account this gateway serves
+        self._accounts = tuple(accounts)  # the Toloka accounts this gateway serves
+        self._default_account = default_account or self._accounts[0]
 
     def account(self, context: grpc.aio.ServicerContext[Any, Any], caller: str) -> str:
         """The Toloka account of a gRPC call (`account_for` with its `x-toloka-account` metadata)."""
@@ -58,19 +66,21 @@ class CallerAuth:
 
     def account_for(self, caller: str, requested: str) -> str:
         """The Toloka account a call goes to: the one it names (`x-toloka-account` metadata or the
-        `X-Toloka-Account` header), or the caller's default; PermissionDenied, naming the account,
-        for one the caller may not use or this gateway does not serve."""
+        `X-Toloka-Account` header), or the caller's default (its first account, else the gateway's
+        default); PermissionDenied, naming the account, for one the caller may not use or this
+        gateway does not serve."""
         perms = self._settings.permissions_for(caller)
-        allowed = (perms.accounts if perms is not None else None) or (self._account,)
+        allowed = (perms.accounts if perms is not None else None) or (self._default_account,)
         if not requested:
             requested = allowed[0]
-        if requested in allowed and requested == self._account:
+        if requested in allowed and requested in self._accounts:
             return requested
         shown = requested[:64]
         why = (
             f"caller {caller!r} may not use Toloka account {shown!r} (its accounts: {', '.join(allowed)})"
             if requested not in allowed
-            else f"Toloka account {shown!r} is not served by this gateway (it serves {self._account!r})"
+            else f"Toloka account {shown!r} is not served by this gateway "
+            f"(it serves {', '.join(map(repr, self._accounts))})"
         )
         raise errors.PermissionDenied(
             why, reason="ACCOUNT_NOT_ALLOWED", metadata={"caller": caller, "account": shown}

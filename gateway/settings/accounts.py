@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.settings.config_only import DedupeSettings, PollerSettings, ReworkSettings
 from gateway.settings.parsing import SettingsError, apply_table, section
 from gateway.settings.rate_limits import RateLimitSettings, rate_limits_from
 from gateway.settings.toloka import EMULATOR, TolokaSettings
@@ -43,11 +44,18 @@ _TOLOKA_OPTIONS = frozenset(f.name for f in fields(TolokaSettings)) - {"api_key"
 
 @dataclass(frozen=True)
 class Account:
-    """One Toloka account: where it is, its key (in `toloka.api_key`), its limits and its key space."""
+    """One Toloka account: where it is, its key (in `toloka.api_key`), its limits and its key space.
+
+    Every group with Redis keys (limits, dedupe, poller, rework) has its key_prefix already scoped
+    (`scoped`): an account's layers never read or write another account's keys.
+    """
 
     name: str
     toloka: TolokaSettings
-    limits: RateLimitSettings  # its key_prefix already scoped (`scoped`)
+    limits: RateLimitSettings
+    dedupe: DedupeSettings = field(default_factory=DedupeSettings)
+    poller: PollerSettings = field(default_factory=PollerSettings)
+    rework: ReworkSettings = field(default_factory=ReworkSettings)
 
     def scoped(self, key_prefix: str) -> str:
         """A Redis key prefix made this account's own (unchanged for the account `default`: the keys
@@ -69,10 +77,49 @@ class AccountSettings:
         """The account called `name`, or None."""
         return self.accounts.get(name)
 
+    @property
+    def default_account(self) -> Account:
+        """The account calls go to when they name none."""
+        return self.accounts[self.default]
 
-def single_account(toloka: TolokaSettings, limits: RateLimitSettings) -> AccountSettings:
-    """Today's one-account configuration as the account `default`."""
-    return AccountSettings({DEFAULT_ACCOUNT: Account(DEFAULT_ACCOUNT, toloka, limits)})
+    def with_key_spaces(
+        self, *, dedupe: DedupeSettings, poller: PollerSettings, rework: ReworkSettings
+    ) -> AccountSettings:
+        """Every account with its own copy of the `[dedupe]`, `[poller]` and `[rework]` groups, each
+        group's keys made the account's own."""
+        return replace(
+            self,
+            accounts={
+                name: replace(
+                    account,
+                    dedupe=replace(dedupe, key_prefix=account.scoped(dedupe.key_prefix)),
+                    poller=replace(poller, key_prefix=account.scoped(poller.key_prefix)),
+                    rework=replace(rework, key_prefix=account.scoped(rework.key_prefix)),
+                )
+                for name, account in self.accounts.items()
+            },
+        )
+
+
+def single_account(
+    toloka: TolokaSettings,
+    limits: RateLimitSettings,
+    *,
+    dedupe: DedupeSettings | None = None,
+    poller: PollerSettings | None = None,
+    rework: ReworkSettings | None = None,
+) -> AccountSettings:
+    """Today's one-account configuration as the account `default` (its groups as they are: the
+    account `default` keeps the keys a one-account gateway has always used)."""
+    account = Account(
+        DEFAULT_ACCOUNT,
+        toloka,
+        limits,
+        dedupe=dedupe or DedupeSettings(),
+        poller=poller or PollerSettings(),
+        rework=rework or ReworkSettings(),
+    )
+    return AccountSettings({DEFAULT_ACCOUNT: account})
 
 
 def _api_key(table: Mapping[str, Any], env: Mapping[str, str], where: str) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
-from gateway.settings.accounts import Account, AccountSettings, accounts_from, single_account
+from gateway.settings.accounts import AccountSettings, accounts_from, single_account
 from gateway.settings.auth import AuthSettings, auth_from
 from gateway.settings.config_only import DedupeSettings, PollerSettings, ReworkSettings
 from gateway.settings.observability import ObservabilitySettings, observability_from
@@ -42,7 +42,9 @@ class Settings:
     @property
     def toloka_accounts(self) -> AccountSettings:
         """Every Toloka account the gateway serves (one, `default`, unless `[accounts]` names more)."""
-        return self.accounts or single_account(self.toloka, self.limits)
+        return self.accounts or single_account(
+            self.toloka, self.limits, dedupe=self.dedupe, poller=self.poller, rework=self.rework
+        )
 
 
 def load(
@@ -64,45 +66,30 @@ def load(
     toloka = toloka_from(section(config, "toloka"), env, toloka_url=toloka_url)
     rate = rate_limits_from(section(config, "rate_limits"), env)
     observability = observability_from(section(config, "observability"), env, metrics_listen=metrics_listen)
-    accounts = accounts_from(config, env, toloka=toloka, limits=rate)
+    accounts = accounts_from(config, env, toloka=toloka, limits=rate).with_key_spaces(
+        dedupe=apply_table(DedupeSettings(), section(config, "dedupe"), "dedupe"),
+        poller=apply_table(PollerSettings(), section(config, "poller"), "poller"),
+        rework=apply_table(ReworkSettings(), section(config, "rework"), "rework"),
+    )
     auth = auth_from(section(config, "auth"), env)
     _check_caller_accounts(auth, accounts)
-    served = _served_account(accounts)
-    toloka, rate = served.toloka, served.limits
+    default = accounts.default_account  # the groups of one account's settings are the default's
     return Settings(
         server=server,
-        toloka=toloka,
+        toloka=default.toloka,
         redis_url=redis_url or env.get("REDIS_URL") or str(config.get("redis_url", "")),
-        limits=rate,
-        dedupe=_scoped(apply_table(DedupeSettings(), section(config, "dedupe"), "dedupe"), served),
-        poller=_scoped(apply_table(PollerSettings(), section(config, "poller"), "poller"), served),
+        limits=default.limits,
+        dedupe=default.dedupe,
+        poller=default.poller,
         observability=observability,
         raw_config=config,
-        rework=_scoped(apply_table(ReworkSettings(), section(config, "rework"), "rework"), served),
+        rework=default.rework,
         auth=auth,
         redis_password=env.get("REDIS_PASSWORD", ""),
         rest=rest_from(section(config, "rest"), env, listen=rest_listen),
-        rls=rls_from(section(config, "rls"), env, rate),
+        rls=rls_from(section(config, "rls"), env, rate, *(a.limits for a in accounts.accounts.values())),
         accounts=accounts,
     )
-
-
-Scoped = TypeVar("Scoped", DedupeSettings, PollerSettings, ReworkSettings)
-
-
-def _scoped(group: Scoped, account: Account) -> Scoped:
-    """A group whose Redis keys are made the account's own."""
-    return replace(group, key_prefix=account.scoped(group.key_prefix))
-
-
-def _served_account(accounts: AccountSettings) -> Account:
-    """The one account this gateway serves: SettingsError when `[accounts]` names several."""
-    if len(accounts.accounts) > 1:
-        raise SettingsError(
-            f"config [accounts] names {len(accounts.accounts)} accounts ({', '.join(accounts.accounts)}); "
-            "a gateway serves one account for now: run one gateway per account"
-        )
-    return accounts.accounts[accounts.default]
 
 
 def _check_caller_accounts(auth: AuthSettings, accounts: AccountSettings) -> None:

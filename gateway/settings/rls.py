@@ -39,15 +39,19 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}: {raw!r} is not a boolean")
 
 
-def rls_from(table: Mapping[str, Any], env: Mapping[str, str], limits: RateLimitSettings) -> RlsSettings:
+def rls_from(
+    table: Mapping[str, Any], env: Mapping[str, str], limits: RateLimitSettings, *more: RateLimitSettings
+) -> RlsSettings:
     """RlsSettings from `[rls]`, then GATEWAY_RLS_ENABLED and GATEWAY_RLS_DOMAIN; every shadow
-    limit must name a configured limit."""
+    limit must name a limit configured in `limits` or `more` (each account's)."""
     rls = apply_table(RlsSettings(), table, "rls")
     shadow = rls.shadow_limits
     if isinstance(shadow, str) or not all(isinstance(name, str) for name in shadow):
         raise SettingsError("rls.shadow_limits: expected a list of limit names")
-    known = {s.name for s in limits.limits} | {s.name for s in limits.default_caller_quota}
-    known |= {s.name for quota in limits.caller_quotas.values() for s in quota}
+    known: set[str] = set()
+    for group in (limits, *more):
+        known |= {s.name for s in group.limits} | {s.name for s in group.default_caller_quota}
+        known |= {s.name for quota in group.caller_quotas.values() for s in quota}
     unknown = sorted(set(shadow) - known)
     if unknown:
         raise SettingsError(f"rls.shadow_limits: no limit is named {', '.join(map(repr, unknown))}")

@@ -81,3 +81,34 @@ def test_the_table_says_when_toloka_holds_requests_back_and_when_the_gateway_is_
         "Toloka answered 429: requests are held back for 12.5s more",
         "degraded: Redis is unreachable; REMAINING is this replica's local share",
     ]
+
+
+TWO_ACCOUNTS = """
+[accounts.production]
+url = "emulator"
+[accounts.production.rate_limits]
+limits = [{name = "prod_reads", kinds = ["get_pool"], capacity = 5, period = "1h"}]
+[accounts.sandbox]
+url = "emulator"
+[accounts.sandbox.rate_limits]
+limits = [{name = "sandbox_reads", kinds = ["get_pool"], capacity = 9, period = "1h"}]
+[auth.callers.cli]
+accounts = ["production", "sandbox"]
+"""
+
+
+async def test_quota_shows_the_account_the_account_flag_or_variable_names(tmp_path: Path) -> None:
+    gw = await start_gateway(toloka_url="", config_path=write_config(tmp_path, TWO_ACCOUNTS))
+    try:
+        default = await run_cli("quota", "--json", "--caller", "cli", target=target_of(gw))
+        flagged = await run_cli(
+            "--account", "sandbox", "quota", "--json", "--caller", "cli", target=target_of(gw)
+        )
+        env = {"GATEWAY_ACCOUNT": "sandbox"}
+        from_env = await run_cli("quota", "--json", "--caller", "cli", target=target_of(gw), env=env)
+        refused = await run_cli("quota", "--account", "nope", "--caller", "cli", target=target_of(gw))
+    finally:
+        await gw.close()
+    names = [[q["name"] for q in json.loads(r.out)["limits"]] for r in (default, flagged, from_env)]
+    assert names == [["prod_reads"], ["sandbox_reads"], ["sandbox_reads"]]
+    assert refused.code == 1 and "PERMISSION_DENIED" in refused.err and "nope" in refused.err

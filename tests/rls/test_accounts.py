@@ -231,24 +231,8 @@ async def test_each_accounts_redis_keys_live_under_its_own_prefix(
     assert await redis_client.hget("{tgw:acct:sandbox}:rl:g:sandbox_account:60000", "s") == "1"
 
 
-async def test_the_older_limiter_keyword_serves_one_account_named_default(
-    redis_url: str, redis_client: aioredis.Redis
-) -> None:
-    shared = SharedRedis(connect_redis(redis_url))
-    limiter = build_rate_limiter(PRODUCTION, shared)
-    try:
-        async with serving(RateLimitServicer(limiter=limiter, settings=RLS)) as (stub, _):
-            unnamed = await stub.ShouldRateLimit(request({"kind": "get_pool"}))
-            named = await stub.ShouldRateLimit(request({"kind": "get_pool", "account": "default"}))
-            other = await stub.ShouldRateLimit(request({"kind": "get_pool", "account": "production"}))
-        assert [unnamed.statuses[0].limit_remaining, named.statuses[0].limit_remaining] == [4, 3]
-        assert other.overall_code == OVER and not other.statuses[0].HasField("current_limit")
-        assert await redis_client.hget("{tgw}:rl:g:production_account:60000", "s") == "2"
-    finally:
-        await limiter.close()
-        await shared.close()
-    with pytest.raises(TypeError):
-        RateLimitServicer(limiter=limiter, limiters={"default": limiter}, settings=RLS)  # type: ignore[call-overload]
+def test_a_default_account_without_a_limiter_is_refused_when_the_servicer_is_built() -> None:
+    limiter = build_rate_limiter(PRODUCTION, None)
     with pytest.raises(ValueError, match="'main'"):
         RateLimitServicer(limiters={"default": limiter}, default_account="main", settings=RLS)
 

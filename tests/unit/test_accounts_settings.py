@@ -59,13 +59,22 @@ def test_each_account_has_its_own_url_key_limits_and_key_space_when_several_are_
     assert "secret" not in repr(accounts)
 
 
-def test_several_accounts_are_refused_at_start_up_naming_them_when_one_gateway_serves_one(
-    tmp_path: Path,
-) -> None:
-    with pytest.raises(
-        SettingsError, match=r"names 2 accounts \(production, sandbox\).*one gateway per account"
-    ):
-        load(env={"PROD_KEY": "k"}, config_path=_config(tmp_path, TWO_ACCOUNTS))
+def test_every_account_gets_its_own_copy_of_each_keyed_group_when_several_are_served(tmp_path: Path) -> None:
+    text = TWO_ACCOUNTS + '[dedupe]\nlease_s = "9s"\n[poller]\nkey_prefix = "fleet"\n'
+    settings = load(env={"PROD_KEY": "k"}, config_path=_config(tmp_path, text))
+    accounts = settings.toloka_accounts
+    assert list(accounts.accounts) == ["production", "sandbox"]
+    for name, account in accounts.accounts.items():
+        groups = (account.limits, account.dedupe, account.rework)
+        assert {g.key_prefix for g in groups} == {f"tgw:acct:{name}"}
+        assert account.poller.key_prefix == f"fleet:acct:{name}"
+        assert account.dedupe.lease_s == 9.0  # the group's other options are shared
+    # The one-account fields are the default account's (the first declared here).
+    assert settings.toloka == accounts.default_account.toloka
+    assert (settings.limits, settings.dedupe) == (
+        accounts.default_account.limits,
+        accounts.default_account.dedupe,
+    )
 
 
 def test_one_configured_account_is_served_in_its_own_key_space_when_it_is_not_named_default(
