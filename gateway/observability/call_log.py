@@ -18,6 +18,7 @@ class CallFacts(Protocol):
     """What a call's log line names besides its method and status."""
 
     caller: str
+    account: str
     request_id: str
     toloka_request_ids: list[str]
     shadow_refusals: list[str]
@@ -44,6 +45,8 @@ def log_call(
             "request_id": call.request_id,
             "toloka_request_ids": call.toloka_request_ids,
         }
+        if call.account:  # set once the caller is authorised
+            extra["account"] = call.account
         if call.trace_id:
             extra["trace_id"] = call.trace_id
         if call.shadow_refusals:

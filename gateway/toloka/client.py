@@ -263,7 +263,11 @@ class TolokaClient:
 
     async def _acquire_traced(self, request: TolokaRequest, call: Call) -> None:
         """The limiter's admission inside its span (a refusal marks the span an error)."""
-        attributes = {"gateway.request_kind": request.kind, "gateway.cost": request.cost}
+        attributes = {
+            "gateway.request_kind": request.kind,
+            "gateway.cost": request.cost,
+            "gateway.account": self._account,
+        }
         with tracing.span("ratelimit.wait", attributes):
             await self._limiter.acquire(request.kind, tasks=request.cost, call=call)
 
@@ -274,6 +278,7 @@ class TolokaClient:
             "url.path": request.path,
             "http.request.resend_count": attempt - 1,
             "gateway.request_kind": request.kind,
+            "gateway.account": self._account,
         }
         with tracing.span(f"toloka {request.kind}", attributes, client=True):
             return await self._attempt(request, call, tracing.outgoing_headers())

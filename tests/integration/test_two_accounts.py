@@ -5,6 +5,7 @@ id and a limit belong to one account."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,7 +92,10 @@ def metadata(caller: str, account: str | None = None) -> tuple[tuple[str, str], 
     return (("x-caller-id", caller),) + ((("x-toloka-account", account),) if account else ())
 
 
-async def test_each_call_reaches_only_its_account_with_its_key_and_act_under_id(fleet: Fleet) -> None:
+async def test_each_call_reaches_only_its_account_with_its_key_and_act_under_id(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.calls")
     first, second = fleet.replicas
     a = await first.stub.CreateTasks(create(), metadata=metadata("analytics"), timeout=10)
     b = await second.stub.CreateTasks(create(), metadata=metadata("labelling"), timeout=10)
@@ -99,6 +103,8 @@ async def test_each_call_reaches_only_its_account_with_its_key_and_act_under_id(
     # Each emulator accepts only its own account's key: a request sent with another key would be a 401.
     assert fleet.posts(fleet.prod) == [a.operation_id, c.operation_id]
     assert fleet.posts(fleet.sandbox) == [b.operation_id]  # labelling's first account
+    logged = [(r.__dict__["caller"], r.__dict__.get("account")) for r in caplog.records if r.msg == "call"]
+    assert logged == [("analytics", "production"), ("labelling", "sandbox"), ("labelling", "production")]
     assert {r.act_under for r in fleet.prod.state.requests} == {"acting-prod"}
     assert {r.act_under for r in fleet.sandbox.state.requests} == {None}  # never inherited
     # The REST front picks the account the same way.

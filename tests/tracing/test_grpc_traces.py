@@ -65,6 +65,7 @@ async def test_create_continues_the_callers_trace_to_toloka_when_traceparent_sen
     assert attempt.attributes is not None
     assert attempt.attributes["http.response.status_code"] == 202
     assert attempt.attributes["http.request.resend_count"] == 0
+    assert attempt.attributes["gateway.account"] == "default"  # the account whose client sent it
 
     [post] = await seen_by_emulator(emulator, "/api/v1/tasks")
     trace_id, span_id = hex_ids(attempt)
