@@ -39,6 +39,7 @@ class StartupFacts:
     emulator_pools: Sequence[SeededPool] | None  # None: a real Toloka
     redis_url: str
     metrics_port: int = 0
+    account: str = ""  # the default account's name when `[accounts]` names the accounts, else ""
 
 
 def local_target(listen: str, port: int) -> str:
@@ -77,12 +78,16 @@ def state_line(redis_url: str) -> str:
 
 
 def toloka_line(facts: StartupFacts) -> str:
-    """The Toloka the gateway calls; for the emulator, its address and seeded pools."""
+    """The Toloka the gateway calls (the default account's, when `[accounts]` names the accounts); for
+    the emulator, its address and seeded pools."""
+    named = f"account {facts.account} (the default): " if facts.account else ""
     if facts.emulator_pools is None:
-        return f"Toloka: {facts.toloka_url} (TOLOKA_API_KEY set)"
+        key = f"its key from [accounts.{facts.account}]" if facts.account else "TOLOKA_API_KEY set"
+        return f"Toloka: {named}{facts.toloka_url} ({key})"
     pools = "; ".join(describe_pool(p) for p in facts.emulator_pools) or "none"
+    why = "" if facts.account else "no TOLOKA_API_KEY set; "
     return (
-        f"Toloka: the built-in emulator at {facts.toloka_url} (no TOLOKA_API_KEY set; "
+        f"Toloka: {named}the built-in emulator at {facts.toloka_url} ({why}"
         f"control endpoints under {facts.toloka_url}/_emulator/); seeded pools: {pools}"
     )
 
@@ -134,6 +139,7 @@ def log_startup(
 ) -> None:
     """Log the start-up lines; the first carries the machine-readable fields."""
     pools = None if emulator is None else seeded_pools(emulator.state.pools, emulator.state.pool_task_ids)
+    account = settings.toloka_accounts.default if settings.raw_config.get("accounts") else ""
     facts = StartupFacts(
         listen=settings.server.listen,
         port=port,
@@ -141,16 +147,21 @@ def log_startup(
         emulator_pools=pools,
         redis_url=settings.redis_url,
         metrics_port=metrics_port,
+        account=account,
     )
     first, *rest = startup_lines(facts)
     extra: dict[str, object] = {
         "listen": facts.listen,
         "port": port,
-        "toloka": "built-in emulator (no TOLOKA_API_KEY set)" if emulator is not None else toloka_url,
+        "toloka": toloka_url
+        if emulator is None
+        else "built-in emulator" + ("" if account else " (no TOLOKA_API_KEY set)"),
         "state": "redis" if settings.redis_url else "in-process (no REDIS_URL set; one replica only)",
     }
     if emulator is not None:
         extra["emulator_url"] = toloka_url
+    if account:
+        extra["account"] = account
     log.info(first, extra=extra)
     for line in rest:
         log.info(line)

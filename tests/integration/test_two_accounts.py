@@ -8,6 +8,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -44,15 +45,14 @@ accounts = ["sandbox", "production"]
 """
 
 
+@dataclass
 class Fleet:
-    """Two replicas on one Redis, and the two accounts' emulators."""
+    """Two replicas on one Redis, the two accounts' emulators, and the config they run."""
 
-    def __init__(
-        self, replicas: list[InProcessGateway], prod: EmulatorServer, sandbox: EmulatorServer
-    ) -> None:
-        self.replicas = replicas
-        self.prod = prod
-        self.sandbox = sandbox
+    replicas: list[InProcessGateway]
+    prod: EmulatorServer
+    sandbox: EmulatorServer
+    config: str
 
     def posts(self, emulator: EmulatorServer) -> list[str | None]:
         """The operation ids of the task creations that reached `emulator`."""
@@ -76,7 +76,7 @@ async def fleet(redis_url: str, tmp_path: Path) -> AsyncIterator[Fleet]:
             for _ in range(2)
         ]
         try:
-            yield Fleet(replicas, prod, sandbox)
+            yield Fleet(replicas, prod, sandbox, config)
         finally:
             for replica in replicas:
                 await replica.close()
@@ -191,3 +191,20 @@ async def test_an_account_the_caller_may_not_use_is_refused_before_anything_is_s
     assert details["code"] == grpc.StatusCode.PERMISSION_DENIED
     assert details["ErrorInfo"].metadata["account"] == "sandbox"
     assert not fleet.sandbox.state.requests and not fleet.prod.state.requests
+
+
+async def test_start_up_names_each_account_and_where_it_goes(
+    fleet: Fleet, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway")
+    env = {"PROD_KEY": PROD_KEY}
+    third = await start_gateway(toloka_url="", config_path=fleet.config, redis_url=redis_url, env=env)
+    await third.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway"]
+    assert (
+        f"Toloka: account production (the default): {fleet.prod.url} (its key from [accounts.production])"
+        in lines
+    )
+    [named] = [line for line in lines if line.startswith("Toloka accounts:")]
+    assert f"production (default) at {fleet.prod.url}; sandbox at {fleet.sandbox.url}" in named
+    assert PROD_KEY not in "\n".join(lines) and SANDBOX_KEY not in "\n".join(lines)

@@ -77,3 +77,17 @@ async def test_process_logs_a_working_emulator_address_and_the_pools_it_really_h
     assert messages[0].startswith(f"toloka-gateway serving gRPC on {proc.target}")
     assert f"2 {pool['status']} ({len(tasks)} tasks" in toloka
     assert messages[2] == "state: in-process (no REDIS_URL set; one replica only)"
+
+
+def test_lines_name_the_default_account_and_where_its_key_comes_from_when_accounts_are_configured() -> None:
+    real = startup_lines(facts(toloka_url="https://toloka.dev", emulator_pools=None, account="production"))
+    assert (
+        real[1]
+        == "Toloka: account production (the default): https://toloka.dev (its key from [accounts.production])"
+    )
+    emulated = startup_lines(facts(emulator_pools=[], account="sandbox"))
+    assert emulated[1] == (
+        "Toloka: account sandbox (the default): the built-in emulator at http://127.0.0.1:40001 "
+        "(control endpoints under http://127.0.0.1:40001/_emulator/); seeded pools: none"
+    )
+    assert "TOLOKA_API_KEY" not in "\n".join(real + emulated)  # [accounts] does not read it
