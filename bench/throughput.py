@@ -6,6 +6,7 @@ concurrent callers over one channel for a fixed time. The emulator is the Toloka
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -28,6 +29,23 @@ ECHO_METHOD = "/bench.Echo/Echo"
 UNLIMITED = """
 [rate_limits]
 limits = [{name = "bench_unlimited", kinds = ["*"], capacity = 100000000, period = "1s"}]
+"""
+
+# The same unlimited budget in two accounts of one gateway, both on the one emulator: the cost of
+# choosing a call's account (and of one stack per account) against the one-account gateway.
+TWO_ACCOUNTS = """
+[accounts.default]
+url = "{url}"
+api_key_env = "TOLOKA_API_KEY"
+[accounts.default.rate_limits]
+limits = [{name = "bench_unlimited", kinds = ["*"], capacity = 100000000, period = "1s"}]
+[accounts.second]
+url = "{url}"
+api_key_env = "TOLOKA_API_KEY"
+[accounts.second.rate_limits]
+limits = [{name = "bench_unlimited", kinds = ["*"], capacity = 100000000, period = "1s"}]
+[auth.default]
+accounts = ["default", "second"]
 """
 
 ECHO_SERVER = """
@@ -93,8 +111,9 @@ async def echo_rate(seconds: float) -> dict[str, float]:
         proc.wait()
 
 
-async def gateway_rate(seconds: float) -> dict[str, float]:
-    """CreateTasks calls/s through a gateway process in front of an emulator process."""
+async def gateway_rate(seconds: float, *, accounts: int = 1) -> dict[str, float]:
+    """CreateTasks calls/s through a gateway process in front of an emulator process; with two
+    accounts, calls alternate between them (`x-toloka-account`)."""
     emu_port = free_port()
     emulator = subprocess.Popen(
         [sys.executable, "-m", "gateway", "emulator", "--listen", f"127.0.0.1:{emu_port}"],
@@ -103,10 +122,11 @@ async def gateway_rate(seconds: float) -> dict[str, float]:
     )
     workdir = Path(tempfile.mkdtemp(prefix="tgw-bench-"))
     config = workdir / "bench.toml"
-    config.write_text(UNLIMITED)
+    url = f"http://127.0.0.1:{emu_port}"
+    config.write_text(UNLIMITED if accounts == 1 else TWO_ACCOUNTS.replace("{url}", url))
     gw = GatewayProcess(
         env={
-            "TOLOKA_URL": f"http://127.0.0.1:{emu_port}",
+            "TOLOKA_URL": url,
             "TOLOKA_API_KEY": "bench",
             "GATEWAY_CONFIG": str(config),
             "GATEWAY_LOG_LEVEL": "WARNING",
@@ -116,11 +136,16 @@ async def gateway_rate(seconds: float) -> dict[str, float]:
     try:
         await gw.wait_serving()
         async with grpc.aio.insecure_channel(gw.target) as channel:
-            create = channel.unary_unary(
+            stub = channel.unary_unary(
                 "/toloka.gateway.v1.TolokaGateway/CreateTasks",
                 request_serializer=pb.CreateTasksRequest.SerializeToString,
                 response_deserializer=pb.CreateTasksResponse.FromString,
             )
+            names = itertools.cycle(["default", "second"][:accounts])
+
+            def create(request: pb.CreateTasksRequest) -> Any:
+                return stub(request, metadata=(("x-toloka-account", next(names)),))
+
             await _drive(create, _request, 1.0)
             assert gw.process is not None
             pids = {"gateway": gw.process.pid, "emulator": emulator.pid, "client": os.getpid()}
@@ -140,6 +165,7 @@ def run(seconds: float = 5.0) -> dict[str, Any]:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     echo = event_loop.run(echo_rate(seconds))
     gateway = event_loop.run(gateway_rate(seconds))
+    two = event_loop.run(gateway_rate(seconds, accounts=2))
     return {
         "echo_calls_per_s": round(echo["calls_per_s"]),
         "gateway_create_tasks_calls_per_s": round(gateway["calls_per_s"]),
@@ -152,6 +178,14 @@ def run(seconds: float = 5.0) -> dict[str, Any]:
             "gateway": round(gateway["gateway_cpu_ms_per_call"], 3),
             "emulator": round(gateway["emulator_cpu_ms_per_call"], 3),
             "gateway_client": round(gateway["client_cpu_ms_per_call"], 3),
+            "gateway_two_accounts": round(two["gateway_cpu_ms_per_call"], 3),
         },
+        "two_accounts_calls_per_s": round(two["calls_per_s"]),
+        # Calls alternating between two accounts against calls to one; about 1 means choosing the
+        # account costs nothing measurable.
+        "two_accounts_to_one_ratio": round(two["calls_per_s"] / gateway["calls_per_s"], 3),
+        "two_accounts_cpu_per_call_ratio": round(
+            two["gateway_cpu_ms_per_call"] / gateway["gateway_cpu_ms_per_call"], 3
+        ),
         "cores": os.cpu_count(),
     }
