@@ -89,7 +89,9 @@ async def build_account_stack(
             creates=PreparedCreate(toloka=toloka, dedupe=dedupe, operations=operations),
             max_tasks_per_request=server.max_tasks_per_request,
         ),
-        quota=QuotaService(limiter=limiter, configured_kinds=configured_kinds(account.limits)),
+        quota=QuotaService(
+            limiter=limiter, configured_kinds=configured_kinds(account.limits), account=account.name
+        ),
         paths=SharedPaths(tasks=service, operations=operations, dedupe=dedupe, toloka=toloka),
     )
 

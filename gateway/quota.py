@@ -39,8 +39,11 @@ class QuotaReader(Protocol):
 class QuotaService:
     """GetQuota and its REST twin."""
 
-    def __init__(self, *, limiter: QuotaReader, configured_kinds: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, *, limiter: QuotaReader, configured_kinds: frozenset[str] = frozenset(), account: str = ""
+    ) -> None:
         self._limiter = limiter
+        self.account = account  # the Toloka account whose limits these are
         # A kind a limit names in the config counts too, even one the gateway never sends itself.
         self._kinds = (REQUEST_KINDS | configured_kinds) - {ALL_KINDS}
 
@@ -51,6 +54,7 @@ class QuotaService:
             limits=[_limit_proto(state) for state in snapshot.limits],
             degraded=snapshot.degraded,
             toloka_cooldown=_duration(snapshot.cooldown),
+            account=self.account,
         )
 
     async def read(self, kind: str, call: Call) -> QuotaSnapshot:
@@ -72,10 +76,11 @@ class QuotaService:
         return await self._limiter.peek(caller=call.caller, kind=kind or None)
 
 
-def as_json(snapshot: QuotaSnapshot) -> dict[str, Any]:
+def as_json(snapshot: QuotaSnapshot, account: str = "") -> dict[str, Any]:
     """The REST answer: the gRPC message's fields, durations in seconds (`period_s`, `next_unit_in_s`,
     `toloka_cooldown_s`)."""
     return {
+        "account": account,
         "limits": [
             {
                 "name": s.charge.spec.name,

@@ -10,6 +10,7 @@ import grpc
 from gateway.api.toloka.gateway.v1 import gateway_pb2 as pb
 from gateway.cli import summary
 from gateway.cli.commands import OK, connected, fail
+from gateway.settings.accounts import DEFAULT_ACCOUNT
 
 _UNITS = {pb.LIMIT_UNIT_REQUESTS: "requests", pb.LIMIT_UNIT_TASKS: "tasks"}
 HEADER = ("LIMIT", "KINDS", "UNIT", "CAPACITY", "PER", "REMAINING", "NEXT UNIT IN")
@@ -57,6 +58,8 @@ def table(reply: pb.GetQuotaResponse) -> list[str]:
         lines.append(f"Toloka answered 429: requests are held back for {_seconds(cooldown)} more")
     if reply.degraded:
         lines.append("degraded: Redis is unreachable; REMAINING is this replica's local share")
+    if reply.account and reply.account != DEFAULT_ACCOUNT:  # a gateway of named accounts
+        lines.append(f"account: {reply.account}")
     return lines
 
 

@@ -2,8 +2,8 @@
 
 The caller is the one the request's gateway token names, identified and authorised as for its
 `/api/v1` requests (a `rest` rule must allow `GET /gateway/v1/quota`; `"GET"` does). The body:
-`{"limits": [{name, caller, kinds, unit, capacity, period_s, remaining, next_unit_in_s, shadow}],
-"degraded", "toloka_cooldown_s"}` (`gateway.quota.as_json`); an unknown kind is a 400
+`{"account", "limits": [{name, caller, kinds, unit, capacity, period_s, remaining, next_unit_in_s,
+shadow}], "degraded", "toloka_cooldown_s"}` (`gateway.quota.as_json`); an unknown kind is a 400
 VALIDATION_ERROR naming it.
 """
 
@@ -35,4 +35,4 @@ def check_quota_request(request: web.Request) -> None:
 async def quota_response(request: web.Request, call: Call, quota: QuotaService) -> web.Response:
     """The limits that apply to `call.caller` in its account now, narrowed to `?kind=` when given."""
     snapshot = await quota.read(request.query.get(KIND_PARAM, ""), call)
-    return json_response(as_json(snapshot))
+    return json_response(as_json(snapshot, quota.account))

@@ -109,6 +109,13 @@ async def test_quota_shows_the_account_the_account_flag_or_variable_names(tmp_pa
         refused = await run_cli("quota", "--account", "nope", "--caller", "cli", target=target_of(gw))
     finally:
         await gw.close()
-    names = [[q["name"] for q in json.loads(r.out)["limits"]] for r in (default, flagged, from_env)]
-    assert names == [["prod_reads"], ["sandbox_reads"], ["sandbox_reads"]]
+    replies = [json.loads(r.out) for r in (default, flagged, from_env)]
+    assert [[q["name"] for q in reply["limits"]] for reply in replies] == [
+        ["prod_reads"],
+        ["sandbox_reads"],
+        ["sandbox_reads"],
+    ]
+    assert [reply["account"] for reply in replies] == ["production", "sandbox", "sandbox"]
+    # The table names a named account (a single-account gateway's "default" is left out: see above).
+    assert table(pb.GetQuotaResponse(account="sandbox"))[-1] == "account: sandbox"
     assert refused.code == 1 and "PERMISSION_DENIED" in refused.err and "nope" in refused.err

@@ -171,6 +171,7 @@ async def test_get_quota_answers_for_the_account_the_call_names(fleet: Fleet) ->
         reply = await second.stub.GetQuota(
             pb.GetQuotaRequest(), metadata=metadata("labelling", account), timeout=10
         )
+        assert reply.account == account
         return {limit.name: limit.remaining for limit in reply.limits}
 
     assert await quota("production") == {"prod_creates": 2}
@@ -180,6 +181,7 @@ async def test_get_quota_answers_for_the_account_the_call_names(fleet: Fleet) ->
         assert r.status == 200, await r.text()
         body = await r.json()
     assert [(x["name"], x["remaining"]) for x in body["limits"]] == [("prod_creates", 2)]
+    assert body["account"] == "production"  # analytics' one account
 
 
 async def test_an_account_the_caller_may_not_use_is_refused_before_anything_is_spent(fleet: Fleet) -> None:

@@ -52,6 +52,7 @@ async def test_quota_answers_the_callers_limits_after_its_requests_spent_them(li
     status, body = await get(limited, QUOTA)
     assert status == 200
     assert body == {
+        "account": "default",
         "limits": [
             {"name": "account", "caller": "", "kinds": ["*"], "unit": "requests", "capacity": 100,
              "period_s": 60.0, "remaining": 98, "next_unit_in_s": 0.0, "shadow": False},
