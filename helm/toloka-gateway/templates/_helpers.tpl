@@ -118,6 +118,69 @@ the env var defined just before REDIS_URL). A literal password in the URL fails 
 {{- end }}
 
 {{/*
+Toloka accounts (values `accounts`): each account's key is its Secret's one key, mounted read-only at
+<accountsDir>/<account>/api-key; config [accounts.<account>] api_key_file points there.
+*/}}
+{{- define "toloka-gateway.accountsDir" -}}/var/run/secrets/toloka-gateway/accounts{{- end }}
+{{- define "toloka-gateway.accountKeyFile" -}}
+{{- include "toloka-gateway.accountsDir" "" }}/{{ . }}/api-key
+{{- end }}
+{{/* The volume of an account's Secret: a DNS label whatever the account name (`_` allowed there). */}}
+{{- define "toloka-gateway.accountVolume" -}}
+{{- printf "account-%s-%s" (. | replace "_" "-") (sha256sum . | trunc 8) }}
+{{- end }}
+
+{{/* The accounts callers may use: the names in `accounts`, or `default` (the one account) without them. */}}
+{{- define "toloka-gateway.accountNames" -}}
+{{- if .Values.accounts }}{{ keys .Values.accounts | sortAlpha | join ", " }}{{ else }}default{{ end }}
+{{- end }}
+
+{{/* The account of calls that name none: `default` if declared, else the first in the config (names sort). */}}
+{{- define "toloka-gateway.defaultAccount" -}}
+{{- if hasKey .Values.accounts "default" }}default{{ else }}{{ keys .Values.accounts | sortAlpha | first }}{{ end }}
+{{- end }}
+
+{{/* Fails rendering on an account the gateway would refuse, and on single-account values that `accounts` replaces. */}}
+{{- define "toloka-gateway.validateAccounts" -}}
+{{- $accounts := .Values.accounts | default dict }}
+{{- range $name, $a := $accounts }}
+{{- if not (regexMatch "^[a-z][a-z0-9_-]{0,31}$" $name) }}
+{{- fail (printf "accounts: %q is not a valid account name: 1-32 characters of a-z, 0-9, '-' and '_', starting with a letter" $name) }}
+{{- end }}
+{{- if not (kindIs "map" $a) }}
+{{- fail (printf "accounts.%s must be a map: {url, existingSecret, secretKey, ...}" $name) }}
+{{- end }}
+{{- if not $a.url }}
+{{- fail (printf "accounts.%s.url is required: the account's Toloka URL (https://toloka.dev, https://sandbox.toloka.dev, or emulator)" $name) }}
+{{- end }}
+{{- if and (not $a.existingSecret) (ne $a.url "emulator") }}
+{{- fail (printf "accounts.%s.existingSecret is required: the name of an existing Secret that holds the account's Toloka API key (create it with `kubectl create secret generic toloka-%s --from-literal=api-key=...`)" $name $name) }}
+{{- end }}
+{{- end }}
+{{- if $accounts }}
+{{- if .Values.toloka.apiKeySecret.name }}
+{{- fail "toloka.apiKeySecret.name is set, but with `accounts` every account has its own key: give it to an account (accounts.<name>.existingSecret; name that account `default` to keep the Redis keys of a one-account gateway) and leave toloka.apiKeySecret.name empty" }}
+{{- end }}
+{{- if .Values.toloka.actUnderAccountId }}
+{{- fail "toloka.actUnderAccountId is set, but with `accounts` it is not used: set accounts.<name>.actUnderAccountId instead" }}
+{{- end }}
+{{- end }}
+{{- $known := include "toloka-gateway.accountNames" . }}
+{{- $names := ternary (keys $accounts) (list "default") (gt (len $accounts) 0) }}
+{{- $granted := dict "auth.default" (.Values.auth.default | default dict) }}
+{{- range $caller, $perms := .Values.auth.callers }}
+{{- $_ := set $granted (printf "auth.callers.%s" $caller) ($perms | default dict) }}
+{{- end }}
+{{- range $where, $perms := $granted }}
+{{- range $perms.accounts | default list }}
+{{- if not (has . $names) }}
+{{- fail (printf "%s.accounts: %q is not an account of this gateway (accounts: %s)" $where . $known) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Seconds of NOT_SERVING between SIGTERM and the listener closing (env GATEWAY_SHUTDOWN_DELAY):
 server.shutdownDelaySeconds, or when null the time the readiness probe needs to see the change
 (periodSeconds x failureThreshold) plus server.shutdownDelayMarginSeconds for it to propagate.
@@ -151,6 +214,7 @@ server.shutdownDelaySeconds, or when null the time the readiness probe needs to 
 {{- fail "redis.tls, redis.cluster and redis.passwordSecret need redis.url or redis.existingSecret" }}
 {{- end }}
 {{- include "toloka-gateway.validateAuth" . }}
+{{- include "toloka-gateway.validateAccounts" . }}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (eq (kindIs "invalid" $pdb.maxUnavailable) (kindIs "invalid" $pdb.minAvailable)) }}
 {{- fail "podDisruptionBudget: set exactly one of maxUnavailable and minAvailable (the other null)" }}
@@ -174,11 +238,14 @@ server.shutdownDelaySeconds, or when null the time the readiness probe needs to 
 ]
 {{- end }}
 
-{{/* Permissions ({methods, pools}) as the TOML keys gateway/settings/ reads; an omitted list means ["*"]. */}}
+{{/* Permissions ({methods, pools, rest, accounts}) as the TOML keys gateway/settings/ reads; an omitted list means ["*"]. */}}
 {{- define "toloka-gateway.tomlPermissions" -}}
 methods = {{ (hasKey . "methods" | ternary .methods (list "*")) | toJson }}
 pools = {{ (hasKey . "pools" | ternary .pools (list "*")) | toJson }}
 {{- if hasKey . "rest" }}
 rest = {{ .rest | toJson }}
+{{- end }}
+{{- if hasKey . "accounts" }}
+accounts = {{ .accounts | toJson }}
 {{- end }}
 {{- end }}
