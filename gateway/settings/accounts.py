@@ -17,7 +17,8 @@ An account's key comes from an environment variable or a file, never from the co
 An account without its own `rate_limits` table gets the `[rate_limits]` group's (by default Toloka's
 published limits), counted in its own key space.
 
-The default account is the one named `default`, else the first declared. Without `[accounts]`, today's
+The default account (the one calls go to when they name none and their caller lists no accounts) is
+the top-level `default_account`, else the one named `default`, else the first declared. Without `[accounts]`, today's
 single configuration (`[toloka]`, `TOLOKA_*`, `[rate_limits]`) is the account `default`, with the Redis
 keys it has always used; every other account's keys live under their own prefix, so two accounts
 never share an operation id, a lease or a limit.
@@ -183,12 +184,21 @@ def accounts_from(
     """AccountSettings from `[accounts]`, or the one account `default` made of `[toloka]` and
     `[rate_limits]` when the config has no `[accounts]`."""
     table = section(config, "accounts")
+    chosen = config.get("default_account")
     if not table:
+        if chosen not in (None, DEFAULT_ACCOUNT):
+            raise SettingsError(
+                f"default_account: {chosen!r} is not an account; the config has no [accounts]"
+            )
         return single_account(toloka, limits)
     accounts: dict[str, Account] = {}
     for name, item in table.items():
         if not isinstance(item, Mapping):
             raise SettingsError(f"config [accounts.{name}] must be a table (url, api_key_env, ...)")
         accounts[str(name)] = _account(str(name), item, env, toloka, limits)
-    default = DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in accounts else next(iter(accounts))
+    if chosen is not None and (not isinstance(chosen, str) or chosen not in accounts):
+        raise SettingsError(
+            f"default_account: no account {chosen!r} (accounts: {', '.join(sorted(accounts))})"
+        )
+    default = chosen or (DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in accounts else next(iter(accounts)))
     return AccountSettings(accounts, default)

@@ -125,6 +125,12 @@ def test_two_accounts_load_into_the_gateway_with_their_own_url_key_and_limits(
         assert dict(limits.caller_quotas) == {"labelling": labelling_quota}
 
 
+def test_default_account_names_where_calls_go_when_they_name_none(render: Any, tmp_path: Path) -> None:
+    rendered = render({**ACCOUNTS, "defaultAccount": "sand_box"})
+    assert load_as_deployed(rendered, tmp_path).toloka_accounts.default == "sand_box"  # not the first
+    assert "default_account" not in render(ACCOUNTS).config_toml
+
+
 def test_caller_accounts_reach_the_gateway_when_auth_lists_them(render: Any, tmp_path: Path) -> None:
     auth = load_as_deployed(render(ACCOUNTS), tmp_path).auth
     labelling, analytics = auth.permissions_for("labelling"), auth.permissions_for("analytics")
@@ -286,6 +292,10 @@ EMULATOR = {"url": "emulator"}
         (
             with_accounts({"prod": EMULATOR}, toloka={"actUnderAccountId": "1"}),
             "toloka.actUnderAccountId is set, but with `accounts` it is not used",
+        ),
+        (
+            with_accounts({"prod": EMULATOR}, defaultAccount="sandbox"),
+            'defaultAccount: "sandbox" is not an account of this gateway (accounts: prod)',
         ),
     ],
 )

@@ -98,6 +98,16 @@ def test_single_configuration_is_the_default_account_with_its_keys_when_no_accou
     assert default.scoped("tgw") == "tgw" and default.limits.key_prefix == settings.limits.key_prefix
 
 
+def test_default_account_names_the_account_calls_go_to_when_it_is_set(tmp_path: Path) -> None:
+    text = 'default_account = "sandbox"\n' + TWO_ACCOUNTS
+    settings = load(env={"PROD_KEY": "k"}, config_path=_config(tmp_path, text))
+    assert settings.toloka_accounts.default == "sandbox"  # not the first declared
+    assert (
+        settings.toloka.url == "https://sandbox.toloka.dev"
+        and settings.limits.key_prefix == "tgw:acct:sandbox"
+    )
+
+
 def test_account_named_default_keeps_the_old_key_space_when_accounts_are_given(tmp_path: Path) -> None:
     text = '[accounts.sandbox]\nurl = "emulator"\n[accounts.default]\nurl = "emulator"\n'
     config = read_config(_config(tmp_path, text))
@@ -132,6 +142,12 @@ def test_account_named_default_keeps_the_old_key_space_when_accounts_are_given(t
         ),
         ('[accounts.prod]\nurl = "emulator"\n[auth.default]\naccounts = []\n', {}, "non-empty list"),
         ('[accounts.prod]\nurl = "https://t"\napi_key_file = "/nonexistent/k"\n', {}, "cannot read"),
+        (
+            'default_account = "prod"\n[accounts.dev]\nurl = "emulator"\n',
+            {},
+            "no account 'prod' (accounts: dev)",
+        ),
+        ('default_account = "prod"\n', {}, "the config has no [accounts]"),
     ],
 )
 def test_account_config_is_refused_naming_the_problem_when_it_is_wrong(

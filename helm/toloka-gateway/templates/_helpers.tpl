@@ -137,7 +137,7 @@ Toloka accounts (values `accounts`): each account's key is its Secret's one key,
 
 {{/* The account of calls that name none: `default` if declared, else the first in the config (names sort). */}}
 {{- define "toloka-gateway.defaultAccount" -}}
-{{- if hasKey .Values.accounts "default" }}default{{ else }}{{ keys .Values.accounts | sortAlpha | first }}{{ end }}
+{{- if .Values.defaultAccount }}{{ .Values.defaultAccount }}{{ else if hasKey .Values.accounts "default" }}default{{ else }}{{ keys .Values.accounts | sortAlpha | first }}{{ end }}
 {{- end }}
 
 {{/* Fails rendering on an account the gateway would refuse, and on single-account values that `accounts` replaces. */}}
@@ -167,6 +167,11 @@ Toloka accounts (values `accounts`): each account's key is its Secret's one key,
 {{- end }}
 {{- $known := include "toloka-gateway.accountNames" . }}
 {{- $names := ternary (keys $accounts) (list "default") (gt (len $accounts) 0) }}
+{{- with .Values.defaultAccount }}
+{{- if not (has . $names) }}
+{{- fail (printf "defaultAccount: %q is not an account of this gateway (accounts: %s)" . $known) }}
+{{- end }}
+{{- end }}
 {{- $granted := dict "auth.default" (.Values.auth.default | default dict) }}
 {{- range $caller, $perms := .Values.auth.callers }}
 {{- $_ := set $granted (printf "auth.callers.%s" $caller) ($perms | default dict) }}
