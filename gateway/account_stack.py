@@ -104,8 +104,9 @@ class AccountStacks:
         self.default = self._stacks[default]
 
     def of(self, call: Call) -> AccountStack:
-        """The stack of the call's account (the default one for a call that names none)."""
-        return self._stacks[call.account] if call.account else self.default
+        """The stack of the call's account, which its authorisation set (a call that was not
+        authorised has none, and fails here rather than reaching an account)."""
+        return self._stacks[call.account]
 
     def __iter__(self) -> Iterator[AccountStack]:
         return iter(self._stacks.values())

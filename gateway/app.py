@@ -122,13 +122,17 @@ class Gateway:
         accounts = s.toloka_accounts
         stacks: dict[str, AccountStack] = {}
         for name, account in accounts.accounts.items():
-            stacks[name] = stack = await build_account_stack(
-                account,
-                base_url=await self._toloka_url(account),
-                shared=shared,
-                server=s.server,
-                metrics=self.metrics,
-            )
+            try:
+                stacks[name] = stack = await build_account_stack(
+                    account,
+                    base_url=await self._toloka_url(account),
+                    shared=shared,
+                    server=s.server,
+                    metrics=self.metrics,
+                )
+            except BaseException:  # the accounts built so far are closed: stop() never sees them
+                await asyncio.gather(*(built.close() for built in stacks.values()))
+                raise
             self.metrics.watch_account(
                 name,
                 limiter=stack.limiter,
@@ -269,8 +273,9 @@ class Gateway:
             await self._server.stop(self.settings.server.grace_s if grace is None else grace)
         if self.rest is not None:
             await self.rest.close()
-        for stack in self.accounts or ():
-            await stack.close()
+        # Side by side: each account's close may wait for creates whose callers left (its dedupe
+        # lease), and those waits must not add up across accounts.
+        await asyncio.gather(*(stack.close() for stack in self.accounts or ()))
         await self.metrics.close()
         if self.shared is not None:
             await self.shared.close()  # the health's probe and the client, once, after every layer

@@ -157,9 +157,6 @@ class GatewayMetrics:
             self.registry.register(self._accounts)
         return self._accounts
 
-    def _watched(self, account: str) -> _Watched:
-        return self._account_collector().accounts.setdefault(account, _Watched())
-
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)

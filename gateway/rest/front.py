@@ -46,12 +46,12 @@ class HttpAuth(Protocol):
         """The caller's name, or Unauthenticated."""
         ...
 
-    def authorize_http(self, caller: str, method: str, path: str) -> None:
-        """PermissionDenied / Unauthenticated unless the request is allowed."""
+    def authorize_http(self, caller: str, method: str, path: str, account: str) -> None:
+        """PermissionDenied / Unauthenticated unless the request is allowed in `account`."""
         ...
 
-    def allowed_pools(self, caller: str) -> frozenset[str] | None:
-        """The pools the caller may use, or None for every pool."""
+    def allowed_pools(self, caller: str, account: str) -> frozenset[str] | None:
+        """The pools of `account` the caller may use, or None for every pool."""
         ...
 
     def account_for(self, caller: str, requested: str) -> str:
@@ -162,9 +162,9 @@ class RestFront:
         call.caller = self._auth.identify_http(
             request.headers.get("Authorization", ""), request.headers.get(self._caller_header, "")
         )
-        self._auth.authorize_http(call.caller, request.method, request.path)
-        call.pools = self._auth.allowed_pools(call.caller)
         call.account = self._auth.account_for(call.caller, request.headers.get(ACCOUNT_HEADER, ""))
+        self._auth.authorize_http(call.caller, request.method, request.path, call.account)
+        call.pools = self._auth.allowed_pools(call.caller, call.account)
         _check_path(request)
         call.deadline = request_deadline(call, request.headers.get(TIMEOUT_HEADER))
 

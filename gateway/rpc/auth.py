@@ -17,6 +17,7 @@ import grpc
 from gateway import errors
 from gateway.settings import ALL, AuthSettings, SettingsError
 from gateway.settings.accounts import DEFAULT_ACCOUNT
+from gateway.settings.auth import CallerPermissions
 
 ANONYMOUS = "anonymous"
 ACCOUNT_METADATA = "x-toloka-account"  # the REST front reads the header of the same name
@@ -68,9 +69,9 @@ class CallerAuth:
         """The Toloka account a call goes to: the one it names (`x-toloka-account` metadata or the
         `X-Toloka-Account` header), or the caller's default (its first account, else the gateway's
         default); PermissionDenied, naming the account, for one the caller may not use or this
-        gateway does not serve."""
-        perms = self._settings.permissions_for(caller)
-        allowed = (perms.accounts if perms is not None else None) or (self._default_account,)
+        gateway does not serve; Unauthenticated for an unknown caller."""
+        allowed = self._known(caller).accounts or (self._default_account,)
+        requested = requested.strip()
         if not requested:
             requested = allowed[0]
         if requested in allowed and requested in self._accounts:
@@ -130,13 +131,19 @@ class CallerAuth:
             )
         return caller_id or ANONYMOUS
 
-    def authorize_http(self, caller: str, method: str, path: str) -> None:
-        """PermissionDenied (or Unauthenticated for an unknown caller) unless the REST request is allowed."""
+    def _known(self, caller: str) -> CallerPermissions:
+        """The caller's permissions, or Unauthenticated for a caller this gateway does not admit."""
         perms = self._settings.permissions_for(caller)
         if perms is None:
             raise errors.Unauthenticated(
                 f"caller {caller!r} is not known to this gateway", reason="UNKNOWN_CALLER"
             )
+        return perms
+
+    def authorize_http(self, caller: str, method: str, path: str, account: str) -> None:
+        """PermissionDenied (or Unauthenticated for an unknown caller) unless the REST request is
+        allowed in `account`."""
+        perms = self._known(caller).in_account(account)
         if not perms.allows_rest(method, path):
             raise errors.PermissionDenied(
                 f"caller {caller!r} may not send {method} {path}",
@@ -163,20 +170,15 @@ class CallerAuth:
             raise errors.Unauthenticated("the token is not valid", reason="INVALID_BEARER_TOKEN")
         return found
 
-    def allowed_pools(self, caller: str) -> frozenset[str] | None:
-        """The pools an authorised caller may use, or None when it may use every pool."""
-        perms = self._settings.permissions_for(caller)
-        if perms is None or ALL in perms.pools:
-            return None
-        return perms.pools
+    def allowed_pools(self, caller: str, account: str) -> frozenset[str] | None:
+        """The pools of `account` an authorised caller may use, or None when it may use every pool."""
+        perms = self._known(caller).in_account(account)
+        return None if ALL in perms.pools else perms.pools
 
-    def authorize(self, caller: str, method: str, pools: Iterable[str]) -> None:
-        """PermissionDenied (or Unauthenticated for an unknown caller) unless the call is allowed."""
-        perms = self._settings.permissions_for(caller)
-        if perms is None:
-            raise errors.Unauthenticated(
-                f"caller {caller!r} is not known to this gateway", reason="UNKNOWN_CALLER"
-            )
+    def authorize(self, caller: str, method: str, pools: Iterable[str], account: str) -> None:
+        """PermissionDenied (or Unauthenticated for an unknown caller) unless the call is allowed in
+        `account` (the pools are that account's)."""
+        perms = self._known(caller).in_account(account)
         if not perms.allows_method(method):
             raise errors.PermissionDenied(
                 f"caller {caller!r} may not call {method}",

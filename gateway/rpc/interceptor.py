@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -102,9 +102,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
             def replies() -> AsyncIterator[Any]:
                 call.caller = self._auth.identify(context)
-                self._auth.authorize(call.caller, method, ())
-                call.pools = self._auth.allowed_pools(call.caller)
-                call.account = self._auth.account(context, call.caller)
+                self._authorize(method, (), context, call)
                 return behaviour(_messages(requests), call)
 
             async for reply in self._stream(method, context, call, replies):
@@ -153,12 +151,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         """
         call.caller = self._auth.identify(context)
         if incoming.refusal is not None or incoming.message is None:
-            self._auth.authorize(call.caller, method, ())
+            self._authorize(method, (), context, call)
             raise incoming.refusal or errors.InvalidArgument("the request is empty")
-        self._auth.authorize(call.caller, method, pools_of(incoming.message))
-        call.pools = self._auth.allowed_pools(call.caller)
-        call.account = self._auth.account(context, call.caller)
+        self._authorize(method, pools_of(incoming.message), context, call)
         return incoming.message
+
+    def _authorize(self, method: str, pools: Iterable[str], context: Context, call: Call) -> None:
+        """The call's Toloka account, then whether the caller may call `method` on `pools` in it
+        (a caller's rights may differ by account), then the pools it may use there."""
+        call.account = self._auth.account(context, call.caller)
+        self._auth.authorize(call.caller, method, pools, call.account)
+        call.pools = self._auth.allowed_pools(call.caller, call.account)
 
     async def _fail(self, context: Context, call: Call, exc: Exception) -> None:
         if isinstance(exc, errors.GatewayError):

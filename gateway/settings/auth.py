@@ -27,6 +27,13 @@ class CallerPermissions:
     rest: frozenset[str] | None = None
     # The Toloka accounts the caller may use, its default first; None: the gateway's default account.
     accounts: tuple[str, ...] | None = None
+    # What the caller may do in one of its accounts, when that differs (`[...per_account.<name>]`):
+    # pool ids are an account's own, so a caller's pools in one account mean nothing in another.
+    per_account: Mapping[str, CallerPermissions] = field(default_factory=dict)
+
+    def in_account(self, account: str) -> CallerPermissions:
+        """The caller's permissions in `account`: its `per_account` table's, else its own."""
+        return self.per_account.get(account, self)
 
     def allows_method(self, method: str) -> bool:
         """True when `method` (e.g. "SetReworkRules") is allowed."""
@@ -74,18 +81,42 @@ class AuthSettings:
         return None if self.require_known_callers else self.default
 
 
+_RIGHTS = ("methods", "pools", "rest")
+
+
 def _permissions(table: Any, where: str) -> CallerPermissions:
     if not isinstance(table, Mapping):
         raise SettingsError(f"config [{where}] must be a table with `methods` and `pools` lists")
-    unknown = set(table) - {"methods", "pools", "rest", "accounts"}
+    unknown = set(table) - {*_RIGHTS, "accounts", "per_account"}
     if unknown:
         raise SettingsError(f"config [{where}]: unknown key(s) {sorted(unknown)}")
-    rest = table.get("rest")
-    return CallerPermissions(
-        methods=frozenset(str(m) for m in table.get("methods", [ALL])),
-        pools=frozenset(str(p) for p in table.get("pools", [ALL])),
+    perms = replace(_rights(CallerPermissions(), table), accounts=_accounts(table.get("accounts"), where))
+    per_account = table.get("per_account", {})
+    if not isinstance(per_account, Mapping):
+        raise SettingsError(
+            f"config [{where}.per_account] must be a table of account -> {{methods, pools, rest}}"
+        )
+    overrides: dict[str, CallerPermissions] = {}
+    for account, rights in per_account.items():
+        inner = f"{where}.per_account.{account}"
+        if not isinstance(rights, Mapping) or set(rights) - set(_RIGHTS):
+            raise SettingsError(f"config [{inner}] must be a table of {', '.join(_RIGHTS)}")
+        if perms.accounts is not None and account not in perms.accounts:
+            raise SettingsError(
+                f"config [{inner}]: {account!r} is not one of the caller's accounts ({', '.join(perms.accounts)})"
+            )
+        overrides[str(account)] = replace(_rights(perms, rights), per_account={})
+    return replace(perms, per_account=overrides)
+
+
+def _rights(base: CallerPermissions, table: Mapping[str, Any]) -> CallerPermissions:
+    """`base` with the methods, pools and rest rules `table` gives (the others kept)."""
+    rest = table.get("rest", base.rest)
+    return replace(
+        base,
+        methods=frozenset(str(m) for m in table["methods"]) if "methods" in table else base.methods,
+        pools=frozenset(str(p) for p in table["pools"]) if "pools" in table else base.pools,
         rest=None if rest is None else frozenset(str(r).strip() for r in rest),
-        accounts=_accounts(table.get("accounts"), where),
     )
 
 

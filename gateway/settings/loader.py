@@ -93,7 +93,8 @@ def load(
 
 
 def _check_caller_accounts(auth: AuthSettings, accounts: AccountSettings) -> None:
-    """SettingsError naming the caller and the account when a caller is given an account that does not exist."""
+    """SettingsError naming the caller and the account when a caller is given an account that does not
+    exist, or permissions in an account it may not use."""
     named = [("auth.default", auth.default)] + [(f"auth.callers.{c}", p) for c, p in auth.callers.items()]
     for where, perms in named:
         for account in perms.accounts or ():
@@ -101,4 +102,11 @@ def _check_caller_accounts(auth: AuthSettings, accounts: AccountSettings) -> Non
                 raise SettingsError(
                     f"config [{where}].accounts: no account {account!r} "
                     f"(accounts: {', '.join(sorted(accounts.accounts))})"
+                )
+        usable = perms.accounts or (accounts.default,)
+        for account in perms.per_account:
+            if account not in usable:
+                raise SettingsError(
+                    f"config [{where}.per_account.{account}]: the caller may not use account {account!r} "
+                    f"(its accounts: {', '.join(usable)})"
                 )

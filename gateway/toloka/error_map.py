@@ -70,7 +70,8 @@ def error_from_response(
     }
     if is_credentials_rejected(status, data):
         return errors.Internal(
-            "Toloka rejected the gateway's own credentials; the operator must fix TOLOKA_API_KEY",
+            "Toloka rejected the gateway's own credentials for this account; the operator must fix its key "
+            "(TOLOKA_API_KEY, or the account's api_key_env / api_key_file)",
             reason="TOLOKA_CREDENTIALS_REJECTED",
             **kw,
         )

@@ -144,6 +144,34 @@ def test_caller_accounts_reach_the_gateway_when_auth_lists_them(render: Any, tmp
     assert load_as_deployed(render(values), tmp_path).auth.callers["ops"].accounts is None
 
 
+def test_a_callers_per_account_rights_reach_the_gateway_for_that_account_only(
+    render: Any, tmp_path: Path
+) -> None:
+    reads = {"methods": ["GetOperation", "GetQuota"], "pools": ["123"], "rest": ["GET"]}
+    values = merged(ACCOUNTS, {"auth": {"callers": {"labelling": {"perAccount": {"production": reads}}}}})
+    labelling = load_as_deployed(render(values), tmp_path).auth.callers["labelling"]
+    production, sandbox = labelling.in_account("production"), labelling.in_account("sand_box")
+    assert (production.methods, production.pools) == (
+        frozenset({"GetOperation", "GetQuota"}),
+        frozenset({"123"}),
+    )
+    assert production.rest == frozenset({"GET"})
+    assert (sandbox.methods, sandbox.pools, sandbox.rest) == (frozenset({"*"}), frozenset({"*"}), None)
+    # Only what a perAccount table names is replaced: the caller's pools stay where it names none.
+    partial = merged(
+        ACCOUNTS,
+        {
+            "auth": {
+                "callers": {
+                    "labelling": {"pools": ["7"], "perAccount": {"production": {"methods": ["GetOperation"]}}}
+                }
+            }
+        },
+    )
+    kept = load_as_deployed(render(partial), tmp_path).auth.callers["labelling"].in_account("production")
+    assert (kept.methods, kept.pools) == (frozenset({"GetOperation"}), frozenset({"7"}))
+
+
 def test_caller_may_name_the_default_account_when_the_chart_serves_one_account(
     render: Any, tmp_path: Path
 ) -> None:
@@ -296,6 +324,13 @@ EMULATOR = {"url": "emulator"}
         (
             with_accounts({"prod": EMULATOR}, defaultAccount="sandbox"),
             'defaultAccount: "sandbox" is not an account of this gateway (accounts: prod)',
+        ),
+        (
+            with_accounts(
+                {"prod": EMULATOR, "dev": EMULATOR},
+                auth={"callers": {"a": {"accounts": ["dev"], "perAccount": {"prod": {"pools": ["1"]}}}}},
+            ),
+            'auth.callers.a.perAccount.prod: the caller may not use account "prod" (its accounts: dev)',
         ),
     ],
 )

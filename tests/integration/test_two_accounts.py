@@ -42,6 +42,10 @@ listen = "127.0.0.1:0"
 accounts = ["production"]
 [auth.callers.labelling]
 accounts = ["sandbox", "production"]
+[auth.callers.labelling.per_account.production]   # in production: pool 1, and no pool writes
+methods = ["CreateTasks", "GetOperation", "WaitOperation", "GetQuota"]
+pools = ["1"]
+rest = ["GET"]
 """
 
 
@@ -210,3 +214,25 @@ async def test_start_up_names_each_account_and_where_it_goes(
     [named] = [line for line in lines if line.startswith("Toloka accounts:")]
     assert f"production (default) at {fleet.prod.url}; sandbox at {fleet.sandbox.url}" in named
     assert PROD_KEY not in "\n".join(lines) and SANDBOX_KEY not in "\n".join(lines)
+
+
+async def test_a_callers_rights_in_one_account_are_its_per_account_ones_there(fleet: Fleet) -> None:
+    first, second = fleet.replicas
+    other_pool = create()
+    other_pool.tasks[0].pool_id = "2"
+    await first.stub.CreateTasks(other_pool, metadata=metadata("labelling"), timeout=10)  # sandbox: any pool
+    with pytest.raises(grpc.aio.AioRpcError) as pool_refused:
+        await second.stub.CreateTasks(other_pool, metadata=metadata("labelling", "production"), timeout=10)
+    assert rich_status(pool_refused.value)["ErrorInfo"].reason == "POOL_NOT_ALLOWED"
+    rules = pb.SetReworkRulesRequest(pool_id="1")
+    with pytest.raises(grpc.aio.AioRpcError) as method_refused:
+        await second.stub.SetReworkRules(rules, metadata=metadata("labelling", "production"), timeout=10)
+    assert rich_status(method_refused.value)["ErrorInfo"].reason == "METHOD_NOT_ALLOWED"
+    url = f"http://127.0.0.1:{first.gateway.rest_port}/api/v1/pools/1/close"
+    async with aiohttp.ClientSession(headers={"X-Caller-Id": "labelling"}) as s:
+        async with s.post(url, headers={"X-Toloka-Account": "production"}) as r:
+            assert r.status == 403, await r.text()
+        async with s.get(f"http://127.0.0.1:{first.gateway.rest_port}/api/v1/pools/2") as r:
+            assert r.status == 200, await r.text()  # sandbox, any pool
+    assert fleet.posts(fleet.prod) == []  # nothing refused reached production
+    assert fleet.posts(fleet.sandbox) == [other_pool.operation_id]

@@ -148,6 +148,23 @@ def test_account_named_default_keeps_the_old_key_space_when_accounts_are_given(t
             "no account 'prod' (accounts: dev)",
         ),
         ('default_account = "prod"\n', {}, "the config has no [accounts]"),
+        (
+            '[accounts.prod]\nurl = "emulator"\n[accounts.dev]\nurl = "emulator"\n'
+            '[auth.callers.a]\naccounts = ["dev"]\n[auth.callers.a.per_account.prod]\npools = ["1"]\n',
+            {},
+            "'prod' is not one of the caller's accounts (dev)",
+        ),
+        (
+            '[accounts.prod]\nurl = "emulator"\n[accounts.dev]\nurl = "emulator"\n'
+            '[auth.callers.a.per_account.dev]\npools = ["1"]\n',
+            {},
+            "the caller may not use account 'dev' (its accounts: prod)",
+        ),
+        (
+            '[accounts.prod]\nurl = "emulator"\n[auth.callers.a.per_account.prod]\naccounts = ["prod"]\n',
+            {},
+            "must be a table of methods, pools, rest",
+        ),
     ],
 )
 def test_account_config_is_refused_naming_the_problem_when_it_is_wrong(
@@ -158,3 +175,14 @@ def test_account_config_is_refused_naming_the_problem_when_it_is_wrong(
         load(env=env, config_path=_config(tmp_path, text))
     assert message in str(refused.value)
     assert "s3cr3t" not in str(refused.value)
+
+
+def test_a_callers_per_account_rights_replace_only_what_they_name_in_that_account(tmp_path: Path) -> None:
+    text = TWO_ACCOUNTS + (
+        '[auth.callers.a]\naccounts = ["sandbox", "production"]\nmethods = ["*"]\npools = ["7"]\n'
+        '[auth.callers.a.per_account.production]\nmethods = ["GetOperation"]\n'
+    )
+    perms = load(env={"PROD_KEY": "k"}, config_path=_config(tmp_path, text)).auth.callers["a"]
+    production, sandbox = perms.in_account("production"), perms.in_account("sandbox")
+    assert (production.methods, production.pools) == (frozenset({"GetOperation"}), frozenset({"7"}))
+    assert (sandbox.methods, sandbox.pools) == (frozenset({"*"}), frozenset({"7"}))  # its own

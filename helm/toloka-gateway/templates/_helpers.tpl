@@ -176,10 +176,17 @@ Toloka accounts (values `accounts`): each account's key is its Secret's one key,
 {{- range $caller, $perms := .Values.auth.callers }}
 {{- $_ := set $granted (printf "auth.callers.%s" $caller) ($perms | default dict) }}
 {{- end }}
+{{- $default := include "toloka-gateway.defaultAccount" $ }}
 {{- range $where, $perms := $granted }}
 {{- range $perms.accounts | default list }}
 {{- if not (has . $names) }}
 {{- fail (printf "%s.accounts: %q is not an account of this gateway (accounts: %s)" $where . $known) }}
+{{- end }}
+{{- end }}
+{{- $usable := $perms.accounts | default (list (ternary $default "default" (gt (len $accounts) 0))) }}
+{{- range $account, $_ := $perms.perAccount | default dict }}
+{{- if not (has $account $usable) }}
+{{- fail (printf "%s.perAccount.%s: the caller may not use account %q (its accounts: %s)" $where $account $account (join ", " $usable)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -252,5 +259,14 @@ rest = {{ .rest | toJson }}
 {{- end }}
 {{- if hasKey . "accounts" }}
 accounts = {{ .accounts | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* A caller's rights in one account (perAccount.<account>): only what it names; the rest stays the caller's. */}}
+{{- define "toloka-gateway.tomlRights" -}}
+{{- range $key := list "methods" "pools" "rest" }}
+{{- if hasKey $ $key }}
+{{ $key }} = {{ get $ $key | toJson }}
+{{- end }}
 {{- end }}
 {{- end }}
