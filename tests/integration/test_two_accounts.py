@@ -236,3 +236,26 @@ async def test_a_callers_rights_in_one_account_are_its_per_account_ones_there(fl
             assert r.status == 200, await r.text()  # sandbox, any pool
     assert fleet.posts(fleet.prod) == []  # nothing refused reached production
     assert fleet.posts(fleet.sandbox) == [other_pool.operation_id]
+
+
+async def test_an_operation_is_read_only_through_the_account_that_made_it(fleet: Fleet) -> None:
+    first, second = fleet.replicas
+    made = await first.stub.CreateTasks(create(), metadata=metadata("labelling"), timeout=10)  # sandbox
+    read = pb.GetOperationRequest(operation_id=made.operation_id)
+    assert (await second.stub.GetOperation(read, metadata=metadata("labelling"), timeout=10)).operation.id
+    # Production's poller has no record of it: a caller limited to pools there is refused before any
+    # read; one that may read every pool asks production's Toloka, which never heard of it.
+    with pytest.raises(grpc.aio.AioRpcError) as limited:
+        await second.stub.GetOperation(read, metadata=metadata("labelling", "production"), timeout=10)
+    assert rich_status(limited.value)["ErrorInfo"].reason == "OPERATION_NOT_ALLOWED"
+    with pytest.raises(grpc.aio.AioRpcError) as unlimited:
+        await second.stub.GetOperation(read, metadata=metadata("analytics"), timeout=10)
+    assert unlimited.value.code() == grpc.StatusCode.NOT_FOUND
+    url = f"http://127.0.0.1:{first.gateway.rest_port}/api/v1/operations/{made.operation_id}"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, headers={"X-Caller-Id": "analytics"}) as r:
+            assert r.status == 404, await r.text()
+        async with s.get(url, headers={"X-Caller-Id": "labelling"}) as r:
+            assert r.status == 200 and (await r.json())["id"] == made.operation_id
+    asked = [r.path for r in fleet.prod.state.requests if r.method == "GET"]
+    assert asked == [f"/api/v1/operations/{made.operation_id}"] * 2  # analytics' two reads, nothing else
