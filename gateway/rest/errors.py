@@ -70,6 +70,8 @@ def _payload(error: errors.GatewayError) -> dict[str, Any]:
         payload[v.field] = {"code": v.reason or "INVALID_VALUE", "message": v.description}
     if isinstance(error, errors.RateLimited):
         payload["quota"] = [{"subject": q.subject, "description": q.description} for q in error.quota]
+        if "account" in error.metadata:  # the Toloka account whose limits refused
+            payload["account"] = error.metadata["account"]
     if error.retry_after is not None:
         payload["retry_after_seconds"] = round(error.retry_after, 3)
     if error.toloka_request_id:

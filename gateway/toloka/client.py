@@ -233,33 +233,37 @@ class TolokaClient:
         """
         idempotency = request.idempotency
         attempt = 0
-        while True:
-            attempt += 1
-            if tracing.enabled:
-                await self._acquire_traced(request, call)
-            else:
-                await self._limiter.acquire(request.kind, tasks=request.cost, call=call)
-            if idempotency.before_send is not None and attempt == 1:
-                await idempotency.before_send()
-            if tracing.enabled:
-                outcome = await self._attempt_traced(request, call, attempt)
-            else:
-                outcome = await self._attempt(request, call)
-            if isinstance(outcome, Reply):
-                self._retry.budget.on_success()
-                return outcome
-            self._retry.budget.on_failure()
-            if outcome.may_have_acted and not idempotency.resend_after_acted:
-                raise error_map.outcome_unknown(outcome.error)
-            self._retry.check_deadline(outcome.error, attempt, call.remaining())
-            if outcome.may_have_acted and idempotency.settle is not None:
-                settled = await idempotency.settle()
-                if settled is not None:
-                    return settled
-            delay = self._retry.delay(outcome.error, attempt, call.remaining())
-            if self._metrics is not None:
-                self._metrics.observe_toloka_retry(request.kind, self._account)
-            await self._retry.pause(delay)
+        try:
+            while True:
+                attempt += 1
+                if tracing.enabled:
+                    await self._acquire_traced(request, call)
+                else:
+                    await self._limiter.acquire(request.kind, tasks=request.cost, call=call)
+                if idempotency.before_send is not None and attempt == 1:
+                    await idempotency.before_send()
+                if tracing.enabled:
+                    outcome = await self._attempt_traced(request, call, attempt)
+                else:
+                    outcome = await self._attempt(request, call)
+                if isinstance(outcome, Reply):
+                    self._retry.budget.on_success()
+                    return outcome
+                self._retry.budget.on_failure()
+                if outcome.may_have_acted and not idempotency.resend_after_acted:
+                    raise error_map.outcome_unknown(outcome.error)
+                self._retry.check_deadline(outcome.error, attempt, call.remaining())
+                if outcome.may_have_acted and idempotency.settle is not None:
+                    settled = await idempotency.settle()
+                    if settled is not None:
+                        return settled
+                delay = self._retry.delay(outcome.error, attempt, call.remaining())
+                if self._metrics is not None:
+                    self._metrics.observe_toloka_retry(request.kind, self._account)
+                await self._retry.pause(delay)
+        except errors.RateLimited as e:  # whose budget refused: the limit names are the account's own
+            e.metadata.setdefault("account", self._account)
+            raise
 
     async def _acquire_traced(self, request: TolokaRequest, call: Call) -> None:
         """The limiter's admission inside its span (a refusal marks the span an error)."""

@@ -161,6 +161,17 @@ async def test_each_account_spends_only_its_own_limits_across_replicas(fleet: Fl
     details = rich_status(refused.value)
     assert details["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert [v.subject for v in details["QuotaFailure"].violations] == ["prod_creates"]
+    assert details["ErrorInfo"].metadata["account"] == "production"  # whose budget refused it
+    url = (
+        f"http://127.0.0.1:{first.gateway.rest_port}/api/v1/tasks?operation_id={uuid.uuid4()}&async_mode=true"
+    )
+    task = {"pool_id": "1", "overlap": 1, "input_values": {"image": "a"}}
+    async with (
+        aiohttp.ClientSession(headers={"X-Caller-Id": "analytics"}) as s,
+        s.post(url, json=[task]) as r,
+    ):
+        assert r.status == 429, await r.text()
+        assert (await r.json())["payload"]["account"] == "production"
     # The sandbox's budget is untouched by production's flood.
     for replica in (first, second):
         await replica.stub.CreateTasks(create(), metadata=metadata("labelling"), timeout=10)
