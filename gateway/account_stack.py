@@ -23,12 +23,15 @@ from gateway.operations.tracker import OperationTracker
 from gateway.prepared_create import PreparedCreate
 from gateway.quota import QuotaService, configured_kinds
 from gateway.ratelimit import AdmissionLimiter
+from gateway.ratelimit.decision import limit_key
 from gateway.ratelimit.factory import build_rate_limiter
 from gateway.rest import SharedPaths
 from gateway.rework import ReworkService, build_rework_service
 from gateway.service import GatewayService
-from gateway.settings import ServerSettings
-from gateway.settings.accounts import Account
+from gateway.settings import ServerSettings, Settings
+from gateway.settings.accounts import DEFAULT_ACCOUNT, Account
+from gateway.settings.parsing import section
+from gateway.settings.rate_limits import rate_limits_from
 from gateway.shared_state import SharedRedis
 from gateway.toloka.client import TolokaClient
 
@@ -113,3 +116,22 @@ class AccountStacks:
 
     def __len__(self) -> int:
         return len(self._stacks)
+
+
+async def one_account_windows_in_use(settings: Settings, shared: SharedRedis) -> list[str]:
+    """The global limits whose windows, in the keys a one-account gateway uses, hold admissions now
+    while no configured account uses those keys (none is named `default`).
+
+    Replicas from before `[accounts]` (a rolling upgrade) or an account renamed away from `default`
+    spend there a budget that none of this gateway's accounts counts. One EXISTS per limit, all in
+    the `{prefix}` slot; [] when the accounts include `default` or Redis does not answer.
+    """
+    if not settings.raw_config.get("accounts") or DEFAULT_ACCOUNT in settings.toloka_accounts.accounts:
+        return []
+    limits = rate_limits_from(section(settings.raw_config, "rate_limits"), {})
+    redis = await shared.ready()
+    used = []
+    for spec in limits.limits:
+        if await redis.exists(limit_key(limits.key_prefix, spec, None)):
+            used.append(spec.name)
+    return used

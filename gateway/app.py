@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from gateway.account_stack import AccountStack, AccountStacks, build_account_stack
+from gateway.account_stack import AccountStack, AccountStacks, build_account_stack, one_account_windows_in_use
 from gateway.dedupe.store import Deduplicator
 from gateway.observability import tracing
 from gateway.observability.metrics import GatewayMetrics
@@ -203,6 +203,8 @@ class Gateway:
         self._start_tracing()
         shared = self.shared = await self._connect_redis(s.redis_url) if s.redis_url else None
         accounts = self.accounts = await self._build_accounts(shared)
+        if shared is not None:
+            await self._warn_of_one_account_windows(shared)
         if s.observability.metrics_listen:
             self.metrics_port = await self.metrics.serve(s.observability.metrics_listen)
         auth = CallerAuth(
@@ -233,6 +235,20 @@ class Gateway:
         log_startup(log, s, default.base_url, emulator, port=self.port, metrics_port=self.metrics_port)
         self._log_accounts()
         self._log_rest()
+
+    async def _warn_of_one_account_windows(self, shared: SharedRedis) -> None:
+        """Warn when replicas of a one-account gateway still spend limits no account here counts."""
+        try:
+            used = await one_account_windows_in_use(self.settings, shared)
+        except (RedisError, OSError):
+            return  # degraded start: nothing to compare with
+        if used:
+            log.warning(
+                f"Redis holds recent admissions of a one-account gateway (limits {', '.join(used)}) that "
+                "none of the [accounts] counts: replicas from before [accounts], or an account renamed. "
+                "Name that Toloka account `default` in [accounts] to share its budget and records",
+                extra={"limits": used},
+            )
 
     def _log_accounts(self) -> None:
         """With several Toloka accounts, one line naming each and where it goes."""

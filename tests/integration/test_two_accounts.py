@@ -270,3 +270,30 @@ async def test_an_operation_is_read_only_through_the_account_that_made_it(fleet:
             assert r.status == 200 and (await r.json())["id"] == made.operation_id
     asked = [r.path for r in fleet.prod.state.requests if r.method == "GET"]
     assert asked == [f"/api/v1/operations/{made.operation_id}"] * 2  # analytics' two reads, nothing else
+
+
+async def test_start_up_warns_when_a_one_account_gateway_still_spends_limits_no_account_counts(
+    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    limits = '[rate_limits]\nlimits = [{ name = "creates", kinds = ["create_tasks"], capacity = 9, period = "1h" }]\n'
+    caplog.set_level(logging.WARNING, logger="gateway")
+    async with EmulatorServer() as emulator:
+
+        async def warnings_of(config_text: str, env: dict[str, str] | None = None) -> list[str]:
+            caplog.clear()
+            config = write_config(tmp_path, config_text)
+            replica = await start_gateway(
+                toloka_url=str(emulator.url), config_path=config, redis_url=redis_url, env=env
+            )
+            await replica.stub.CreateTasks(create(), metadata=metadata("analytics"), timeout=10)
+            await replica.close()
+            return [r.getMessage() for r in caplog.records if "one-account gateway" in r.getMessage()]
+
+        accounts = f'[accounts.{{}}]\nurl = "{emulator.url}"\napi_key_env = "PROD_KEY"\n'
+        env = {"PROD_KEY": PROD_KEY}
+        assert await warnings_of(accounts.format("production"), env) == []  # nothing spent the old keys yet
+        assert await warnings_of(limits) == []  # a replica from before [accounts], still serving
+        [warned] = await warnings_of(limits + accounts.format("production"), env)
+        assert "limits creates" in warned and "`default`" in warned
+        # Named `default`, the account shares those keys: nothing is left uncounted.
+        assert await warnings_of(limits + accounts.format("default"), env) == []
