@@ -60,33 +60,30 @@ class Gateway:
         """True while the shared state (Redis) is unreachable and every layer runs on its local twin."""
         return self.shared is not None and self.shared.health.down
 
-    def _default_part(self, name: str) -> Any:
-        return None if self.accounts is None else getattr(self.accounts.default, name)
-
     @property
     def toloka(self) -> TolokaClient | None:
         """The default account's Toloka client (None before start)."""
-        return self._default_part("toloka")  # type: ignore[no-any-return]
+        return None if self.accounts is None else self.accounts.default.toloka
 
     @property
     def limiter(self) -> RateLimiter | None:
         """The default account's rate limiter."""
-        return self._default_part("limiter")  # type: ignore[no-any-return]
+        return None if self.accounts is None else self.accounts.default.limiter
 
     @property
     def dedupe(self) -> Deduplicator | None:
         """The default account's dedupe store."""
-        return self._default_part("dedupe")  # type: ignore[no-any-return]
+        return None if self.accounts is None else self.accounts.default.dedupe
 
     @property
     def operations(self) -> OperationTracker | None:
         """The default account's operation poller."""
-        return self._default_part("operations")  # type: ignore[no-any-return]
+        return None if self.accounts is None else self.accounts.default.operations
 
     @property
     def rework(self) -> ReworkService | None:
         """The default account's rework use cases."""
-        return self._default_part("rework")  # type: ignore[no-any-return]
+        return None if self.accounts is None else self.accounts.default.rework
 
     def _report_degraded(self, down: bool) -> None:
         """Keep the health service `REDIS_HEALTH_SERVICE` in step with the shared health.

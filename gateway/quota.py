@@ -23,9 +23,7 @@ MAX_ECHOED = 64  # of an unknown kind, echoed in the error
 
 def configured_kinds(settings: RateLimitSettings) -> frozenset[str]:
     """Every kind a configured limit names (global, default quota, or a caller's quota)."""
-    specs = [*settings.limits, *settings.default_caller_quota]
-    specs += [s for quota in settings.caller_quotas.values() for s in quota]
-    return frozenset(k for s in specs for k in s.kinds)
+    return frozenset(k for s in settings.every_spec for k in s.kinds)
 
 
 class QuotaReader(Protocol):

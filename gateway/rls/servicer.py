@@ -33,6 +33,7 @@ import grpc
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from gateway.observability.metrics import GatewayMetrics
+from gateway.quota import configured_kinds
 from gateway.ratelimit import AdmissionLimiter, Decision, Hit
 from gateway.rls.answer import Status, response, statuses
 from gateway.rls.descriptors import AccountHit, hits_for
@@ -59,13 +60,6 @@ class _Account:
         return kind if kind in self.known_kinds else OTHER
 
 
-def _known_kinds(limiter: AdmissionLimiter) -> frozenset[str]:
-    limits = limiter.settings
-    specs = [*limits.limits, *limits.default_caller_quota]
-    specs += [s for quota in limits.caller_quotas.values() for s in quota]
-    return frozenset(k for s in specs for k in s.kinds)
-
-
 class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[misc]
     """Answers ShouldRateLimit for `settings.domain`, each descriptor from its account's limiter."""
 
@@ -81,7 +75,9 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ignore[
         without an `account` entry."""
         if default_account not in limiters:
             raise ValueError(f"the default account {default_account!r} is not among the limiters")
-        self._accounts = {name: _Account(name, lim, _known_kinds(lim)) for name, lim in limiters.items()}
+        self._accounts = {
+            name: _Account(name, lim, configured_kinds(lim.settings)) for name, lim in limiters.items()
+        }
         self._default = self._accounts[default_account]
         self._settings = settings
         self._metrics = metrics

@@ -22,6 +22,12 @@ class RateLimitSettings:
     degraded_share: float = 0.34
     key_prefix: str = "tgw"
 
+    @property
+    def every_spec(self) -> tuple[LimitSpec, ...]:
+        """Every limit the group configures: the global ones, the default quota, each caller's quota."""
+        quotas = (s for quota in self.caller_quotas.values() for s in quota)
+        return (*self.limits, *self.default_caller_quota, *quotas)
+
     def quota_for(self, caller: str) -> tuple[LimitSpec, ...]:
         """The caller's own limits, or the default quota for callers not named."""
         return self.caller_quotas.get(caller, self.default_caller_quota)

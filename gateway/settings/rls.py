@@ -48,10 +48,7 @@ def rls_from(
     shadow = rls.shadow_limits
     if isinstance(shadow, str) or not all(isinstance(name, str) for name in shadow):
         raise SettingsError("rls.shadow_limits: expected a list of limit names")
-    known: set[str] = set()
-    for group in (limits, *more):
-        known |= {s.name for s in group.limits} | {s.name for s in group.default_caller_quota}
-        known |= {s.name for quota in group.caller_quotas.values() for s in quota}
+    known = {s.name for group in (limits, *more) for s in group.every_spec}
     unknown = sorted(set(shadow) - known)
     if unknown:
         raise SettingsError(f"rls.shadow_limits: no limit is named {', '.join(map(repr, unknown))}")
